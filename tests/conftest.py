@@ -1,0 +1,33 @@
+"""Shared fixtures: where the real data lives, and small datasets."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.environ.get("TIGER_SHARED_DATA",
+                             os.path.join(REPO, "..", "shared", "data", "amazon2014"))
+
+
+def shared_dir(category: str) -> str:
+  """The shared S3-Rec folder of a category, or skip the test with the reason."""
+  path = os.path.join(SHARED_DATA, category)
+  if not os.path.exists(os.path.join(path, "sequences.txt")):
+    pytest.skip(f"real data absent: {path}/sequences.txt not found "
+                "(set TIGER_SHARED_DATA to the amazon2014 folder)")
+  return path
+
+
+@pytest.fixture
+def tiny_dataset():
+  from tiger_jax.data import Dataset
+  seqs = [[0, 1, 2, 3, 4], [2, 3, 5], [5, 4, 3, 2, 1, 0], [1, 5, 0, 2]]
+  return Dataset(name="tiny", user_ids=[f"u{i}" for i in range(4)],
+                 item_ids=[f"i{i}" for i in range(6)],
+                 sequences=[np.asarray(s, np.int32) for s in seqs],
+                 item_text=[f"item {i}" for i in range(6)],
+                 item_attributes=[[1, 2], [1, 3], [2], [1, 2], [4], [3, 4]])

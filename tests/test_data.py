@@ -1,0 +1,235 @@
+"""Stage 1: readers, splits, errors, atomic writes, synthetic data, TFDS."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_dir
+from tiger_jax import data as data_lib
+from tiger_jax import io_utils
+from tiger_jax.data import DataError, amazon_raw, preprocessed, synthetic
+from tiger_jax.data.dataset import split_examples
+
+
+# --- raw McAuley files -------------------------------------------------------
+
+def _write_raw(tmp_path, reviews, metas, category="Beauty"):
+  with gzip.open(tmp_path / f"reviews_{category}_5.json.gz", "wt") as f:
+    for r in reviews:
+      f.write(json.dumps(r) + "\n")
+  with gzip.open(tmp_path / f"meta_{category}.json.gz", "wt") as f:
+    for m in metas:
+      f.write(repr(m) + "\n")  # Python literals, as the real meta files are
+
+
+def _review(user, asin, t):
+  return {"reviewerID": user, "asin": asin, "unixReviewTime": t, "overall": 5.0,
+          "reviewText": "fine"}
+
+
+RAW_REVIEWS = [
+    _review("A", "p2", 300), _review("A", "p1", 100), _review("B", "p3", 50),
+    _review("A", "p3", 200), _review("B", "p1", 50), _review("B", "p2", 70),
+    _review("C", "p1", 10), _review("C", "p2", 20),  # only 2 items: dropped
+    _review("A", "p4", 300),  # same time as p2: stays after it (file order)
+]
+RAW_METAS = [
+    {"asin": "p1", "title": "Rose Lip Balm", "price": 4.5, "brand": "Bloom",
+     "categories": [["Beauty", "Skin Care", "Lips"]]},
+    {"asin": "p2", "title": "Matte Lipstick", "categories": [["Beauty", "Makeup", "Lips"]],
+     "description": "it's \"red\""},
+    {"asin": "p3", "title": "Foundation"},
+    {"asin": "p4", "title": "Toner", "brand": "Bloom"},
+    {"asin": "p9", "title": "Never reviewed"},
+]
+
+
+def test_raw_reader_sorts_by_time_and_maps_ids(tmp_path):
+  _write_raw(tmp_path, RAW_REVIEWS, RAW_METAS)
+  ds = amazon_raw.read(str(tmp_path), "beauty")
+  assert ds.user_ids == ["B", "A"]  # indexed by first review in time order
+  assert ds.num_dropped_users == 1
+  seqs = {u: [ds.item_ids[i] for i in s] for u, s in zip(ds.user_ids, ds.sequences)}
+  assert seqs["A"] == ["p1", "p3", "p2", "p4"]  # tie at t=300 keeps file order
+  assert seqs["B"] == ["p3", "p1", "p2"]  # tie at t=50 keeps file order
+  assert "p9" not in ds.item_ids  # items without reviews are not kept
+  text = ds.item_text[ds.item_ids.index("p1")]
+  for part in ("Rose Lip Balm", "4.5", "Skin Care", "Bloom"):
+    assert part in text
+  # brand attribute shared by p1 and p4
+  a1, a4 = (set(ds.item_attributes[ds.item_ids.index(p)]) for p in ("p1", "p4"))
+  assert a1 & a4
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "line 2: invalid JSON"),
+    (json.dumps({"reviewerID": "A", "unixReviewTime": 3}), "line 2: missing field 'asin'"),
+    (json.dumps({"reviewerID": "A", "asin": "x", "unixReviewTime": "soon"}),
+     "line 2: field 'unixReviewTime'"),
+])
+def test_raw_reader_bad_lines_name_file_line_and_field(tmp_path, line, message):
+  path = tmp_path / "reviews_Beauty_5.json.gz"
+  with gzip.open(path, "wt") as f:
+    f.write(json.dumps(_review("A", "p1", 1)) + "\n" + line + "\n")
+  with pytest.raises(DataError) as e:
+    amazon_raw.read(str(tmp_path), "Beauty")
+  assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_raw_reader_empty_file_and_unknown_category(tmp_path):
+  with gzip.open(tmp_path / "reviews_Beauty_5.json.gz", "wt"):
+    pass
+  with pytest.raises(DataError, match="reviews_Beauty_5.json.gz: empty file"):
+    amazon_raw.read(str(tmp_path), "beauty")
+  with pytest.raises(DataError, match="unknown category 'garden'"):
+    amazon_raw.read(str(tmp_path), "garden")
+
+
+def test_meta_is_parsed_safely(tmp_path):
+  _write_raw(tmp_path, RAW_REVIEWS, RAW_METAS + [])
+  with gzip.open(tmp_path / "meta_Beauty.json.gz", "at") as f:
+    f.write("{'asin': 'p1', 'title': __import__('os').getcwd()}\n")
+  with pytest.raises(DataError, match="meta_Beauty.json.gz: line 6: not a Python-literal"):
+    amazon_raw.read(str(tmp_path), "beauty")
+
+
+# --- preprocessed (S3-Rec / P5) folders --------------------------------------
+
+@pytest.mark.parametrize("category, users, items, interactions", [
+    ("beauty", 22363, 12101, 198502), ("toys", 19412, 11924, 167597)])
+def test_shared_preprocessed_counts(category, users, items, interactions):
+  ds = preprocessed.read(shared_dir(category))
+  assert (ds.num_users, ds.num_items, ds.num_interactions) == (users, items, interactions)
+  assert ds.item_ids[0].startswith("B") or ds.item_ids[0][0].isdigit()  # ASINs from datamaps
+  assert len(ds.item_attributes) == items
+
+
+def test_preprocessed_reader_errors(tmp_path):
+  (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 4 x 5\n")
+  with pytest.raises(DataError, match=r"sequences.txt: line 2: field 'x' is not an integer"):
+    preprocessed.read(str(tmp_path))
+  (tmp_path / "sequences.txt").write_text("")
+  with pytest.raises(DataError, match="sequences.txt: empty file"):
+    preprocessed.read(str(tmp_path))
+  (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 1 2\n")
+  (tmp_path / "item2attributes.json").write_text('{"1": [1], "9": [2]}')
+  with pytest.raises(DataError, match=r"item2attributes.json: item key '9'"):
+    preprocessed.read(str(tmp_path))
+  (tmp_path / "item2attributes.json").write_text('{"1": [1],\n "2": oops}')
+  with pytest.raises(DataError, match=r"item2attributes.json: line 2: invalid JSON"):
+    preprocessed.read(str(tmp_path))
+
+
+def test_preprocessed_reader_drops_short_users(tmp_path):
+  (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 1 2\n3 3 2 1 2\n")
+  ds = preprocessed.read(str(tmp_path))
+  assert ds.user_ids == ["1", "3"] and ds.num_dropped_users == 1
+  np.testing.assert_array_equal(ds.sequences[0], [0, 1, 2])  # 1-based -> 0-based
+
+
+# --- splits ------------------------------------------------------------------
+
+def test_leave_one_out_splits_by_hand():
+  seq = np.arange(10, 35)  # 25 items
+  (h, t), = split_examples(seq, "test")
+  assert t == 34 and list(h) == list(range(14, 34))  # the 20 before the last
+  (h, t), = split_examples(seq, "validation")
+  assert t == 33 and list(h) == list(range(13, 33))
+  train = split_examples(seq, "train")
+  assert [t for _, t in train] == list(range(11, 33))  # targets: 2nd .. 3rd last
+  assert list(train[0][0]) == [10] and len(train[-1][0]) == 20
+  assert list(train[-1][0]) == list(range(12, 32))
+  short = np.array([7, 8, 9])
+  assert split_examples(short, "train") == []
+  assert split_examples(short, "validation")[0][1] == 8
+  with pytest.raises(ValueError, match="unknown split"):
+    split_examples(seq, "dev")
+
+
+def test_iter_examples_shards_partition_users(tiny_dataset):
+  whole = [(e.user, e.target) for e in data_lib.iter_examples(tiny_dataset, "train")]
+  parts = [(e.user, e.target) for s in range(2)
+           for e in data_lib.iter_examples(tiny_dataset, "train", shard_index=s, num_shards=2)]
+  assert sorted(whole) == sorted(parts) and len(whole) == 2 + 0 + 3 + 1
+
+
+# --- artifacts ---------------------------------------------------------------
+
+def test_save_load_round_trip_with_manifest(tmp_path, tiny_dataset):
+  manifest = data_lib.save(tiny_dataset, str(tmp_path), source="test")
+  back = data_lib.load(str(tmp_path))
+  assert back.item_ids == tiny_dataset.item_ids and back.item_text == tiny_dataset.item_text
+  for a, b in zip(back.sequences, tiny_dataset.sequences):
+    np.testing.assert_array_equal(a, b)
+  assert manifest["counts"]["interactions"] == 18
+  assert io_utils.read_json(str(tmp_path / "manifest.json"))["source"] == "test"
+
+
+def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path):
+  path = tmp_path / "a.json"
+  io_utils.write_json(str(path), {"v": 1})
+  with pytest.raises(TypeError):
+    io_utils.write_json(str(path), {"v": object()})  # fails half-way through writing
+  assert json.loads(path.read_text()) == {"v": 1}
+  assert os.listdir(tmp_path) == ["a.json"]
+
+
+# --- synthetic default ---------------------------------------------------------
+
+def test_synthetic_is_deterministic_and_structured():
+  cfg = synthetic.SyntheticConfig(num_items=300, num_users=400)
+  a, b = synthetic.generate(cfg), synthetic.generate(cfg)
+  assert a.item_text == b.item_text
+  assert all(np.array_equal(x, y) for x, y in zip(a.sequences, b.sequences))
+  c = synthetic.generate(synthetic.SyntheticConfig(num_items=300, num_users=400, seed=1))
+  assert a.item_text != c.item_text
+  assert min(len(s) for s in a.sequences) >= 5
+  assert all(len(set(s.tolist())) == len(s) for s in a.sequences)
+  # Sequential structure: consecutive items share a top category far more often than chance.
+  top = np.array([t.split("Categories: ")[1].split(",")[0] for t in a.item_text])
+  same = np.mean([top[s[i]] == top[s[i + 1]] for s in a.sequences for i in range(len(s) - 1)])
+  assert same > 0.6
+
+
+# --- TFDS builder --------------------------------------------------------------
+
+def test_tfds_builder_matches_split_rules(tmp_path):
+  import tensorflow_datasets as tfds
+  from tiger_jax.data import tfds_builder  # noqa: F401  (registers the builder)
+  ds = synthetic.generate(synthetic.SyntheticConfig(num_items=200, num_users=150))
+  data_lib.save(ds, str(tmp_path / "prepared"), source="synthetic")
+  builder = tfds.builder("amazon_reviews_2014/synthetic", data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "prepared")))
+  for split in data_lib.SPLITS:
+    got = sorted((int(e["user"]), tuple(e["history"].tolist()), int(e["target"]))
+                 for e in tfds.as_numpy(builder.as_dataset(split=split)))
+    want = sorted((e.user, tuple(e.history.tolist()), e.target)
+                  for e in data_lib.iter_examples(ds, split))
+    assert got == want
+
+
+# --- the CLI -------------------------------------------------------------------
+
+def test_cli_prepares_shared_beauty(tmp_path):
+  data_dir = shared_dir("beauty")
+  out = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=preprocessed",
+                        f"--data_dir={data_dir}", f"--out_dir={tmp_path}"],
+                       capture_output=True, text=True, cwd=REPO, check=True).stdout
+  assert "22,363 users, 12,101 items, 198,502 interactions" in out
+  assert np.load(tmp_path / "item_vectors.npy").shape == (12101, 64)
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path):
+  (tmp_path / "sequences.txt").write_text("1 2 3\n2 4 ?\n")
+  proc = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=preprocessed",
+                         f"--data_dir={tmp_path}", f"--out_dir={tmp_path / 'out'}"],
+                        capture_output=True, text=True, cwd=REPO)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "sequences.txt: line 2: field '?'" in proc.stderr
+  assert not (tmp_path / "out").exists()

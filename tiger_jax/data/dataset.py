@@ -1,0 +1,156 @@
+"""The in-memory interaction dataset, its leave-one-out splits, and its files.
+
+Items and users are indexed from 0 internally; the original ids (ASINs,
+reviewer ids, or the preprocessed integer ids) are kept beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tiger_jax import io_utils
+
+MAX_HISTORY = 20
+MIN_INTERACTIONS = 3
+SPLITS = ("train", "validation", "test")
+
+
+class DataError(ValueError):
+  """Bad input data; the message names the file, line and field."""
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Users, items, chronological item sequences and item content.
+
+  Attributes:
+    name: dataset name, e.g. 'beauty'.
+    user_ids: [num_users] original user ids.
+    item_ids: [num_items] original item ids.
+    sequences: per user, the item indices in chronological order.
+    item_text: [num_items] item text, or None where the source has none.
+    item_attributes: [num_items] attribute-id lists, or None.
+    num_dropped_users: users dropped for having < MIN_INTERACTIONS items.
+  """
+  name: str
+  user_ids: list[str]
+  item_ids: list[str]
+  sequences: list[np.ndarray]
+  item_text: list[str] | None = None
+  item_attributes: list[list[int]] | None = None
+  num_dropped_users: int = 0
+
+  @property
+  def num_users(self) -> int:
+    return len(self.user_ids)
+
+  @property
+  def num_items(self) -> int:
+    return len(self.item_ids)
+
+  @property
+  def num_interactions(self) -> int:
+    return int(sum(len(s) for s in self.sequences))
+
+  def counts(self) -> dict[str, int]:
+    return {"users": self.num_users, "items": self.num_items,
+            "interactions": self.num_interactions,
+            "dropped_users": self.num_dropped_users}
+
+
+def drop_short_users(user_ids: list[str], sequences: list[np.ndarray],
+                     min_len: int = MIN_INTERACTIONS) -> tuple[list[str], list[np.ndarray], int]:
+  """Drops users with fewer than `min_len` interactions; returns the count dropped."""
+  keep = [i for i, s in enumerate(sequences) if len(s) >= min_len]
+  return ([user_ids[i] for i in keep], [sequences[i] for i in keep],
+          len(sequences) - len(keep))
+
+
+# ---------------------------------------------------------------------------
+# Leave-one-out splits.
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+  user: int
+  history: np.ndarray  # [<= MAX_HISTORY] item indices, oldest first
+  target: int
+
+
+def split_examples(sequence: np.ndarray, split: str,
+                   max_history: int = MAX_HISTORY) -> list[tuple[np.ndarray, int]]:
+  """(history, target) pairs of one user's sequence for a split.
+
+  test: the last item; validation: the second last; train: every item from
+  the second up to the third last, each with up to `max_history` items before it.
+  """
+  n = len(sequence)
+  if n < MIN_INTERACTIONS:
+    return []
+  if split == "test":
+    positions = [n - 1]
+  elif split == "validation":
+    positions = [n - 2]
+  elif split == "train":
+    positions = range(1, n - 2)
+  else:
+    raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+  return [(sequence[max(0, t - max_history):t], int(sequence[t])) for t in positions]
+
+
+def iter_examples(dataset: Dataset, split: str, max_history: int = MAX_HISTORY,
+                  shard_index: int = 0, num_shards: int = 1) -> Iterator[Example]:
+  """Examples of a split, users in order; a host reads users u % num_shards == shard_index."""
+  for user in range(shard_index, dataset.num_users, num_shards):
+    for history, target in split_examples(dataset.sequences[user], split, max_history):
+      yield Example(user, history, target)
+
+
+def training_sequences(dataset: Dataset) -> list[np.ndarray]:
+  """Each user's sequence without the validation and test items."""
+  return [s[:-2] for s in dataset.sequences]
+
+
+# ---------------------------------------------------------------------------
+# Files: dataset.npz (sequences), items.json, users.json, manifest.json.
+
+
+def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None) -> dict:
+  """Writes the prepared dataset atomically under `out_dir`; returns the manifest."""
+  os.makedirs(out_dir, exist_ok=True)
+  lengths = np.array([len(s) for s in dataset.sequences], np.int64)
+  flat = (np.concatenate(dataset.sequences) if dataset.sequences else np.zeros([0])).astype(np.int32)
+  io_utils.write_npz(os.path.join(out_dir, "dataset.npz"),
+                     offsets=np.concatenate([[0], np.cumsum(lengths)]), items=flat)
+  io_utils.write_json(os.path.join(out_dir, "items.json"), {
+      "item_ids": dataset.item_ids, "item_text": dataset.item_text,
+      "item_attributes": dataset.item_attributes})
+  io_utils.write_json(os.path.join(out_dir, "users.json"), {
+      "name": dataset.name, "user_ids": dataset.user_ids,
+      "num_dropped_users": dataset.num_dropped_users})
+  return io_utils.write_manifest(out_dir, "data", source, dataset.counts(), config or {})
+
+
+def load(prepared_dir: str) -> Dataset:
+  """Reads a dataset that `save` wrote."""
+  path = os.path.join(prepared_dir, "dataset.npz")
+  if not os.path.exists(path):
+    raise DataError(f"{path}: no prepared dataset here; run `python -m tiger_jax.data "
+                    f"--out_dir={prepared_dir}` first")
+  with np.load(path) as z:
+    offsets, flat = z["offsets"], z["items"]
+  items = io_utils.read_json(os.path.join(prepared_dir, "items.json"))
+  users = io_utils.read_json(os.path.join(prepared_dir, "users.json"))
+  sequences = [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+  return Dataset(name=users["name"], user_ids=users["user_ids"], item_ids=items["item_ids"],
+                 sequences=sequences, item_text=items["item_text"],
+                 item_attributes=items["item_attributes"],
+                 num_dropped_users=users["num_dropped_users"])
+
+
+def as_sequences(rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+  return [np.asarray(r, np.int32) for r in rows]
