@@ -1,0 +1,171 @@
+"""Stage 3: RQ-VAE, its alternatives, and collision-free IDs."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from tiger_jax import data as data_lib
+from tiger_jax.semantic_ids import (METHODS, RQVAEConfig, SemanticIdConfig, compute_codes,
+                                    make_unique, collision_stats)
+from tiger_jax.semantic_ids import kmeans as kmeans_lib
+from tiger_jax.semantic_ids import rqvae
+
+SMALL = RQVAEConfig(hidden_dims=(32, 16), latent_dim=8, codebook_size=16, batch_size=64,
+                    epochs=30, log_every=10, checkpoint_every=10, kmeans_iters=10)
+
+
+def _clustered(n=200, d=12, clusters=10, seed=0):
+  rng = np.random.default_rng(seed)
+  centers = rng.standard_normal((clusters, d))
+  return (centers[rng.integers(0, clusters, n)] + 0.05 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def test_residuals_sum_to_quantized_latent():
+  key = jax.random.PRNGKey(0)
+  z = jax.random.normal(key, (50, 8))
+  books = jax.random.normal(jax.random.PRNGKey(1), (3, 16, 8))
+  codes, residuals, codewords = rqvae.residual_quantize(z, books)
+  assert codes.shape == (50, 3)
+  np.testing.assert_allclose(residuals[0], z)
+  for l in range(2):
+    np.testing.assert_allclose(residuals[l + 1], residuals[l] - codewords[l], atol=1e-6)
+  final = residuals[2] - codewords[2]
+  np.testing.assert_allclose(codewords.sum(0), z - final, atol=1e-5)
+  for l in range(3):  # each level picks the nearest codeword to its residual
+    d = ((residuals[l][:, None] - books[l][None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(codes[:, l], d.argmin(-1))
+
+
+def test_straight_through_gradients_reach_the_encoder():
+  x = _clustered(64)
+  model, params, _ = rqvae.init(SMALL, x)
+
+  def recon_only(p):
+    _, _, losses = model.apply({"params": p}, x)
+    return losses["reconstruction"]
+
+  grads = jax.grad(recon_only)(params)
+  enc = jax.tree.leaves(grads["encoder"])
+  assert all(float(jnp.abs(g).sum()) > 0 for g in enc)  # through the argmin, by STE
+  assert float(jnp.abs(grads["codebooks"]).sum()) == 0  # codebooks learn from their own loss
+
+  def codebook_only(p):
+    return model.apply({"params": p}, x)[2]["codebook"]
+
+  assert float(jnp.abs(jax.grad(codebook_only)(params)["codebooks"]).sum()) > 0
+
+
+def test_kmeans_places_centres_on_data():
+  x = jnp.asarray(_clustered(300, d=6, clusters=5))
+  centers = kmeans_lib.kmeans(jax.random.PRNGKey(0), x, 5, 20)
+  assign = kmeans_lib.assign(x, centers)
+  for c in range(5):  # every centre is the mean of its points, and tight around them
+    members = x[assign == c]
+    assert len(members) > 0
+    np.testing.assert_allclose(centers[c], members.mean(0), atol=1e-4)
+  assert float(jnp.mean(jnp.min(kmeans_lib.squared_distances(x, centers), -1))) < 0.05
+
+
+def test_rqvae_init_codebooks_come_from_kmeans_on_latents():
+  x = _clustered(64)
+  model, params, _ = rqvae.init(SMALL, x)
+  first = jnp.asarray(x)[jax.random.permutation(jax.random.split(jax.random.PRNGKey(0), 3)[1], 64)]
+  z = model.apply({"params": params}, first, method=rqvae.RQVAE.encode)
+  nearest = jnp.min(kmeans_lib.squared_distances(params["codebooks"][0], z), -1)
+  spread = jnp.mean(jnp.sum((z - z.mean(0)) ** 2, -1))
+  assert float(nearest.max()) < float(spread)  # level-1 codewords sit among the latents
+
+
+def test_make_unique_any_input():
+  for codes in (np.zeros((7, 3), np.int32), np.array([[1, 2, 3], [1, 2, 3], [0, 0, 0], [1, 2, 3]]),
+                np.random.default_rng(0).integers(0, 2, (500, 3))):
+    ids = make_unique(codes)
+    assert ids.shape == (len(codes), 4)
+    assert len(np.unique(ids, axis=0)) == len(codes)
+    np.testing.assert_array_equal(ids[:, :3], codes)
+  np.testing.assert_array_equal(make_unique(np.zeros((7, 3)))[:, 3], np.arange(7))
+  np.testing.assert_array_equal(make_unique(np.array([[1, 2, 3], [1, 2, 3], [0, 0, 0], [1, 2, 3]]))[:, 3],
+                                [0, 1, 0, 2])
+  stats = collision_stats(np.array([[1, 2, 3], [1, 2, 3], [0, 0, 0], [1, 2, 3]]))
+  assert stats == {"distinct_prefixes": 2, "items_in_collision": 0.75, "largest_group": 3}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_obeys_the_contract(method):
+  x = _clustered(150)
+  x[10:20] = x[5]  # ten items with identical content
+  cfg = SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL, kmeans_iters=10)
+  codes, _ = compute_codes(x, cfg)
+  again, _ = compute_codes(x, cfg)
+  assert codes.shape == (150, 3) and codes.dtype == np.int32
+  assert codes.min() >= 0 and codes.max() < 16
+  np.testing.assert_array_equal(codes, again)  # same seed -> identical IDs
+  if method != "random":
+    assert (codes[10:20] == codes[5]).all()  # same content -> same codes
+    assert len(np.unique(codes, axis=0)) > 10  # yet it separates the clusters
+  ids = make_unique(codes)
+  assert len(np.unique(ids, axis=0)) == 150
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_all_identical_vectors_get_unique_ids(method):
+  x = np.ones((40, 12), np.float32)
+  codes, _ = compute_codes(x, SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL,
+                                               kmeans_iters=5))
+  ids = make_unique(codes)
+  assert ids.shape == (40, 4) and len(np.unique(ids, axis=0)) == 40
+
+
+def test_dead_code_reset_revives_unused_codewords():
+  x = _clustered(256, clusters=40)
+  base = dataclasses.replace(SMALL, kmeans_init=False, epochs=5, codebook_size=64)
+  used = {}
+  for reset in (False, True):
+    cfg = dataclasses.replace(base, reset_dead_codes=reset)
+    model, params, _ = rqvae.train(cfg, x)
+    codes, _ = rqvae.codes_in_batches(model, params, x)
+    used[reset] = len(np.unique(codes[:, 0]))
+  assert used[True] > used[False]
+
+
+def test_rqvae_resumes_and_refuses_a_foreign_checkpoint(tmp_path):
+  x = _clustered(128)
+  cfg = dataclasses.replace(SMALL, epochs=20, checkpoint_every=10)
+  _, full, _ = rqvae.train(cfg, x, str(tmp_path / "a"))
+  rqvae.train(dataclasses.replace(cfg, epochs=10), x, str(tmp_path / "b"))  # "killed" at 10
+  _, resumed, _ = rqvae.train(cfg, x, str(tmp_path / "b"))
+  for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="another config"):
+    rqvae.train(dataclasses.replace(cfg, latent_dim=4), x, str(tmp_path / "b"))
+
+
+def test_cli_writes_ids_report_and_plot(tmp_path):
+  from tiger_jax.data import synthetic
+  from tiger_jax.data.__main__ import prepare
+  prepare("synthetic", str(tmp_path / "data"), content_source="attributes",
+          synthetic_config=synthetic.SyntheticConfig(num_items=150, num_users=100))
+  out = tmp_path / "sid"
+  proc = subprocess.run(
+      [sys.executable, "-m", "tiger_jax.semantic_ids", f"--data_dir={tmp_path / 'data'}",
+       f"--out_dir={out}", "--gin.RQVAEConfig.epochs=5", "--gin.RQVAEConfig.batch_size=64",
+       "--gin.SemanticIdConfig.collaborative_dim=8"],
+      capture_output=True, text=True, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  ids = np.load(out / "semantic_ids.npy")
+  n = data_lib.load(str(tmp_path / "data")).num_items
+  assert ids.shape == (n, 4) and len(np.unique(ids, axis=0)) == n
+  import json
+  rep = json.loads((out / "report.json").read_text())
+  assert rep["unique_ids"] and len(rep["levels"]) == 3
+  assert rep["item_vectors"]["collaborative_dim"] == 8
+  assert rep["fourth_token_range"] == rep["largest_group"] == ids[:, 3].max() + 1
+  assert (out / "codeword_usage.png").read_bytes()[:4] == b"\x89PNG"
+  assert os.path.exists(out / "params.npz") and os.path.exists(out / "manifest.json")

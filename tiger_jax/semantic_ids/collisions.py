@@ -1,0 +1,32 @@
+"""Collision-free Semantic IDs: a last token that tells apart items with equal codes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_unique(codes: np.ndarray) -> np.ndarray:
+  """codes [n, levels] -> ids [n, levels + 1], unique rows.
+
+  The extra token is the item's index within its group of identical codes
+  (0, 1, ... in item order); every item gets it, so all IDs have one length.
+  """
+  codes = np.asarray(codes, np.int32)
+  if codes.ndim != 2:
+    raise ValueError(f"codes must be [num_items, levels], got shape {codes.shape}")
+  _, group = np.unique(codes, axis=0, return_inverse=True)
+  group = group.ravel()
+  order = np.argsort(group, kind="stable")
+  starts = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
+  sizes = np.diff(np.r_[starts, len(order)])
+  rank = np.empty(len(codes), np.int32)
+  rank[order] = np.arange(len(order)) - np.repeat(starts, sizes)
+  return np.concatenate([codes, rank[:, None]], axis=1)
+
+
+def collision_stats(codes: np.ndarray) -> dict:
+  """Distinct prefixes, share of items whose codes collide, largest group."""
+  _, counts = np.unique(np.asarray(codes), axis=0, return_counts=True)
+  return {"distinct_prefixes": int(len(counts)),
+          "items_in_collision": float(counts[counts > 1].sum() / max(len(codes), 1)),
+          "largest_group": int(counts.max()) if len(counts) else 0}

@@ -1,0 +1,89 @@
+"""Semantic-ID methods behind one interface: vectors [n, d] -> codes [n, levels].
+
+  rqvae      the paper's RQ-VAE (rqvae.py)
+  rq_kmeans  residual k-means on the vectors, no network
+  lsh        random hyperplanes per level (the paper's LSH ablation)
+  random     uniform random codes (atomic-ID baseline with the same shape)
+
+Every method returns codes in [0, codebook_size); `collisions.make_unique`
+then appends the 4th token. The rest of the system never sees which made them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tiger_jax.semantic_ids import kmeans as kmeans_lib
+from tiger_jax.semantic_ids import rqvae
+
+METHODS = ("rqvae", "rq_kmeans", "lsh", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class SemanticIdConfig:
+  method: str = "rqvae"
+  num_levels: int = 3
+  codebook_size: int = 256
+  seed: int = 0
+  rqvae: rqvae.RQVAEConfig = rqvae.RQVAEConfig()
+  kmeans_iters: int = 50
+  # Item vectors: content from the prepared dataset, plus an optional
+  # collaborative block learned from training histories only.
+  collaborative_dim: int = 0
+  collaborative_weight: float = 1.0
+
+
+def rq_kmeans(vectors: np.ndarray, num_levels: int, k: int, iters: int, seed: int):
+  """Residual k-means: level l clusters what levels < l left; returns (codes, centres, mse)."""
+  r = jnp.asarray(vectors, jnp.float32)
+  codes, books = [], []
+  for key in jax.random.split(jax.random.PRNGKey(seed), num_levels):
+    centers = kmeans_lib.kmeans(key, r, min(k, r.shape[0]), iters)
+    idx = kmeans_lib.assign(r, centers)
+    r = r - centers[idx]
+    codes.append(idx)
+    books.append(centers)
+  return (np.asarray(jnp.stack(codes, 1), np.int32), np.asarray(jnp.stack(books)),
+          float(jnp.mean(r ** 2)))
+
+
+def lsh(vectors: np.ndarray, num_levels: int, k: int, seed: int):
+  """log2(k) random hyperplanes per level; the sign bits of an item form its code."""
+  bits = int(math.log2(k))
+  if 2 ** bits != k:
+    raise ValueError(f"lsh needs a power-of-two codebook size, got {k}")
+  planes = np.random.default_rng(seed).standard_normal((num_levels, vectors.shape[1], bits))
+  centred = vectors - vectors.mean(0)
+  signs = np.einsum("nd,ldb->nlb", centred, planes) > 0
+  return (signs * (1 << np.arange(bits))).sum(-1).astype(np.int32), planes
+
+
+def random_codes(n: int, num_levels: int, k: int, seed: int) -> np.ndarray:
+  return np.random.default_rng(seed).integers(0, k, size=(n, num_levels), dtype=np.int32)
+
+
+def compute_codes(vectors: np.ndarray, config: SemanticIdConfig,
+                  checkpoint_dir: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+  """Codes [n, num_levels] of the vectors, and what the method learned (params, stats)."""
+  n, levels, k = len(vectors), config.num_levels, config.codebook_size
+  if config.method == "rqvae":
+    cfg = dataclasses.replace(config.rqvae, num_levels=levels, codebook_size=k, seed=config.seed)
+    model, params, history = rqvae.train(cfg, vectors, checkpoint_dir)
+    codes, mse = rqvae.codes_in_batches(model, params, vectors)
+    return codes, {"params": params, "reconstruction_mse": mse, "history": history,
+                   "model": model}
+  if config.method == "rq_kmeans":
+    codes, books, mse = rq_kmeans(vectors, levels, k, config.kmeans_iters, config.seed)
+    return codes, {"params": {"codebooks": books}, "quantization_mse": mse}
+  if config.method == "lsh":
+    codes, planes = lsh(vectors, levels, k, config.seed)
+    return codes, {"params": {"hyperplanes": planes}}
+  if config.method == "random":
+    return random_codes(n, levels, k, config.seed), {"params": {}}
+  raise ValueError(f"unknown semantic-ID method {config.method!r}; expected one of {METHODS}")
