@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     "orbax-checkpoint==0.12.8",
     "seqio==0.0.20",
     "clu==0.0.12",
+    "tensorboard==2.21.0",  # clu's metric writers need it
     "tensorflow==2.21.0",
     "tensorflow-datasets==4.9.10",
     "gin-config==0.5.0",

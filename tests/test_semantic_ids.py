@@ -149,7 +149,7 @@ def test_rqvae_resumes_and_refuses_a_foreign_checkpoint(tmp_path):
 
 def test_cli_writes_ids_report_and_plot(tmp_path):
   from tiger_jax.data import synthetic
-  from tiger_jax.data.__main__ import prepare
+  from tiger_jax.data.prepare import prepare
   prepare("synthetic", str(tmp_path / "data"), content_source="attributes",
           synthetic_config=synthetic.SyntheticConfig(num_items=150, num_users=100))
   out = tmp_path / "sid"

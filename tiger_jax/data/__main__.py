@@ -9,15 +9,13 @@ r"""Prepares a dataset: read, drop short users, write, and embed item content.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 
 from absl import app, flags, logging
 
-from tiger_jax import content, io_utils
+from tiger_jax import content
 from tiger_jax import data as data_lib
-from tiger_jax.data import synthetic
+from tiger_jax.data.prepare import prepare
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source", "synthetic", list(data_lib.SOURCES), "Where the data comes from.")
@@ -30,28 +28,6 @@ flags.DEFINE_enum("content", "auto", ["auto", "text", "attributes", "none"],
 flags.DEFINE_string("text_model", content.DEFAULT_TEXT_MODEL, "Sentence encoder name.")
 flags.DEFINE_integer("attribute_dim", 64, "Dimension of attribute vectors.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic generator and the SVD.")
-
-
-def prepare(source: str, out_dir: str, data_dir: str | None = None, category: str | None = None,
-            content_source: str = "auto", text_model: str = content.DEFAULT_TEXT_MODEL,
-            attribute_dim: int = 64, seed: int = 0,
-            synthetic_config: synthetic.SyntheticConfig | None = None) -> dict:
-  """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest."""
-  if source == "synthetic":
-    synthetic_config = synthetic_config or synthetic.SyntheticConfig(seed=seed)
-  dataset = data_lib.read(source, data_dir, category, synthetic_config)
-  logging.info("%s: %s", dataset.name, dataset.counts())
-  config = {"source": source, "data_dir": data_dir, "category": category,
-            "content": content_source, "seed": seed}
-  if synthetic_config is not None:
-    config["synthetic"] = dataclasses.asdict(synthetic_config)
-  os.makedirs(out_dir, exist_ok=True)
-  if content_source != "none":
-    vectors, info = content.item_vectors(dataset, content_source, text_model, attribute_dim,
-                                         cache_dir=os.path.join(out_dir, "cache"), seed=seed)
-    io_utils.write_npy(os.path.join(out_dir, "item_vectors.npy"), vectors)
-    config["item_vectors"] = info
-  return data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,41 @@
+"""Cheap yardsticks on the same splits: most-popular and first-order item transitions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _train_pairs(train_sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  prev = [s[:-1] for s in train_sequences if len(s) > 1]
+  nxt = [s[1:] for s in train_sequences if len(s) > 1]
+  return (np.concatenate(prev), np.concatenate(nxt)) if prev else (np.zeros(0, int), np.zeros(0, int))
+
+
+def most_popular(train_sequences: Sequence[np.ndarray], num_items: int, histories: Sequence[np.ndarray],
+                 k: int = 10) -> np.ndarray:
+  """The k items seen most in training histories, for every user; [num_users, k]."""
+  counts = np.bincount(np.concatenate(list(train_sequences)), minlength=num_items)
+  top = np.argsort(-counts, kind="stable")[:k]
+  return np.tile(top, (len(histories), 1))
+
+
+def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,
+                    histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
+  """Items that followed the user's last item in training sequences, by count; popularity fills up."""
+  prev, nxt = _train_pairs(train_sequences)
+  trans = sp.csr_matrix((np.ones(len(prev)), (prev, nxt)), shape=(num_items, num_items))
+  trans.sum_duplicates()
+  popularity = np.bincount(np.concatenate(list(train_sequences)), minlength=num_items)
+  pop_order = np.argsort(-popularity, kind="stable")
+  out = np.empty((len(histories), k), np.int64)
+  for u, h in enumerate(histories):
+    row = trans.getrow(int(h[-1]))
+    order = row.indices[np.lexsort((-popularity[row.indices], -row.data))][:k]
+    if len(order) < k:
+      fill = pop_order[~np.isin(pop_order, order)][:k - len(order)]
+      order = np.concatenate([order, fill])
+    out[u] = order
+  return out

@@ -1,0 +1,51 @@
+"""Prepares a dataset: read it, write it, embed its items, build its TFDS dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+from absl import logging
+
+from tiger_jax import content, io_utils
+from tiger_jax import data as data_lib
+from tiger_jax.data import synthetic
+
+
+def prepare(source: str, out_dir: str, data_dir: str | None = None, category: str | None = None,
+            content_source: str = "auto", text_model: str = content.DEFAULT_TEXT_MODEL,
+            attribute_dim: int = 64, seed: int = 0,
+            synthetic_config: synthetic.SyntheticConfig | None = None) -> dict:
+  """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest."""
+  if source == "synthetic":
+    synthetic_config = synthetic_config or synthetic.SyntheticConfig(seed=seed)
+  dataset = data_lib.read(source, data_dir, category, synthetic_config)
+  logging.info("%s: %s", dataset.name, dataset.counts())
+  config = {"source": source, "data_dir": data_dir, "category": category,
+            "content": content_source, "seed": seed}
+  if synthetic_config is not None:
+    config["synthetic"] = dataclasses.asdict(synthetic_config)
+  os.makedirs(out_dir, exist_ok=True)
+  if content_source != "none":
+    vectors, info = content.item_vectors(dataset, content_source, text_model, attribute_dim,
+                                         cache_dir=os.path.join(out_dir, "cache"), seed=seed)
+    io_utils.write_npy(os.path.join(out_dir, "item_vectors.npy"), vectors)
+    config["item_vectors"] = info
+  data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
+  build_tfds(out_dir, "synthetic" if source == "synthetic" else (category or dataset.name))
+  return data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
+
+
+def build_tfds(prepared_dir: str, config_name: str) -> None:
+  """Builds `amazon_reviews_2014/<config>` from the prepared files, into prepared_dir/tfds."""
+  import tensorflow_datasets as tfds
+  from tiger_jax.data import amazon_raw, tfds_builder  # noqa: F401
+  name = config_name.lower()
+  name = next((k for k, v in amazon_raw.CATEGORIES.items() if v.lower() == name), name)
+  if name not in {c.name for c in tfds_builder.AmazonReviews2014.BUILDER_CONFIGS}:
+    name = "synthetic"  # any other dataset: the config that reads a prepared folder as-is
+  tfds_dir = os.path.join(prepared_dir, "tfds")
+  shutil.rmtree(tfds_dir, ignore_errors=True)  # built from the files just written, never stale
+  builder = tfds.builder(f"amazon_reviews_2014/{name}", data_dir=tfds_dir)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=prepared_dir))

@@ -1,0 +1,47 @@
+"""Leave-one-out retrieval metrics over ranked item lists (full item set, no sampling)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+KS = (5, 10)
+
+
+def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
+  """0-based rank of each target in its list [n, K], or -1 if absent."""
+  ranked, targets = np.asarray(ranked), np.asarray(targets)
+  hits = ranked == targets[:, None]
+  return np.where(hits.any(1), hits.argmax(1), -1)
+
+
+def recall_at_k(ranked: np.ndarray, targets: np.ndarray, k: int) -> float:
+  """Share of users whose one held-out item is in their top k."""
+  r = hit_ranks(np.asarray(ranked)[:, :k], targets)
+  return float(np.mean(r >= 0)) if len(r) else 0.0
+
+
+def ndcg_at_k(ranked: np.ndarray, targets: np.ndarray, k: int) -> float:
+  """1 / log2(rank + 2) for a hit in the top k, else 0; averaged (one relevant item, IDCG = 1)."""
+  r = hit_ranks(np.asarray(ranked)[:, :k], targets)
+  return float(np.mean(np.where(r >= 0, 1.0 / np.log2(np.maximum(r, 0) + 2.0), 0.0))) if len(r) else 0.0
+
+
+def retrieval_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+  out = {}
+  for k in ks:
+    out[f"recall@{k}"] = recall_at_k(ranked, targets, k)
+    out[f"ndcg@{k}"] = ndcg_at_k(ranked, targets, k)
+  return out
+
+
+def invalid_rate(ranked: np.ndarray, k: int | None = None) -> float:
+  """Share of the top-k beams that are not a real item (-1)."""
+  r = np.asarray(ranked)[:, :k] if k else np.asarray(ranked)
+  return float(np.mean(r < 0)) if r.size else 0.0
+
+
+def seqio_retrieval_metric(targets: Sequence[int], predictions: Sequence[Sequence[int]]) -> dict:
+  """A seqio `metric_fn`: targets = held-out items, predictions = ranked item lists."""
+  return retrieval_metrics(np.asarray(list(predictions)), np.asarray(list(targets)))

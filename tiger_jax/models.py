@@ -1,0 +1,93 @@
+"""The encoder-decoder model's loss and its pieces for decoding, as in t5x's models.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from tiger_jax import network
+from tiger_jax.tokens import EOS_ID, PAD_ID
+
+Batch = Mapping[str, jax.Array]
+
+
+def shift_right(targets: jax.Array, bos_id: int = PAD_ID) -> jax.Array:
+  """Decoder inputs: targets shifted right by one, starting with bos (pad, as T5)."""
+  return jnp.concatenate([jnp.full_like(targets[:, :1], bos_id), targets[:, :-1]], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderDecoderModel:
+  """Wraps the Flax module: init, loss, and the logits function decoding needs."""
+  module: network.Transformer
+  label_smoothing: float = 0.0
+  z_loss: float = 1e-4
+
+  @property
+  def config(self) -> network.T5Config:
+    return self.module.config
+
+  def init(self, rng: jax.Array, input_len: int, target_len: int) -> Any:
+    """Variables (boxed with logical axis names) for the given feature lengths."""
+    x = jnp.ones((1, input_len), jnp.int32)
+    y = jnp.ones((1, target_len), jnp.int32)
+    return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True)
+
+  def loss_fn(self, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, dict]:
+    """Token cross-entropy over non-pad targets; returns (loss, metrics)."""
+    targets = batch["targets"]
+    logits = self.module.apply(
+        {"params": params}, batch["inputs"], shift_right(targets),
+        deterministic=dropout_rng is None,
+        rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
+    weights = (targets > 0).astype(jnp.float32)
+    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), self.label_smoothing) \
+        if self.label_smoothing else jax.nn.one_hot(targets, logits.shape[-1])
+    xent = optax.softmax_cross_entropy(logits, labels)
+    log_z = jax.nn.logsumexp(logits, -1)
+    total = jnp.sum((xent + self.z_loss * log_z ** 2) * weights)
+    num_tokens = jnp.maximum(weights.sum(), 1.0)
+    accuracy = jnp.sum((logits.argmax(-1) == targets) * weights) / num_tokens
+    return total / num_tokens, {"loss": jnp.sum(xent * weights) / num_tokens,
+                                "token_accuracy": accuracy, "num_tokens": weights.sum()}
+
+  def encode(self, params: Any, inputs: jax.Array) -> jax.Array:
+    return self.module.apply({"params": params}, inputs, method=network.Transformer.encode)
+
+  def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array, max_len: int,
+                 beams: int = 1) -> Any:
+    """A decode cache for `max_len` tokens of `beams` hypotheses per input row.
+
+    Self-attention caches are [batch * beams, max_len, ...] and empty; the
+    encoder's keys/values are computed here once, [batch, in_len, ...].
+    """
+    dummy = jnp.zeros((inputs.shape[0] * beams, max_len), jnp.int32)
+    return self.module.apply({"params": params}, encoded, inputs, dummy, decode=True,
+                             max_decode_length=max_len, method=network.Transformer.decode,
+                             mutable=["cache"])[1]["cache"]
+
+  def decode_step(self, params: Any, cache: Any, encoded: jax.Array, inputs: jax.Array,
+                  token: jax.Array, max_len: int) -> tuple[jax.Array, Any]:
+    """Logits [batch, vocab] of the next token given the previous `token` [batch]; new cache."""
+    logits, variables = self.module.apply(
+        {"params": params, "cache": cache}, encoded, inputs, token[:, None], decode=True,
+        max_decode_length=max_len, method=network.Transformer.decode, mutable=["cache"])
+    return logits[:, 0], variables["cache"]
+
+  def score(self, params: Any, inputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Log-probability of each target sequence [batch] (teacher forcing, pad ignored)."""
+    logits = self.module.apply({"params": params}, inputs, shift_right(targets))
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
+    return jnp.sum(logp * (targets > 0), -1)
+
+
+def unbox(tree: Any) -> Any:
+  return nn.meta.unbox(tree)
+
+
+__all__ = ["EncoderDecoderModel", "shift_right", "EOS_ID", "PAD_ID", "unbox"]

@@ -1,0 +1,295 @@
+"""A T5-style encoder-decoder in Flax (pre-RMSNorm, relative position bias).
+
+Every parameter and the main activations carry logical axis names
+('vocab', 'embed', 'mlp', 'heads', 'kv', 'batch', 'length'); the rules in
+`partitioning.py` map them onto a device mesh, as in t5x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+constrain = nn.with_logical_constraint
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """The paper's model: 4+4 layers, 6 heads of 64, d_model 128, d_ff 1024."""
+  vocab_size: int = 2000 + 2 + 256 * 4
+  emb_dim: int = 128
+  num_heads: int = 6
+  head_dim: int = 64
+  mlp_dim: int = 1024
+  num_encoder_layers: int = 4
+  num_decoder_layers: int = 4
+  dropout_rate: float = 0.1
+  gated_mlp: bool = False  # ReLU MLP by default; gated-GELU as in T5 v1.1 when True
+  logits_via_embedding: bool = False  # untied output projection by default
+  relative_buckets: int = 32
+  relative_max_distance: int = 128
+  dtype: str = "float32"  # activations; 'bfloat16' on TPU/GPU
+  param_dtype: str = "float32"
+
+
+def _dense_init(fan_axes_scale: float = 1.0):
+  return nn.initializers.variance_scaling(fan_axes_scale, "fan_in", "truncated_normal")
+
+
+class RMSNorm(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                       (x.shape[-1],), jnp.dtype(self.config.param_dtype))
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
+    return (y * scale).astype(self.config.dtype)
+
+
+def relative_position_bucket(relative_position: jax.Array, bidirectional: bool,
+                             num_buckets: int, max_distance: int) -> jax.Array:
+  """T5's log-spaced buckets of (key - query) positions."""
+  ret = 0
+  n = -relative_position
+  if bidirectional:
+    num_buckets //= 2
+    ret += (n < 0).astype(jnp.int32) * num_buckets
+    n = jnp.abs(n)
+  else:
+    n = jnp.maximum(n, 0)
+  max_exact = num_buckets // 2
+  is_small = n < max_exact
+  val_if_large = max_exact + (
+      jnp.log(n.astype(jnp.float32) / max_exact + np.finfo(np.float32).eps)
+      / math.log(max_distance / max_exact) * (num_buckets - max_exact)).astype(jnp.int32)
+  val_if_large = jnp.minimum(val_if_large, num_buckets - 1)
+  return ret + jnp.where(is_small, n, val_if_large)
+
+
+class RelativePositionBias(nn.Module):
+  config: T5Config
+  bidirectional: bool
+
+  @nn.compact
+  def __call__(self, q_len: int, k_len: int, q_offset: jax.Array | int = 0) -> jax.Array:
+    """Bias [1, heads, q_len, k_len] for queries at q_offset + arange(q_len)."""
+    c = self.config
+    table = self.param("rel_embedding", nn.with_logical_partitioning(
+        nn.initializers.normal(1.0), ("heads", "relpos_buckets")),
+        (c.num_heads, c.relative_buckets), jnp.dtype(c.param_dtype))
+    q_pos = q_offset + jnp.arange(q_len)[:, None]
+    k_pos = jnp.arange(k_len)[None, :]
+    buckets = relative_position_bucket(k_pos - q_pos, self.bidirectional, c.relative_buckets,
+                                       c.relative_max_distance)
+    bias = jnp.take(table, buckets, axis=1)  # [heads, q, k]
+    return bias[None].astype(c.dtype)
+
+
+class MultiHeadAttention(nn.Module):
+  """Attention with decode caches ('cache' collection).
+
+  Self-attention caches keys/values position by position. Cross-attention
+  (`cross=True`) computes the encoder's keys/values once and keeps them; its
+  queries may come G to a row of the encoder batch (G beams per user), which
+  are attended as G query positions, so beams never copy the encoder output.
+  """
+  config: T5Config
+  cross: bool = False
+
+  @nn.compact
+  def __call__(self, x_q: jax.Array, x_kv: jax.Array, mask: jax.Array | None,
+               bias: jax.Array | None, deterministic: bool, decode: bool = False) -> jax.Array:
+    c = self.config
+    dense = lambda name: nn.DenseGeneral(
+        (c.num_heads, c.head_dim), axis=-1, use_bias=False, name=name, dtype=c.dtype,
+        param_dtype=jnp.dtype(c.param_dtype),
+        kernel_init=nn.with_logical_partitioning(_dense_init(), ("embed", "heads", "kv")))
+    axes = ("batch", "length", "heads", "kv")
+    q = constrain(dense("query")(x_q), axes)
+    if decode and self.cross and self.has_variable("cache", "cached_cross_key"):
+      k = self.get_variable("cache", "cached_cross_key")
+      v = self.get_variable("cache", "cached_cross_value")
+    else:
+      k = constrain(dense("key")(x_kv), axes)
+      v = constrain(dense("value")(x_kv), axes)
+      if decode and self.cross:
+        self.put_variable("cache", "cached_cross_key", k)
+        self.put_variable("cache", "cached_cross_value", v)
+    if decode and not self.cross:
+      is_init = not self.has_variable("cache", "cached_key")
+      cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+      cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+      index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+      if not is_init:
+        # One new position: write it at cache_index, attend to positions <= it.
+        i = index.value
+        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
+        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
+        cached_k.value, cached_v.value, index.value = k, v, i + 1
+        mask = (jnp.arange(k.shape[1]) <= i)[None, None, None, :]
+    batch_q, len_q = q.shape[:2]
+    groups = batch_q // k.shape[0]  # beams per encoder row (1 outside beam search)
+    q = q.reshape(k.shape[0], groups * len_q, *q.shape[2:])
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(c.head_dim)
+    if bias is not None:
+      logits = logits + bias
+    if mask is not None:
+      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
+    weights = nn.Dropout(c.dropout_rate)(weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch_q, len_q, *q.shape[2:])
+    return nn.DenseGeneral(c.emb_dim, axis=(-2, -1), use_bias=False, name="out", dtype=c.dtype,
+                           param_dtype=jnp.dtype(c.param_dtype),
+                           kernel_init=nn.with_logical_partitioning(
+                               _dense_init(), ("heads", "kv", "embed")))(out)
+
+
+class MLP(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    c = self.config
+    dense = lambda features, axes, name: nn.Dense(
+        features, use_bias=False, name=name, dtype=c.dtype, param_dtype=jnp.dtype(c.param_dtype),
+        kernel_init=nn.with_logical_partitioning(_dense_init(), axes))
+    h = dense(c.mlp_dim, ("embed", "mlp"), "wi")(x)
+    if c.gated_mlp:
+      h = nn.gelu(h) * dense(c.mlp_dim, ("embed", "mlp"), "wi_gate")(x)
+    else:
+      h = nn.relu(h)
+    h = constrain(h, ("batch", "length", "mlp"))
+    h = nn.Dropout(c.dropout_rate)(h, deterministic=deterministic)
+    return dense(c.emb_dim, ("mlp", "embed"), "wo")(h)
+
+
+class EncoderLayer(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x, mask, bias, deterministic):
+    c = self.config
+    drop = lambda y: nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    h = RMSNorm(c, name="pre_attention_norm")(x)
+    x = x + drop(MultiHeadAttention(c, name="attention")(h, h, mask, bias, deterministic))
+    h = RMSNorm(c, name="pre_mlp_norm")(x)
+    x = x + drop(MLP(c, name="mlp")(h, deterministic))
+    return constrain(x, ("batch", "length", "embed"))
+
+
+class DecoderLayer(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, y, encoded, self_mask, cross_mask, bias, deterministic, decode):
+    c = self.config
+    drop = lambda z: nn.Dropout(c.dropout_rate)(z, deterministic=deterministic)
+    h = RMSNorm(c, name="pre_self_attention_norm")(y)
+    y = y + drop(MultiHeadAttention(c, name="self_attention")(
+        h, h, self_mask, bias, deterministic, decode=decode))
+    h = RMSNorm(c, name="pre_cross_attention_norm")(y)
+    y = y + drop(MultiHeadAttention(c, cross=True, name="encoder_decoder_attention")(
+        h, encoded, cross_mask, None, deterministic, decode=decode))
+    h = RMSNorm(c, name="pre_mlp_norm")(y)
+    y = y + drop(MLP(c, name="mlp")(h, deterministic))
+    return constrain(y, ("batch", "length", "embed"))
+
+
+class Encoder(nn.Module):
+  config: T5Config
+  embed: nn.Module
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array, deterministic: bool) -> jax.Array:
+    """tokens [batch, in_len] -> encoded [batch, in_len, emb_dim]."""
+    c = self.config
+    x = self.embed(tokens).astype(c.dtype)
+    x = nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+    x = constrain(x, ("batch", "length", "embed"))
+    mask = (tokens > 0)[:, None, None, :]
+    bias = RelativePositionBias(c, bidirectional=True, name="relpos_bias")(
+        tokens.shape[1], tokens.shape[1])
+    for i in range(c.num_encoder_layers):
+      x = EncoderLayer(c, name=f"layer_{i}")(x, mask, bias, deterministic)
+    x = RMSNorm(c, name="final_norm")(x)
+    return nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+  config: T5Config
+  embed: nn.Module
+
+  @nn.compact
+  def __call__(self, encoded: jax.Array, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
+               deterministic: bool, decode: bool = False, max_decode_length: int | None = None):
+    """Logits [batch, out_len, vocab] of the next token at each decoder position.
+
+    With decode=True, decoder_input_tokens is [batch, 1] and the cache holds
+    the earlier positions (initialise it with `init_cache`).
+    """
+    c = self.config
+    y = self.embed(decoder_input_tokens).astype(c.dtype)
+    y = nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    y = constrain(y, ("batch", "length", "embed"))
+    q_len = decoder_input_tokens.shape[1]
+    rel = RelativePositionBias(c, bidirectional=False, name="relpos_bias")
+    if decode:
+      is_init = not self.has_variable("cache", "position")
+      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      k_len = max_decode_length or q_len
+      bias = rel(q_len, k_len, q_offset=position.value)
+      if not is_init:
+        position.value = position.value + 1
+      self_mask = None  # the cache masks positions not yet written
+    else:
+      bias = rel(q_len, q_len)
+      self_mask = jnp.tril(jnp.ones((q_len, q_len), bool))[None, None]
+    cross_mask = (input_tokens > 0)[:, None, None, :]
+    for i in range(c.num_decoder_layers):
+      y = DecoderLayer(c, name=f"layer_{i}")(y, encoded, self_mask, cross_mask, bias,
+                                             deterministic, decode)
+    y = RMSNorm(c, name="final_norm")(y)
+    y = nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    if c.logits_via_embedding:
+      logits = self.embed.attend(y.astype(jnp.float32)) / math.sqrt(c.emb_dim)
+    else:
+      logits = nn.Dense(c.vocab_size, use_bias=False, name="logits_dense", dtype=jnp.float32,
+                        param_dtype=jnp.dtype(c.param_dtype),
+                        kernel_init=nn.with_logical_partitioning(_dense_init(), ("embed", "vocab")))(y)
+    return constrain(logits, ("batch", "length", "vocab"))
+
+
+class Transformer(nn.Module):
+  """Encoder-decoder. `__call__` is teacher-forced; `encode`/`decode` serve decoding."""
+  config: T5Config
+
+  def setup(self):
+    c = self.config
+    self.embed = nn.Embed(c.vocab_size, c.emb_dim, dtype=c.dtype, param_dtype=jnp.dtype(c.param_dtype),
+                          embedding_init=nn.with_logical_partitioning(
+                              nn.initializers.normal(1.0), ("vocab", "embed")),
+                          name="token_embedder")
+    self.encoder = Encoder(c, self.embed)
+    self.decoder = Decoder(c, self.embed)
+
+  def encode(self, input_tokens: jax.Array, deterministic: bool = True) -> jax.Array:
+    return self.encoder(input_tokens, deterministic)
+
+  def decode(self, encoded, input_tokens, decoder_input_tokens, deterministic: bool = True,
+             decode: bool = False, max_decode_length: int | None = None):
+    return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
+                        max_decode_length)
+
+  def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
+               deterministic: bool = True) -> jax.Array:
+    """[batch, in_len], [batch, out_len] -> logits [batch, out_len, vocab]."""
+    encoded = self.encode(input_tokens, deterministic)
+    return self.decode(encoded, input_tokens, decoder_input_tokens, deterministic)

@@ -1,0 +1,64 @@
+"""Device mesh and logical-axis rules, in the image of t5x's partitioning.
+
+Parameters and activations are annotated with logical axis names in
+`network.py`; the rules here map those names to the mesh axes ('data',
+'model'). Data parallelism shards 'batch' over 'data'; model parallelism
+shards the wide dimensions ('mlp', 'heads', 'vocab') over 'model'.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+LogicalRules = Sequence[tuple[str, str | None]]
+
+
+def standard_logical_axis_rules() -> LogicalRules:
+  """t5x's standard 1-D data + 1-D model parallel rules."""
+  return (
+      ("batch", "data"),
+      ("vocab", "model"),
+      ("mlp", "model"),
+      ("heads", "model"),
+      ("kv", None),
+      ("embed", None),
+      ("length", None),
+      ("relpos_buckets", None),
+  )
+
+
+def make_mesh(data: int = -1, model: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A ('data', 'model') mesh over all devices; data=-1 takes what model leaves."""
+  devices = list(devices or jax.devices())
+  if data == -1:
+    if len(devices) % model:
+      raise ValueError(f"{len(devices)} devices do not split into model={model} parallel groups")
+    data = len(devices) // model
+  if data * model != len(devices):
+    raise ValueError(f"mesh data={data} x model={model} needs {data * model} devices, "
+                     f"have {len(devices)}")
+  return Mesh(np.asarray(devices).reshape(data, model), ("data", "model"))
+
+
+def logical_to_sharding(logical_specs: Any, mesh: Mesh, rules: LogicalRules) -> Any:
+  """A tree of logical PartitionSpecs -> a tree of NamedShardings on `mesh`."""
+  return nn.logical_to_mesh_sharding(logical_specs, mesh, rules)
+
+
+def params_sharding(abstract_variables: Any, mesh: Mesh, rules: LogicalRules) -> Any:
+  """NamedShardings of a model's (boxed, abstract) variables."""
+  return logical_to_sharding(nn.get_partition_spec(abstract_variables), mesh, rules)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Batches are split over 'data' along their leading axis."""
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())

@@ -1,0 +1,242 @@
+"""Training: sharded train state, jitted steps, orbax checkpoints, CLU metrics.
+
+Library code with plain arguments; `train.py` binds it to gin and flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from clu import metric_writers
+from jax.sharding import Mesh
+
+from tiger_jax import input_pipeline, partitioning
+from tiger_jax.models import EncoderDecoderModel, unbox
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+  optimizer: str = "adafactor"  # t5x's default; 'adamw' also accepted
+  learning_rate: float = 0.01
+  decay_start: int = 10_000  # the paper: constant lr, then inverse square-root decay
+  weight_decay: float = 0.0
+  grad_clip: float = 1.0
+  seed: int = 0
+  log_every: int = 50
+  checkpoint_every: int = 500
+  keep_checkpoints: int = 3
+  eval_every: int = 500
+  num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
+  """lr for the first `decay_start` steps, then lr * sqrt(decay_start / step)."""
+  def schedule(step):
+    return config.learning_rate * jax.lax.rsqrt(
+        jnp.maximum(step, config.decay_start).astype(jnp.float32) / config.decay_start)
+  return schedule
+
+
+def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
+  lr = learning_rate_schedule(config)
+  if config.optimizer == "adafactor":
+    opt = optax.adafactor(lr, weight_decay_rate=config.weight_decay or None)
+  elif config.optimizer == "adamw":
+    opt = optax.adamw(lr, weight_decay=config.weight_decay)
+  else:
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected adafactor or adamw")
+  return optax.chain(optax.clip_by_global_norm(config.grad_clip), opt) if config.grad_clip else opt
+
+
+class Trainer:
+  """Holds the model, optimizer, mesh and the jitted, sharded steps."""
+
+  def __init__(self, model: EncoderDecoderModel, config: TrainerConfig, mesh: Mesh,
+               feature_lengths: Mapping[str, int],
+               rules: partitioning.LogicalRules = partitioning.standard_logical_axis_rules()):
+    self.model, self.config, self.mesh, self.rules = model, config, mesh, rules
+    self.feature_lengths = dict(feature_lengths)
+    self.tx = make_optimizer(config)
+    self.batch_sharding = partitioning.batch_sharding(mesh)
+    self.replicated = partitioning.replicated(mesh)
+    boxed = jax.eval_shape(lambda r: model.init(r, feature_lengths["inputs"],
+                                                feature_lengths["targets"])["params"],
+                           jax.random.PRNGKey(0))
+    self.param_shardings = partitioning.params_sharding(boxed, mesh, rules)
+    self._train_step = None
+    self._eval_step = None
+
+  def context(self):
+    """Mesh + logical rules, needed while tracing the steps."""
+    return _Both(self.mesh, nn.logical_axis_rules(self.rules))
+
+  def init_state(self, seed: int | None = None) -> TrainState:
+    rng = jax.random.PRNGKey(self.config.seed if seed is None else seed)
+    lengths = self.feature_lengths
+
+    def init(rng):
+      params = unbox(self.model.init(rng, lengths["inputs"], lengths["targets"])["params"])
+      return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=self.tx.init(params))
+
+    with self.context():
+      abstract = jax.eval_shape(init, rng)
+      shardings = self.state_shardings(abstract)
+      return jax.jit(init, out_shardings=shardings)(rng)
+
+  def state_shardings(self, abstract_state: TrainState) -> TrainState:
+    """Params by the logical rules; optimizer leaves shaped like a param follow it."""
+    flat_params = {p.shape: s for p, s in zip(jax.tree.leaves(abstract_state.params),
+                                              jax.tree.leaves(self.param_shardings))}
+    opt = jax.tree.map(lambda x: flat_params.get(x.shape, self.replicated)
+                       if x.ndim > 1 else self.replicated, abstract_state.opt_state)
+    return TrainState(step=self.replicated, params=self.param_shardings, opt_state=opt)
+
+  def train_step(self, state: TrainState, batch: Mapping[str, jax.Array]):
+    if self._train_step is None:
+      model, tx = self.model, self.tx
+
+      def step(state, batch):
+        rng = jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 1), state.step)
+        (_, metrics), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(
+            state.params, batch, rng)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+      shardings = self.state_shardings(jax.eval_shape(lambda s: s, state))
+      self._train_step = jax.jit(step, in_shardings=(shardings, self.batch_sharding),
+                                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    with self.context():
+      return self._train_step(state, batch)
+
+  def eval_step(self, params: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    if self._eval_step is None:
+      self._eval_step = jax.jit(lambda p, b: self.model.loss_fn(p, b, None)[1],
+                                in_shardings=(self.param_shardings, self.batch_sharding),
+                                out_shardings=self.replicated)
+    with self.context():
+      return self._eval_step(params, batch)
+
+
+class _Both:
+  def __init__(self, *contexts):
+    self.contexts = contexts
+
+  def __enter__(self):
+    for c in self.contexts:
+      c.__enter__()
+
+  def __exit__(self, *exc):
+    for c in reversed(self.contexts):
+      c.__exit__(*exc)
+
+
+class Checkpoints:
+  """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
+
+  def __init__(self, model_dir: str, keep: int, best_metric: str | None = "recall@10"):
+    model_dir = os.path.abspath(model_dir)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(model_dir, "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self.best_metric = best_metric
+    self.best = ocp.CheckpointManager(
+        os.path.join(model_dir, "best"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode="max")
+    ) if best_metric else None
+
+  def restore_latest(self, abstract_state: TrainState) -> TrainState | None:
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    return self.latest.restore(step, args=ocp.args.StandardRestore(target))
+
+  def save(self, state: TrainState, metrics: Mapping[str, float] | None = None) -> None:
+    step = int(state.step)
+    if self.latest.latest_step() != step:
+      self.latest.save(step, args=ocp.args.StandardSave(state))
+    if self.best and metrics and self.best_metric in metrics:
+      self.best.save(step, args=ocp.args.StandardSave(state),
+                     metrics={k: float(v) for k, v in metrics.items()})
+
+  def close(self) -> None:
+    for m in (self.latest, self.best):
+      if m:
+        m.wait_until_finished()
+        m.close()
+
+
+def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], train_steps: int,
+               model_dir: str, eval_fn: Callable[[Any, int], dict[str, float]] | None = None,
+               best_metric: str | None = "recall@10", batch_size: int | None = None) -> TrainState:
+  """Trains to `train_steps`, resuming from the latest checkpoint in model_dir by itself.
+
+  batches_fn(start_step) yields this host's batches from that step on (the
+  same order as an uninterrupted run); eval_fn(params, step) returns
+  validation metrics, logged and used to keep the best checkpoint.
+  """
+  config = trainer.config
+  checkpoints = Checkpoints(model_dir, config.keep_checkpoints, best_metric if eval_fn else None)
+  state = trainer.init_state()
+  restored = checkpoints.restore_latest(state)
+  if restored is not None:
+    state = restored
+    logging.info("resumed from step %d in %s", int(state.step), model_dir)
+  start = int(state.step)
+  writer = metric_writers.create_default_writer(
+      os.path.join(model_dir, "train"), just_logging=jax.process_index() > 0)
+  batches = batches_fn(start)
+  t0, last_t, last_step = time.time(), time.time(), start
+  sums: dict[str, float] = {}
+  examples = 0
+  try:
+    for step in range(start + 1, train_steps + 1):
+      batch = input_pipeline.global_array(next(batches), trainer.batch_sharding)
+      examples += batch["inputs"].shape[0]
+      state, metrics = trainer.train_step(state, batch)
+      for k, v in metrics.items():
+        sums[k] = sums.get(k, 0.0) + v
+      if step % config.log_every == 0 or step == train_steps:
+        n = step - last_step
+        scalars = {k: float(v) / n for k, v in sums.items() if k != "num_tokens"}
+        dt = time.time() - last_t
+        scalars.update({"steps_per_sec": n / dt, "examples_per_sec": examples / dt,
+                        "learning_rate": float(learning_rate_schedule(config)(step))})
+        writer.write_scalars(step, scalars)
+        logging.info("step %d/%d: loss %.4f, %.2f steps/s, %.0f examples/s, ETA %.0fs", step,
+                     train_steps, scalars["loss"], scalars["steps_per_sec"],
+                     scalars["examples_per_sec"], (train_steps - step) / max(n / dt, 1e-9))
+        sums, examples, last_t, last_step = {}, 0, time.time(), step
+      evaluated = None
+      if eval_fn and (step % config.eval_every == 0 or step == train_steps):
+        evaluated = eval_fn(state.params, step)
+        writer.write_scalars(step, {f"validation/{k}": v for k, v in evaluated.items()})
+        logging.info("step %d validation: %s", step,
+                     ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
+      if step % config.checkpoint_every == 0 or step == train_steps or evaluated:
+        checkpoints.save(state, evaluated)
+  finally:
+    writer.flush()
+    checkpoints.close()
+  logging.info("trained %d steps in %.0fs", train_steps - start, time.time() - t0)
+  return state
