@@ -31,3 +31,22 @@ def tiny_dataset():
                  sequences=[np.asarray(s, np.int32) for s in seqs],
                  item_text=[f"item {i}" for i in range(6)],
                  item_attributes=[[1, 2], [1, 3], [2], [1, 2], [4], [3, 4]])
+
+
+TINY_MODEL = dict(emb_dim=16, num_heads=2, head_dim=8, mlp_dim=32, num_encoder_layers=1,
+                  num_decoder_layers=1, dropout_rate=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """A small synthetic run: prepared data + TFDS + Semantic IDs (RQ-KMeans, fast)."""
+  from tiger_jax.data import synthetic
+  from tiger_jax.data.prepare import prepare
+  from tiger_jax.semantic_ids import SemanticIdConfig, pipeline
+  root = tmp_path_factory.mktemp("tiny_run")
+  data_dir, sid_dir = str(root / "data"), str(root / "semantic_ids")
+  prepare("synthetic", data_dir, content_source="attributes",
+          synthetic_config=synthetic.SyntheticConfig(num_items=120, num_users=80, seed=3))
+  pipeline.run(data_dir, sid_dir, SemanticIdConfig(method="rq_kmeans", codebook_size=8,
+                                                   kmeans_iters=10))
+  return data_dir, sid_dir

@@ -93,6 +93,24 @@ class RelativePositionBias(nn.Module):
     return bias[None].astype(c.dtype)
 
 
+class Projection(nn.Module):
+  """x [..., *in_shape] @ kernel [*in_shape, *out_shape], kernel with logical axis names."""
+  in_shape: tuple[int, ...]
+  out_shape: tuple[int, ...]
+  axes: tuple[str, ...]
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    fan_in = int(np.prod(self.in_shape))
+    init = nn.initializers.truncated_normal(1.0 / math.sqrt(fan_in) / 0.87962566)
+    kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes),
+                        (*self.in_shape, *self.out_shape), jnp.dtype(self.config.param_dtype))
+    n_in = len(self.in_shape)
+    return jnp.tensordot(x, kernel.astype(self.config.dtype),
+                         axes=(tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in))))
+
+
 class MultiHeadAttention(nn.Module):
   """Attention with decode caches ('cache' collection).
 
@@ -108,10 +126,8 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, x_q: jax.Array, x_kv: jax.Array, mask: jax.Array | None,
                bias: jax.Array | None, deterministic: bool, decode: bool = False) -> jax.Array:
     c = self.config
-    dense = lambda name: nn.DenseGeneral(
-        (c.num_heads, c.head_dim), axis=-1, use_bias=False, name=name, dtype=c.dtype,
-        param_dtype=jnp.dtype(c.param_dtype),
-        kernel_init=nn.with_logical_partitioning(_dense_init(), ("embed", "heads", "kv")))
+    dense = lambda name: Projection((c.emb_dim,), (c.num_heads, c.head_dim),
+                                    ("embed", "heads", "kv"), c, name=name)
     axes = ("batch", "length", "heads", "kv")
     q = constrain(dense("query")(x_q), axes)
     if decode and self.cross and self.has_variable("cache", "cached_cross_key"):
@@ -146,10 +162,8 @@ class MultiHeadAttention(nn.Module):
     weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
     weights = nn.Dropout(c.dropout_rate)(weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch_q, len_q, *q.shape[2:])
-    return nn.DenseGeneral(c.emb_dim, axis=(-2, -1), use_bias=False, name="out", dtype=c.dtype,
-                           param_dtype=jnp.dtype(c.param_dtype),
-                           kernel_init=nn.with_logical_partitioning(
-                               _dense_init(), ("heads", "kv", "embed")))(out)
+    return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
+                      name="out")(out)
 
 
 class MLP(nn.Module):

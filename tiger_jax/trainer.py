@@ -5,6 +5,7 @@ Library code with plain arguments; `train.py` binds it to gin and flags.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -85,7 +86,10 @@ class Trainer:
 
   def context(self):
     """Mesh + logical rules, needed while tracing the steps."""
-    return _Both(self.mesh, nn.logical_axis_rules(self.rules))
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.set_mesh(self.mesh))
+    stack.enter_context(nn.logical_axis_rules(self.rules))
+    return stack
 
   def init_state(self, seed: int | None = None) -> TrainState:
     rng = jax.random.PRNGKey(self.config.seed if seed is None else seed)
@@ -118,7 +122,7 @@ class Trainer:
             state.params, batch, rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
       shardings = self.state_shardings(jax.eval_shape(lambda s: s, state))
@@ -134,19 +138,6 @@ class Trainer:
                                 out_shardings=self.replicated)
     with self.context():
       return self._eval_step(params, batch)
-
-
-class _Both:
-  def __init__(self, *contexts):
-    self.contexts = contexts
-
-  def __enter__(self):
-    for c in self.contexts:
-      c.__enter__()
-
-  def __exit__(self, *exc):
-    for c in reversed(self.contexts):
-      c.__exit__(*exc)
 
 
 class Checkpoints:

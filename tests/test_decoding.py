@@ -1,0 +1,98 @@
+"""Constrained beam search, the trie, and the retrieval metrics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL
+from tiger_jax import decoding, metrics, network
+from tiger_jax.models import EncoderDecoderModel, unbox
+from tiger_jax.semantic_ids import make_unique
+from tiger_jax.tokens import TokenLayout
+
+
+def _setup(num_items=20, seed=0):
+  rng = np.random.default_rng(seed)
+  ids = make_unique(np.unique(rng.integers(0, 3, (num_items, 3)), axis=0))
+  layout = TokenLayout.for_ids(ids, codebook_size=3, num_user_buckets=5)
+  cfg = network.T5Config(vocab_size=layout.vocab_size, **TINY_MODEL)
+  model = EncoderDecoderModel(network.Transformer(cfg))
+  params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
+  return ids, layout, model, params
+
+
+def _search(model, params, layout, x, beams, trie):
+  enc = model.encode(params, x)
+  cache = model.init_cache(params, enc, x, layout.id_length, beams=beams)
+  step = lambda tok, c: model.decode_step(params, c, enc, x, tok, layout.id_length)
+  return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
+                              layout.level_sizes, trie)
+
+
+def test_trie_children_by_hand():
+  ids = np.array([[0, 1, 0], [0, 1, 1], [2, 0, 0]])
+  trie = decoding.Trie.build(ids)
+  mask, _ = trie.children(0, jnp.array([0]), 3)
+  np.testing.assert_array_equal(mask[0], [True, False, True])
+  node_for_0 = trie.child_node[0][0]  # edge (root, 0)
+  mask, _ = trie.children(1, jnp.array([node_for_0]), 3)
+  np.testing.assert_array_equal(mask[0], [False, True, False])
+  with pytest.raises(ValueError, match="not unique"):
+    decoding.Trie.build(np.array([[1, 1], [1, 1]]))
+
+
+def test_beam_covering_all_items_finds_the_exact_top_k():
+  ids, layout, model, params = _setup()
+  x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
+  beams = len(ids) + 3
+  codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids))
+  tokens = jnp.asarray(layout.item_tokens(ids))
+  for b in range(3):
+    brute = np.asarray(model.score(params, jnp.repeat(x[b:b + 1], len(ids), 0), tokens))
+    order = np.argsort(-brute, kind="stable")
+    np.testing.assert_array_equal(np.asarray(items[b, :len(ids)]), order)
+    np.testing.assert_allclose(np.asarray(scores[b, :len(ids)]), brute[order], atol=1e-4)
+    assert (np.asarray(items[b, len(ids):]) == -1).all()  # more beams than items
+    np.testing.assert_array_equal(np.asarray(codes[b, :len(ids)]), ids[order])
+
+
+def test_constrained_search_returns_only_real_items():
+  ids, layout, model, params = _setup(num_items=60, seed=1)
+  x = jax.random.randint(jax.random.PRNGKey(3), (8, 9), 2, layout.vocab_size)
+  _, _, items = _search(model, params, layout, x, 5, decoding.Trie.build(ids))
+  items = np.asarray(items)
+  assert (items >= 0).all() and (items < len(ids)).all()
+  assert all(len(set(r)) == len(r) for r in items.tolist())  # distinct items per user
+
+
+def test_unconstrained_mode_counts_invalid_ids():
+  ids = np.array([[0, 0], [1, 1]])
+  layout = TokenLayout((2, 2), num_user_buckets=1)
+  # A fixed next-token distribution: level 1 prefers code 0, level 2 prefers code 1,
+  # so the best beams are (0,1) and (1,1)... of which only (1,1) is an item.
+  logits = np.full(layout.vocab_size, -10.0)
+  logits[layout.level_offsets[0] + 0], logits[layout.level_offsets[0] + 1] = 0.0, -0.1
+  logits[layout.level_offsets[1] + 0], logits[layout.level_offsets[1] + 1] = -1.0, 0.0
+  step = lambda tok, cache: (jnp.tile(jnp.asarray(logits, jnp.float32), (tok.shape[0], 1)), cache)
+  codes, _, _ = decoding.beam_search(step, {}, 1, 4, layout.level_offsets, layout.level_sizes, None)
+  np.testing.assert_array_equal(np.asarray(codes[0]), [[0, 1], [1, 1], [0, 0], [1, 0]])
+  items = decoding.lookup_items(np.asarray(codes), ids)
+  np.testing.assert_array_equal(items[0], [-1, 1, 0, -1])
+  assert metrics.invalid_rate(items, 2) == 0.5 and metrics.invalid_rate(items) == 0.5
+  _, _, constrained = decoding.beam_search(step, {}, 1, 4, layout.level_offsets,
+                                           layout.level_sizes, decoding.Trie.build(ids))
+  # Only real items: (1,1) scores -0.1 + 0, (0,0) scores 0 - 1.
+  np.testing.assert_array_equal(np.asarray(constrained[0]), [1, 0, -1, -1])
+
+
+def test_metrics_match_hand_computed_values():
+  ranked = np.array([[5, 1, 2, 3, 4, 6, 7, 8, 9, 10],
+                     [1, 2, 3, 4, 5, 6, 9, 8, 7, 0],
+                     [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+  targets = np.array([5, 7, 11])  # ranks 0, 8, absent
+  m = metrics.retrieval_metrics(ranked, targets)
+  assert m["recall@5"] == pytest.approx(1 / 3) and m["recall@10"] == pytest.approx(2 / 3)
+  assert m["ndcg@5"] == pytest.approx(1 / 3)
+  assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(10)) / 3)
+  assert metrics.seqio_retrieval_metric(list(targets), list(ranked)) == m

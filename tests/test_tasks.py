@@ -1,0 +1,70 @@
+"""Token layout and SeqIO tasks."""
+
+import numpy as np
+import pytest
+import seqio
+
+from tiger_jax import data as data_lib
+from tiger_jax import io_utils
+from tiger_jax.data.prepare import build_tfds
+from tiger_jax.tokens import EOS_ID, TokenLayout
+
+
+def test_token_layout_round_trip():
+  rng = np.random.default_rng(0)
+  ids = np.concatenate([rng.integers(0, 256, (500, 3)), rng.integers(0, 7, (500, 1))], 1)
+  layout = TokenLayout.for_ids(ids)
+  assert layout.level_sizes == (256, 256, 256, 7)
+  tokens = layout.item_tokens(ids)
+  np.testing.assert_array_equal(layout.tokens_to_ids(tokens), ids)
+  assert tokens.min() >= 2 and tokens.max() < layout.user_offset
+  for l in range(4):  # every level lives in its own block
+    assert {layout.level_of_token(t) for t in tokens[:, l]} == {l}
+  users = layout.user_tokens(["A1", "B2", "A1"])
+  assert users[0] == users[2] and (users >= layout.user_offset).all()
+  assert (users < layout.vocab_size).all() and layout.vocab_size == 2 + 3 * 256 + 7 + 2000
+  assert layout.tokens_to_ids(tokens[:, ::-1])[0, 0] == -1  # a token of the wrong level
+  with pytest.raises(ValueError, match="outside its level"):
+    layout.item_tokens(np.array([[0, 0, 0, 7]]))
+
+
+def test_task_yields_the_expected_examples_for_a_hand_made_user(tmp_path):
+  import tasks
+  seqs = [np.arange(25, dtype=np.int32) % 6, np.array([3, 1, 2], np.int32)]
+  ds = data_lib.Dataset("handmade", ["alice", "bob"], [f"i{i}" for i in range(6)], seqs)
+  data_dir, sid_dir = str(tmp_path / "data"), str(tmp_path / "sid")
+  data_lib.save(ds, data_dir, source="test")
+  build_tfds(data_dir, "handmade")
+  ids = np.array([[i, i % 2, 5, 0] for i in range(6)], np.int32)
+  io_utils.write_npy(str(tmp_path / "sid" / "semantic_ids.npy"), ids)
+  task = tasks.register_task("tiger_handmade_test", data_dir, sid_dir)
+  layout = TokenLayout.for_ids(ids)
+  item_tok = layout.item_tokens(ids)
+  user_tok = layout.user_tokens(["alice", "bob"])
+  lengths = {"inputs": 81, "targets": 5}
+
+  def examples(split):
+    return sorted((list(e["inputs"]), list(e["targets"]), int(e["target_item"]))
+                  for e in task.get_dataset(lengths, split=split, shuffle=False).as_numpy_iterator())
+
+  alice = seqs[0]
+  want_test = [user_tok[0]] + item_tok[alice[4:24]].ravel().tolist()  # the 20 before the last
+  test = examples("test")
+  assert (want_test, item_tok[alice[24]].tolist() + [EOS_ID], int(alice[24])) in test
+  bob_test = ([user_tok[1]] + item_tok[[3, 1]].ravel().tolist(), item_tok[2].tolist() + [EOS_ID], 2)
+  assert bob_test in test and len(test) == 2
+  val = examples("validation")
+  assert ([user_tok[1]] + item_tok[3].tolist(), item_tok[1].tolist() + [EOS_ID], 1) in val
+  train = examples("train")
+  assert len(train) == 22  # alice: targets at positions 1..22; bob: none
+  assert ([user_tok[0]] + item_tok[0].tolist(), item_tok[1].tolist() + [EOS_ID], 1) in train
+  assert max(len(x) for x, _, _ in train) == 81
+  vocab = task.output_features["targets"].vocabulary
+  assert vocab.vocab_size == layout.vocab_size and vocab.eos_id == EOS_ID
+  seqio.TaskRegistry.remove("tiger_handmade_test")
+
+
+def test_registered_paper_tasks_exist():
+  import tasks  # noqa: F401
+  for name in ("tiger_beauty", "tiger_toys", "tiger_sports", "tiger_synthetic"):
+    assert seqio.get_mixture_or_task(name).name == name
