@@ -11,6 +11,8 @@ from absl import app, flags, logging
 
 flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also accepted as --gin.NAME=VALUE).")
+flags.DEFINE_enum("prng_impl", "rbg", ["threefry2x32", "rbg", "unsafe_rbg"],
+                  "JAX PRNG. 'rbg' makes dropout masks ~1.6x cheaper than threefry on CPU.")
 FLAGS = flags.FLAGS
 _QUIET = ("orbax", "tensorflow_datasets", "absl/logging", "jax/_src")
 
@@ -38,6 +40,8 @@ def run(main: Callable[[], None]) -> None:
 
   def _main(_):
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    import jax
+    jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
     gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings + extra)
     main()
 

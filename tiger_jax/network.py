@@ -42,6 +42,20 @@ def _dense_init(fan_axes_scale: float = 1.0):
   return nn.initializers.variance_scaling(fan_axes_scale, "fan_in", "truncated_normal")
 
 
+class Dropout(nn.Module):
+  """Inverted dropout drawing 8 random bits per element, not 32 (4x less RNG work: on CPU,
+  RNG dominates a training step). The rate is rounded to a multiple of 1/256."""
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    threshold = int(round(self.rate * 256))
+    keep = jax.random.bits(self.make_rng("dropout"), x.shape, jnp.uint8) >= threshold
+    return jnp.where(keep, x / (1.0 - threshold / 256), 0).astype(x.dtype)
+
+
 class RMSNorm(nn.Module):
   config: T5Config
 
@@ -160,7 +174,7 @@ class MultiHeadAttention(nn.Module):
     if mask is not None:
       logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
-    weights = nn.Dropout(c.dropout_rate)(weights, deterministic=deterministic)
+    weights = Dropout(c.dropout_rate)(weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch_q, len_q, *q.shape[2:])
     return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
                       name="out")(out)
@@ -181,7 +195,7 @@ class MLP(nn.Module):
     else:
       h = nn.relu(h)
     h = constrain(h, ("batch", "length", "mlp"))
-    h = nn.Dropout(c.dropout_rate)(h, deterministic=deterministic)
+    h = Dropout(c.dropout_rate)(h, deterministic=deterministic)
     return dense(c.emb_dim, ("mlp", "embed"), "wo")(h)
 
 
@@ -191,7 +205,7 @@ class EncoderLayer(nn.Module):
   @nn.compact
   def __call__(self, x, mask, bias, deterministic):
     c = self.config
-    drop = lambda y: nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    drop = lambda y: Dropout(c.dropout_rate)(y, deterministic=deterministic)
     h = RMSNorm(c, name="pre_attention_norm")(x)
     x = x + drop(MultiHeadAttention(c, name="attention")(h, h, mask, bias, deterministic))
     h = RMSNorm(c, name="pre_mlp_norm")(x)
@@ -205,7 +219,7 @@ class DecoderLayer(nn.Module):
   @nn.compact
   def __call__(self, y, encoded, self_mask, cross_mask, bias, deterministic, decode):
     c = self.config
-    drop = lambda z: nn.Dropout(c.dropout_rate)(z, deterministic=deterministic)
+    drop = lambda z: Dropout(c.dropout_rate)(z, deterministic=deterministic)
     h = RMSNorm(c, name="pre_self_attention_norm")(y)
     y = y + drop(MultiHeadAttention(c, name="self_attention")(
         h, h, self_mask, bias, deterministic, decode=decode))
@@ -226,7 +240,7 @@ class Encoder(nn.Module):
     """tokens [batch, in_len] -> encoded [batch, in_len, emb_dim]."""
     c = self.config
     x = self.embed(tokens).astype(c.dtype)
-    x = nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+    x = Dropout(c.dropout_rate)(x, deterministic=deterministic)
     x = constrain(x, ("batch", "length", "embed"))
     mask = (tokens > 0)[:, None, None, :]
     bias = RelativePositionBias(c, bidirectional=True, name="relpos_bias")(
@@ -234,7 +248,7 @@ class Encoder(nn.Module):
     for i in range(c.num_encoder_layers):
       x = EncoderLayer(c, name=f"layer_{i}")(x, mask, bias, deterministic)
     x = RMSNorm(c, name="final_norm")(x)
-    return nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+    return Dropout(c.dropout_rate)(x, deterministic=deterministic)
 
 
 class Decoder(nn.Module):
@@ -251,7 +265,7 @@ class Decoder(nn.Module):
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
-    y = nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    y = Dropout(c.dropout_rate)(y, deterministic=deterministic)
     y = constrain(y, ("batch", "length", "embed"))
     q_len = decoder_input_tokens.shape[1]
     rel = RelativePositionBias(c, bidirectional=False, name="relpos_bias")
@@ -271,7 +285,7 @@ class Decoder(nn.Module):
       y = DecoderLayer(c, name=f"layer_{i}")(y, encoded, self_mask, cross_mask, bias,
                                              deterministic, decode)
     y = RMSNorm(c, name="final_norm")(y)
-    y = nn.Dropout(c.dropout_rate)(y, deterministic=deterministic)
+    y = Dropout(c.dropout_rate)(y, deterministic=deterministic)
     if c.logits_via_embedding:
       logits = self.embed.attend(y.astype(jnp.float32)) / math.sqrt(c.emb_dim)
     else:
