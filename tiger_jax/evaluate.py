@@ -9,8 +9,8 @@ users, beam, checkpoint step, wall time.
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import time
 from typing import Any, Iterable, Mapping
 
@@ -71,3 +71,56 @@ def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, n
              users_per_sec=round(users / max(seconds, 1e-9), 1))
   logging.info("evaluated %d users in %.1fs (%.0f users/s)", users, seconds, out["users_per_sec"])
   return out
+
+
+def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
+                        batch_size: int = 256, constrained: bool = True,
+                        max_examples: int | None = None) -> dict:
+  """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
+  from tiger_jax import io_utils
+  from tiger_jax.trainer import Checkpoints, Trainer, TrainerConfig
+  trainer = Trainer(exp.model, TrainerConfig(), exp.mesh, exp.feature_lengths)
+  checkpoints = Checkpoints(model_dir, keep=1000, best_metric=None)
+  state = checkpoints.restore_latest(trainer.init_state())
+  checkpoints.close()
+  if state is None:
+    raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint to evaluate")
+  start = time.time()
+  retriever = Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
+                        batch_sharding=trainer.batch_sharding)
+  import jax
+  with trainer.context():
+    batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
+                                          max_examples, jax.process_index(), jax.process_count())
+    result = evaluate(retriever, state.params, batches)
+  result.update(checkpoint_step=int(state.step), wall_time=round(time.time() - start, 1),
+                split=split, constrained=constrained,
+                hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
+  name = split if constrained else f"{split}_unconstrained"
+  io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
+  return result
+
+
+def main() -> None:
+  import gin
+  from absl import flags
+  from tiger_jax import train as train_lib
+  FLAGS = flags.FLAGS
+  exp = train_lib.experiment_configurable()
+  model_dir = gin.query_parameter("%MODEL_DIR")
+  result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
+                               not FLAGS.unconstrained, FLAGS.max_examples)
+  print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+  import json
+  from absl import flags
+  from tiger_jax import cli
+  from tiger_jax import main as _main_lib  # noqa: F401  (registers the configurables gin files name)
+  flags.DEFINE_string("split", "test", "validation or test.")
+  flags.DEFINE_integer("beam_size", 20, "Beam size (= the number of items returned).")
+  flags.DEFINE_integer("batch_size", 256, "Users per decoding batch.")
+  flags.DEFINE_integer("max_examples", None, "Evaluate only the first N users.")
+  flags.DEFINE_bool("unconstrained", False, "Free decoding: measures the invalid-ID rate.")
+  cli.run(main)

@@ -49,7 +49,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
   exp = train_lib.experiment_configurable(data_dir=data_dir, semantic_id_dir=sid_dir)
   train_lib.train_configurable(model_dir=model_dir, exp=exp)
   logging.info("stage 4-5: trained model in %s", model_dir)
-  result = evaluate_checkpoint(exp, model_dir, split, beam_size, eval_batch_size)
+  result = evaluate_lib.evaluate_checkpoint(exp, model_dir, split, beam_size, eval_batch_size)
   dataset = data_lib.load(data_dir)
   rows = {"TIGER": result}
   examples = list(data_lib.iter_examples(dataset, split))
@@ -66,28 +66,6 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
   print(table)
   print(f"pipeline finished in {time.time() - t0:.0f}s; results in {model_dir}/results/")
   return rows
-
-
-def evaluate_checkpoint(exp: train_lib.Experiment, model_dir: str, split: str, beam_size: int,
-                        batch_size: int) -> dict:
-  """Evaluates the latest checkpoint of model_dir on a split; writes results/<split>.json."""
-  from tiger_jax.trainer import Checkpoints, Trainer
-  trainer = Trainer(exp.model, train_lib.TrainerConfigurable(), exp.mesh, exp.feature_lengths)
-  checkpoints = Checkpoints(model_dir, keep=1000, best_metric=None)
-  state = checkpoints.restore_latest(trainer.init_state())
-  checkpoints.close()
-  if state is None:
-    raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint to evaluate")
-  start = time.time()
-  retriever = evaluate_lib.Retriever(exp.model, exp.layout, exp.ids, beam_size,
-                                     batch_sharding=trainer.batch_sharding)
-  with trainer.context():
-    batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size)
-    result = evaluate_lib.evaluate(retriever, state.params, batches)
-  result.update(checkpoint_step=int(state.step), wall_time=round(time.time() - start, 1),
-                split=split, hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
-  io_utils.write_json(os.path.join(model_dir, "results", f"{split}.json"), result)
-  return result
 
 
 def results_table(rows: dict[str, dict], dataset: str, split: str) -> str:

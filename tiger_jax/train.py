@@ -48,6 +48,10 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   root = os.path.join(tasks.tiger_tasks.DATA_ROOT, tasks.TASK_NAMES.get(name, name))
   data_dir = data_dir or os.path.join(root, "data")
   semantic_id_dir = semantic_id_dir or os.path.join(root, "semantic_ids")
+  from tiger_jax.data import DataError
+  if not os.path.isdir(os.path.join(data_dir, "tfds")):
+    raise DataError(f"{data_dir}/tfds: no TFDS dataset here; prepare the data with "
+                    f"`python -m tiger_jax.data --out_dir={data_dir} ...` first")
   task = tasks.register_task(name, data_dir, semantic_id_dir)
   item_tokens, _, layout = tasks.tiger_tasks.token_tables(data_dir, semantic_id_dir)
   ids = layout.tokens_to_ids(item_tokens)
