@@ -22,6 +22,7 @@ import seqio
 import tensorflow as tf
 
 from tiger_jax import data as data_lib
+from tiger_jax import metrics
 from tiger_jax.data import tfds_builder  # noqa: F401  (registers amazon_reviews_2014)
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
 from tiger_jax.tokens import EOS_ID, TokenLayout
@@ -83,13 +84,22 @@ def to_tokens(dataset: tf.data.Dataset, data_dir: str, semantic_id_dir: str) -> 
   return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def postprocess(output, example=None, is_target: bool = False):
+  """Targets -> the held-out item index; predictions (ranked item lists from
+  `tiger_jax.evaluate.Retriever`) pass through, for `metrics.seqio_retrieval_metric`."""
+  if is_target:
+    return int(example["target_item"])
+  return output
+
+
 def feature_lengths(id_length: int = 4, max_history: int = MAX_HISTORY) -> dict[str, int]:
   """TASK_FEATURE_LENGTHS: user token + history IDs; one ID + eos."""
   return {"inputs": 1 + max_history * id_length, "targets": id_length + 1}
 
 
 def register_task(name: str, data_dir: str, semantic_id_dir: str, tfds_config: str | None = None,
-                  metric_fns: Sequence[Callable] = (), extra_preprocessors: Sequence[Callable] = ()):
+                  metric_fns: Sequence[Callable] = (metrics.seqio_retrieval_metric,),
+                  extra_preprocessors: Sequence[Callable] = ()):
   """(Re-)registers a TIGER task over a run's prepared data and Semantic IDs."""
   tfds_config = tfds_config or TASK_NAMES.get(name, "synthetic")
   if name in seqio.TaskRegistry.names():
@@ -103,7 +113,7 @@ def register_task(name: str, data_dir: str, semantic_id_dir: str, tfds_config: s
                      *extra_preprocessors, seqio.preprocessors.append_eos_after_trim],
       output_features={"inputs": seqio.Feature(vocab, add_eos=False, dtype=tf.int32),
                        "targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)},
-      metric_fns=list(metric_fns), shuffle_buffer_size=10_000)
+      postprocess_fn=postprocess, metric_fns=list(metric_fns), shuffle_buffer_size=10_000)
 
 
 for _task, _name in TASK_NAMES.items():

@@ -233,3 +233,47 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "sequences.txt: line 2: field '?'" in proc.stderr
   assert not (tmp_path / "out").exists()
+
+
+# --- downloader ------------------------------------------------------------------
+
+def test_download_resumes_a_partial_file(tmp_path):
+  """A local HTTP server with Range support stands in for the public address."""
+  import functools
+  import http.server
+  import threading
+  from tiger_jax.data import download
+
+  payload = os.urandom(300_000)
+  ranges = []
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+      start = 0
+      if "Range" in self.headers:
+        start = int(self.headers["Range"].split("=")[1].split("-")[0])
+        ranges.append(start)
+        self.send_response(206)
+      else:
+        self.send_response(200)
+      body = payload[start:]
+      self.send_header("Content-Length", str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    url = f"http://127.0.0.1:{server.server_port}/reviews_Beauty_5.json.gz"
+    (tmp_path / "reviews_Beauty_5.json.gz.part").write_bytes(payload[:100_000])  # a killed download
+    path = download.fetch(url, str(tmp_path), chunk=65536)
+    assert ranges == [100_000]
+    assert open(path, "rb").read() == payload
+    assert not (tmp_path / "reviews_Beauty_5.json.gz.part").exists()
+    assert download.fetch(url, str(tmp_path)) == path and ranges == [100_000]  # already there
+  finally:
+    server.shutdown()
+  assert download.urls("toys")[0].endswith("reviews_Toys_and_Games_5.json.gz")
