@@ -277,3 +277,20 @@ def test_download_resumes_a_partial_file(tmp_path):
   finally:
     server.shutdown()
   assert download.urls("toys")[0].endswith("reviews_Toys_and_Games_5.json.gz")
+
+
+# --- cold start ------------------------------------------------------------------
+
+def test_cold_start_items_leave_training_data_only(tiny_dataset, tmp_path):
+  tiny_dataset.cold_items = np.array([2, 5], np.int32)
+  train = list(data_lib.iter_examples(tiny_dataset, "train"))
+  assert train and all(e.target not in (2, 5) and not np.isin(e.history, [2, 5]).any() for e in train)
+  # user 0: 0 1 2 | 3 4 -> training part without item 2 is [0, 1]: one example 0 -> 1
+  assert [(e.user, e.history.tolist(), e.target) for e in train if e.user == 0] == [(0, [0], 1)]
+  test = {e.user: e for e in data_lib.iter_examples(tiny_dataset, "test")}
+  assert test[3].target == 2 and 5 in test[3].history.tolist()  # kept at evaluation
+  assert all(not np.isin(s, [2, 5]).any() for s in data_lib.training_sequences(tiny_dataset))
+  data_lib.save(tiny_dataset, str(tmp_path), source="test")
+  np.testing.assert_array_equal(data_lib.load(str(tmp_path)).cold_items, [2, 5])
+  cold = data_lib.choose_cold_items(synthetic.generate(synthetic.SyntheticConfig(200, 50)), 0.05)
+  assert len(set(cold.tolist())) == len(cold) > 0

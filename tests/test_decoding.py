@@ -96,3 +96,15 @@ def test_metrics_match_hand_computed_values():
   assert m["ndcg@5"] == pytest.approx(1 / 3)
   assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(10)) / 3)
   assert metrics.seqio_retrieval_metric(list(targets), list(ranked)) == m
+
+
+def test_cold_start_cap_and_content_knn():
+  from tiger_jax import baselines
+  is_cold = np.zeros(10, bool)
+  is_cold[[1, 2, 3]] = True
+  ranked = np.array([[1, 2, 0, 3, 4, 5, -1, 6]])
+  np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 0.5), [[1, 2, 0, 4]])
+  np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 0.0), [[0, 4, 5, 6]])
+  np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 1.0), [[1, 2, 0, 3]])
+  vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
+  np.testing.assert_array_equal(baselines.content_knn(vectors, [np.array([3, 0])], k=3), [[1, 2, 3]])

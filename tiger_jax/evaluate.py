@@ -52,8 +52,11 @@ class Retriever:
 
 
 def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, np.ndarray]],
-             cold_items: np.ndarray | None = None) -> dict[str, float]:
-  """Recall/NDCG@5/10 and invalid rate over batches with 'inputs', 'target_item', 'mask'."""
+             ranked_out: dict | None = None) -> dict[str, float]:
+  """Recall/NDCG@5/10 and invalid rate over batches with 'inputs', 'target_item', 'mask'.
+
+  ranked_out, when given, receives the ranked lists [users, beam], 'targets' and 'users'.
+  """
   ranked, targets = [], []
   start, users = time.time(), 0
   for batch in batches:
@@ -61,10 +64,15 @@ def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, n
     keep = batch["mask"] > 0
     ranked.append(items[keep])
     targets.append(batch["target_item"][keep])
+    if ranked_out is not None:
+      ranked_out.setdefault("users", []).append(batch["user"][keep])
     users += int(keep.sum())
   ranked = np.concatenate(ranked) if ranked else np.zeros((0, retriever.beam_size), np.int32)
   targets = np.concatenate(targets) if targets else np.zeros((0,), np.int32)
   seconds = time.time() - start
+  if ranked_out is not None:
+    ranked_out.update(ranked=ranked, targets=targets,
+                      users=np.concatenate(ranked_out.get("users", [np.zeros(0, np.int32)])))
   out = metrics_lib.retrieval_metrics(ranked, targets)
   out["invalid_rate"] = metrics_lib.invalid_rate(ranked, 10)
   out.update(users=users, beam=retriever.beam_size, seconds=round(seconds, 2),
@@ -92,12 +100,14 @@ def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int
   with trainer.context():
     batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                           max_examples, jax.process_index(), jax.process_count())
-    result = evaluate(retriever, state.params, batches)
+    ranked = {}
+    result = evaluate(retriever, state.params, batches, ranked)
   result.update(checkpoint_step=int(state.step), wall_time=round(time.time() - start, 1),
                 split=split, constrained=constrained,
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
   name = split if constrained else f"{split}_unconstrained"
   io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
+  io_utils.write_npz(os.path.join(model_dir, "results", f"{name}_ranked.npz"), **ranked)
   return result
 
 

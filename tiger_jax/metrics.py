@@ -45,3 +45,24 @@ def invalid_rate(ranked: np.ndarray, k: int | None = None) -> float:
 def seqio_retrieval_metric(targets: Sequence[int], predictions: Sequence[Sequence[int]]) -> dict:
   """A seqio `metric_fn`: targets = held-out items, predictions = ranked item lists."""
   return retrieval_metrics(np.asarray(list(predictions)), np.asarray(list(targets)))
+
+
+def cap_cold(ranked: np.ndarray, is_cold: np.ndarray, k: int, epsilon: float) -> np.ndarray:
+  """The paper's cold-start knob: top-k lists [n, k] in which at most ceil(epsilon * k)
+  items are cold-start items; the rest keep their order (-1 pads a short list)."""
+  cap = int(np.ceil(epsilon * k))
+  out = np.full((len(ranked), k), -1, np.int64)
+  for u, row in enumerate(np.asarray(ranked)):
+    picked, cold = [], 0
+    for item in row:
+      if item < 0:
+        continue
+      if is_cold[item]:
+        if cold >= cap:
+          continue
+        cold += 1
+      picked.append(item)
+      if len(picked) == k:
+        break
+    out[u, :len(picked)] = picked
+  return out

@@ -2,8 +2,8 @@
 leave-one-out splits, and the prepared-dataset files."""
 
 from tiger_jax.data.dataset import (MAX_HISTORY, SPLITS, Dataset, DataError, Example,
-                                    iter_examples, load, save, split_examples,
-                                    training_sequences)
+                                    choose_cold_items, iter_examples, load, save,
+                                    split_examples, training_sequences)
 
 SOURCES = ("preprocessed", "raw", "synthetic")
 

@@ -27,7 +27,9 @@ flags.DEFINE_enum("content", "auto", ["auto", "text", "attributes", "none"],
                   "Item vectors from text, attributes, or not at all.")
 flags.DEFINE_string("text_model", content.DEFAULT_TEXT_MODEL, "Sentence encoder name.")
 flags.DEFINE_integer("attribute_dim", 64, "Dimension of attribute vectors.")
-flags.DEFINE_integer("seed", 0, "Seed of the synthetic generator and the SVD.")
+flags.DEFINE_integer("seed", 0, "Seed of the synthetic generator, the SVD, the cold items.")
+flags.DEFINE_float("cold_start_fraction", 0.0,
+                   "Share of items held out of all training data (cold-start study; paper: 0.05).")
 
 
 def main(argv: list[str]) -> None:
@@ -39,7 +41,8 @@ def main(argv: list[str]) -> None:
     download.download(FLAGS.category, FLAGS.data_dir)
   try:
     manifest = prepare(FLAGS.source, FLAGS.out_dir, FLAGS.data_dir, FLAGS.category, FLAGS.content,
-                       FLAGS.text_model, FLAGS.attribute_dim, FLAGS.seed)
+                       FLAGS.text_model, FLAGS.attribute_dim, FLAGS.seed,
+                       cold_start_fraction=FLAGS.cold_start_fraction)
   except data_lib.DataError as e:
     sys.exit(f"error: {e}")
   c = manifest["counts"]

@@ -35,6 +35,7 @@ class Dataset:
     item_text: [num_items] item text, or None where the source has none.
     item_attributes: [num_items] attribute-id lists, or None.
     num_dropped_users: users dropped for having < MIN_INTERACTIONS items.
+    cold_items: items held out of all training data (cold-start study), or None.
   """
   name: str
   user_ids: list[str]
@@ -43,6 +44,7 @@ class Dataset:
   item_text: list[str] | None = None
   item_attributes: list[list[int]] | None = None
   num_dropped_users: int = 0
+  cold_items: np.ndarray | None = None
 
   @property
   def num_users(self) -> int:
@@ -59,7 +61,8 @@ class Dataset:
   def counts(self) -> dict[str, int]:
     return {"users": self.num_users, "items": self.num_items,
             "interactions": self.num_interactions,
-            "dropped_users": self.num_dropped_users}
+            "dropped_users": self.num_dropped_users,
+            "cold_items": 0 if self.cold_items is None else int(len(self.cold_items))}
 
 
 def drop_short_users(user_ids: list[str], sequences: list[np.ndarray],
@@ -81,16 +84,21 @@ class Example:
   target: int
 
 
-def split_examples(sequence: np.ndarray, split: str,
-                   max_history: int = MAX_HISTORY) -> list[tuple[np.ndarray, int]]:
+def split_examples(sequence: np.ndarray, split: str, max_history: int = MAX_HISTORY,
+                   cold_items: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
   """(history, target) pairs of one user's sequence for a split.
 
   test: the last item; validation: the second last; train: every item from
   the second up to the third last, each with up to `max_history` items before it.
+  Cold-start items never appear in training examples (neither as targets nor
+  in histories); validation and test examples keep them.
   """
   n = len(sequence)
   if n < MIN_INTERACTIONS:
     return []
+  if split == "train" and cold_items is not None and len(cold_items):
+    train = sequence[:-2][~np.isin(sequence[:-2], cold_items)]
+    return [(train[max(0, t - max_history):t], int(train[t])) for t in range(1, len(train))]
   if split == "test":
     positions = [n - 1]
   elif split == "validation":
@@ -106,13 +114,25 @@ def iter_examples(dataset: Dataset, split: str, max_history: int = MAX_HISTORY,
                   shard_index: int = 0, num_shards: int = 1) -> Iterator[Example]:
   """Examples of a split, users in order; a host reads users u % num_shards == shard_index."""
   for user in range(shard_index, dataset.num_users, num_shards):
-    for history, target in split_examples(dataset.sequences[user], split, max_history):
+    for history, target in split_examples(dataset.sequences[user], split, max_history,
+                                          dataset.cold_items):
       yield Example(user, history, target)
 
 
 def training_sequences(dataset: Dataset) -> list[np.ndarray]:
-  """Each user's sequence without the validation and test items."""
-  return [s[:-2] for s in dataset.sequences]
+  """Each user's sequence without the validation and test items (and without cold items)."""
+  train = [s[:-2] for s in dataset.sequences]
+  if dataset.cold_items is not None and len(dataset.cold_items):
+    train = [s[~np.isin(s, dataset.cold_items)] for s in train]
+  return train
+
+
+def choose_cold_items(dataset: Dataset, fraction: float, seed: int = 0) -> np.ndarray:
+  """A random `fraction` of the items to hold out of training (sorted indices)."""
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"cold-start fraction must be in [0, 1), got {fraction}")
+  n = int(round(fraction * dataset.num_items))
+  return np.sort(np.random.default_rng(seed).choice(dataset.num_items, n, replace=False)).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------
@@ -128,7 +148,8 @@ def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None
                      offsets=np.concatenate([[0], np.cumsum(lengths)]), items=flat)
   io_utils.write_json(os.path.join(out_dir, "items.json"), {
       "item_ids": dataset.item_ids, "item_text": dataset.item_text,
-      "item_attributes": dataset.item_attributes})
+      "item_attributes": dataset.item_attributes,
+      "cold_items": None if dataset.cold_items is None else dataset.cold_items.tolist()})
   io_utils.write_json(os.path.join(out_dir, "users.json"), {
       "name": dataset.name, "user_ids": dataset.user_ids,
       "num_dropped_users": dataset.num_dropped_users})
@@ -149,7 +170,9 @@ def load(prepared_dir: str) -> Dataset:
   return Dataset(name=users["name"], user_ids=users["user_ids"], item_ids=items["item_ids"],
                  sequences=sequences, item_text=items["item_text"],
                  item_attributes=items["item_attributes"],
-                 num_dropped_users=users["num_dropped_users"])
+                 num_dropped_users=users["num_dropped_users"],
+                 cold_items=None if items.get("cold_items") is None
+                 else np.asarray(items["cold_items"], np.int32))
 
 
 def as_sequences(rows: Sequence[Sequence[int]]) -> list[np.ndarray]:

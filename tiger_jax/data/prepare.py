@@ -16,14 +16,17 @@ from tiger_jax.data import synthetic
 def prepare(source: str, out_dir: str, data_dir: str | None = None, category: str | None = None,
             content_source: str = "auto", text_model: str = content.DEFAULT_TEXT_MODEL,
             attribute_dim: int = 64, seed: int = 0,
-            synthetic_config: synthetic.SyntheticConfig | None = None) -> dict:
+            synthetic_config: synthetic.SyntheticConfig | None = None,
+            cold_start_fraction: float = 0.0) -> dict:
   """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest."""
   if source == "synthetic":
     synthetic_config = synthetic_config or synthetic.SyntheticConfig(seed=seed)
   dataset = data_lib.read(source, data_dir, category, synthetic_config)
+  if cold_start_fraction:
+    dataset.cold_items = data_lib.choose_cold_items(dataset, cold_start_fraction, seed)
   logging.info("%s: %s", dataset.name, dataset.counts())
   config = {"source": source, "data_dir": data_dir, "category": category,
-            "content": content_source, "seed": seed}
+            "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction}
   if synthetic_config is not None:
     config["synthetic"] = dataclasses.asdict(synthetic_config)
   os.makedirs(out_dir, exist_ok=True)

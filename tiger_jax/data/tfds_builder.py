@@ -81,6 +81,7 @@ class AmazonReviews2014(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, dataset: dataset_lib.Dataset, split: str):
     for user, sequence in enumerate(dataset.sequences):
-      pairs = dataset_lib.split_examples(sequence, split, self.builder_config.max_history)
+      pairs = dataset_lib.split_examples(sequence, split, self.builder_config.max_history,
+                                         dataset.cold_items)
       for k, (history, target) in enumerate(pairs):
         yield f"{user}-{k}", {"user": user, "history": history, "target": target}
