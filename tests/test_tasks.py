@@ -75,3 +75,24 @@ def test_registered_paper_tasks_exist():
   import tasks  # noqa: F401
   for name in ("tiger_beauty", "tiger_toys", "tiger_sports", "tiger_synthetic"):
     assert seqio.get_mixture_or_task(name).name == name
+
+
+def test_eval_batches_cover_each_user_once_in_length_buckets(tiny_run):
+  import tasks
+  from tiger_jax import input_pipeline
+  data_dir, sid_dir = tiny_run
+  task = tasks.register_task("tiger_evalbatch_test", data_dir, sid_dir)
+  lengths = {"inputs": 81, "targets": 5}
+  plain = list(input_pipeline.eval_batches(task, lengths, "test", 16, num_buckets=1))
+  bucketed = list(input_pipeline.eval_batches(task, lengths, "test", 16, num_buckets=5))
+  def rows(batches):
+    out = {}
+    for b in batches:
+      for i in np.flatnonzero(b["mask"]):
+        out[int(b["user"][i])] = (tuple(np.trim_zeros(b["inputs"][i], "b")), tuple(b["targets"][i]))
+    return out
+  assert rows(plain) == rows(bucketed) and len(rows(plain)) == data_lib.load(data_dir).num_users
+  assert all(b["inputs"].shape[0] == 16 for b in bucketed)
+  assert {b["inputs"].shape[1] for b in bucketed} <= {17, 33, 49, 65, 81}
+  assert len({b["inputs"].shape[1] for b in bucketed}) > 1
+  seqio.TaskRegistry.remove("tiger_evalbatch_test")

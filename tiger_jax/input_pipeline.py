@@ -71,10 +71,11 @@ def _pad_batch_to_bucket(inputs: tf.Tensor, bounds: Sequence[int]) -> tf.Tensor:
 
 
 def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: str, batch_size: int,
-                 max_examples: int | None = None, shard_index: int = 0,
-                 num_shards: int = 1) -> Iterator[Batch]:
-  """Fixed-shape evaluation batches of a split in order; the last is padded with empty rows
-  (mask 0) so every batch has `batch_size` rows."""
+                 max_examples: int | None = None, shard_index: int = 0, num_shards: int = 1,
+                 num_buckets: int = 5, id_length: int = 4) -> Iterator[Batch]:
+  """Evaluation batches covering a split once, each with `batch_size` rows (padding rows
+  have mask 0). With num_buckets > 1 users are grouped by history length, so short
+  histories are not padded to the longest (one compiled shape per bucket)."""
   ds = task.get_dataset(feature_lengths, split=split, shuffle=False,
                         shard_info=seqio.ShardInfo(shard_index, num_shards), num_epochs=1)
   if max_examples:
@@ -83,10 +84,18 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
   ds = ds.map(lambda ex: {"inputs": ex["inputs"], "targets": _pad_to(ex["targets"], tgt_len),
                           "target_item": ex["target_item"], "user": ex["user"],
                           "mask": tf.constant(1, tf.int32)})
-  ds = ds.padded_batch(batch_size, padded_shapes={"inputs": [in_len], "targets": [tgt_len],
-                                                  "target_item": [], "user": [], "mask": []})
+  shapes = {"inputs": [None], "targets": [tgt_len], "target_item": [], "user": [], "mask": []}
+  bounds = bucket_boundaries(in_len, id_length, num_buckets) if num_buckets > 1 else [in_len]
+  if len(bounds) > 1:
+    ds = ds.bucket_by_sequence_length(
+        lambda ex: tf.shape(ex["inputs"])[0], bucket_boundaries=[b + 1 for b in bounds[:-1]],
+        bucket_batch_sizes=[batch_size] * len(bounds), padded_shapes=shapes)
+  else:
+    ds = ds.padded_batch(batch_size, padded_shapes=shapes)
   for batch in ds.as_numpy_iterator():
-    n = len(batch["mask"])
+    n, length = batch["inputs"].shape
+    width = min(b for b in bounds if b >= length)
+    batch["inputs"] = np.pad(batch["inputs"], ((0, 0), (0, width - length)))
     if n < batch_size:
       batch = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
                for k, v in batch.items()}
