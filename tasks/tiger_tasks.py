@@ -22,7 +22,7 @@ import seqio
 import tensorflow as tf
 
 from tiger_jax import data as data_lib
-from tiger_jax import metrics
+from tiger_jax import io_utils, metrics
 from tiger_jax.data import tfds_builder  # noqa: F401  (registers amazon_reviews_2014)
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
 from tiger_jax.tokens import EOS_ID, TokenLayout
@@ -49,8 +49,8 @@ def _tables(data_dir: str, semantic_id_dir: str, mtime: float) -> tuple[np.ndarr
 def token_tables(data_dir: str, semantic_id_dir: str):
   """(item tokens [num_items, levels], user tokens [num_users], layout) of a run."""
   path = os.path.join(semantic_id_dir, sid_pipeline.IDS_FILE)
-  return _tables(os.path.abspath(data_dir), os.path.abspath(semantic_id_dir),
-                 os.path.getmtime(path) if os.path.exists(path) else 0.0)
+  return _tables(io_utils.abspath(data_dir), io_utils.abspath(semantic_id_dir),
+                 io_utils.mtime(path) if io_utils.exists(path) else 0.0)
 
 
 class TokenVocabulary(seqio.PassThroughVocabulary):

@@ -169,3 +169,23 @@ def test_cli_writes_ids_report_and_plot(tmp_path):
   assert rep["fourth_token_range"] == rep["largest_group"] == ids[:, 3].max() + 1
   assert (out / "codeword_usage.png").read_bytes()[:4] == b"\x89PNG"
   assert os.path.exists(out / "params.npz") and os.path.exists(out / "manifest.json")
+
+
+def test_artifacts_on_a_remote_filesystem():
+  """gs:// and other URLs go through tf.io.gfile; TF's in-memory ram:// stands in for GCS.
+  (TFDS's own gs:// support is TFDS's: its path library does not know ram://.)"""
+  from tiger_jax import content, io_utils
+  from tiger_jax.data import synthetic
+  from tiger_jax.semantic_ids import pipeline
+  root = f"ram://tiger_remote_test_{os.getpid()}"
+  made = synthetic.generate(synthetic.SyntheticConfig(num_items=80, num_users=40))
+  data_lib.save(made, f"{root}/data", source="synthetic")
+  io_utils.write_npy(f"{root}/data/item_vectors.npy",
+                     content.item_vectors(made, "attributes", attribute_dim=8)[0])
+  ds = data_lib.load(f"{root}/data")
+  assert ds.num_users == 40 and ds.item_text == made.item_text
+  rep = pipeline.run(f"{root}/data", f"{root}/sid",
+                     SemanticIdConfig(method="rq_kmeans", codebook_size=8, kmeans_iters=5))
+  ids = pipeline.load_ids(f"{root}/sid")
+  assert ids.shape == (ds.num_items, 4) and rep["unique_ids"]
+  assert "report.json" in io_utils.listdir(f"{root}/sid")

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import tempfile
 from typing import Any, Iterator
 
@@ -27,12 +28,59 @@ def is_remote(path: str) -> bool:
   return "://" in str(path)
 
 
+def _gfile():
+  import tensorflow as tf  # only for remote paths: a heavy import
+  return tf.io.gfile
+
+
 def makedirs(path: str) -> None:
   if is_remote(path):
-    import tensorflow as tf
-    tf.io.gfile.makedirs(path)
+    _gfile().makedirs(path)
   else:
     os.makedirs(path, exist_ok=True)
+
+
+def exists(path: str) -> bool:
+  return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+  return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def listdir(path: str) -> list[str]:
+  return [f.rstrip("/") for f in _gfile().listdir(path)] if is_remote(path) else os.listdir(path)
+
+
+def rmtree(path: str) -> None:
+  if is_remote(path):
+    if _gfile().exists(path):
+      _gfile().rmtree(path)
+  else:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def mtime(path: str) -> float:
+  if is_remote(path):
+    return _gfile().stat(path).mtime_nsec / 1e9
+  return os.path.getmtime(path)
+
+
+def open_file(path: str, mode: str = "r"):
+  return _gfile().GFile(path, mode) if is_remote(path) else open(path, mode)
+
+
+def load_array(path: str) -> np.ndarray:
+  """np.load of a .npy file, local or remote."""
+  with open_file(path, "rb") as f:
+    return np.load(io.BytesIO(f.read()) if is_remote(path) else f)
+
+
+def load_arrays(path: str) -> dict[str, np.ndarray]:
+  """All arrays of a .npz file, local or remote."""
+  with open_file(path, "rb") as f:
+    with np.load(io.BytesIO(f.read())) as z:
+      return {k: z[k] for k in z.files}
 
 
 def abspath(path: str) -> str:
@@ -43,15 +91,15 @@ def abspath(path: str) -> str:
 def atomic_open(path: str, mode: str = "w") -> Iterator[io.IOBase]:
   """Opens a temporary file beside `path`; renames it onto `path` on success."""
   if is_remote(path):  # object stores: write a temporary object, then rename it
-    import tensorflow as tf
+    gfile = _gfile()
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-      with tf.io.gfile.GFile(tmp, mode) as f:
+      with gfile.GFile(tmp, mode) as f:
         yield f
-      tf.io.gfile.rename(tmp, path, overwrite=True)
+      gfile.rename(tmp, path, overwrite=True)
     except BaseException:
-      if tf.io.gfile.exists(tmp):
-        tf.io.gfile.remove(tmp)
+      if gfile.exists(tmp):
+        gfile.remove(tmp)
       raise
     return
   directory = os.path.dirname(os.path.abspath(path))
@@ -77,22 +125,22 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-  if is_remote(path):
-    import tensorflow as tf
-    with tf.io.gfile.GFile(path) as f:
-      return json.load(f)
-  with open(path) as f:
+  with open_file(path) as f:
     return json.load(f)
 
 
 def write_npy(path: str, array: np.ndarray) -> None:
+  buf = io.BytesIO()  # serialised in memory: object stores cannot seek
+  np.save(buf, array)
   with atomic_open(path, "wb") as f:
-    np.save(f, array)
+    f.write(buf.getvalue())
 
 
 def write_npz(path: str, **arrays: np.ndarray) -> None:
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
   with atomic_open(path, "wb") as f:
-    np.savez(f, **arrays)
+    f.write(buf.getvalue())
 
 
 def write_manifest(out_dir: str, stage: str, source: str, counts: dict[str, Any],
@@ -105,7 +153,7 @@ def write_manifest(out_dir: str, stage: str, source: str, counts: dict[str, Any]
       "config": config,
       "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "host": platform.node(),
-      "files": sorted(f for f in os.listdir(out_dir) if not f.startswith(".")),
+      "files": sorted(f for f in listdir(out_dir) if not f.startswith(".")),
   }
   write_json(os.path.join(out_dir, "manifest.json"), manifest)
   return manifest

@@ -44,10 +44,10 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
   t0 = time.time()
   data_dir = os.path.join(model_dir, "data")
   sid_dir = os.path.join(model_dir, "semantic_ids")
-  if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+  if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
     prepare(source, data_dir, source_dir, category, cold_start_fraction=cold_start_fraction)
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
-  if not os.path.exists(os.path.join(sid_dir, sid_pipeline.IDS_FILE)):
+  if not io_utils.exists(os.path.join(sid_dir, sid_pipeline.IDS_FILE)):
     sid_pipeline.run(data_dir, sid_dir, SemanticIdConfig(rqvae=RQVAEConfig()))
   logging.info("stage 3: Semantic IDs in %s", sid_dir)
   exp = train_lib.experiment_configurable(data_dir=data_dir, semantic_id_dir=sid_dir)
@@ -89,14 +89,14 @@ def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets,
   import numpy as np
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
-  with np.load(os.path.join(model_dir, "results", f"{split}_ranked.npz")) as z:
-    order = np.argsort(z["users"])
-    ranked, tiger_targets = z["ranked"][order], z["targets"][order]
+  z = io_utils.load_arrays(os.path.join(model_dir, "results", f"{split}_ranked.npz"))
+  order = np.argsort(z["users"])
+  ranked, tiger_targets = z["ranked"][order], z["targets"][order]
   targets = np.asarray(targets)
   if not np.array_equal(tiger_targets, targets):
     raise ValueError("the saved ranked lists do not match this dataset's users")
   users = np.flatnonzero(is_cold[targets])
-  vectors = np.load(os.path.join(data_dir, "item_vectors.npy"))
+  vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
   knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)
   out = {}
   for name, lists in ((f"TIGER, cold targets (eps={epsilon})", ranked[users]),

@@ -53,7 +53,7 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   data_dir = data_dir or os.path.join(root, "data")
   semantic_id_dir = semantic_id_dir or os.path.join(root, "semantic_ids")
   from tiger_jax.data import DataError
-  if not os.path.isdir(os.path.join(data_dir, "tfds")):
+  if not io_utils.isdir(os.path.join(data_dir, "tfds")):
     raise DataError(f"{data_dir}/tfds: no TFDS dataset here; prepare the data with "
                     f"`python -m tiger_jax.data --out_dir={data_dir} ...` first")
   task = tasks.register_task(name, data_dir, semantic_id_dir)

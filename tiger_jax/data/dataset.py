@@ -141,7 +141,7 @@ def choose_cold_items(dataset: Dataset, fraction: float, seed: int = 0) -> np.nd
 
 def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None) -> dict:
   """Writes the prepared dataset atomically under `out_dir`; returns the manifest."""
-  os.makedirs(out_dir, exist_ok=True)
+  io_utils.makedirs(out_dir)
   lengths = np.array([len(s) for s in dataset.sequences], np.int64)
   flat = (np.concatenate(dataset.sequences) if dataset.sequences else np.zeros([0])).astype(np.int32)
   io_utils.write_npz(os.path.join(out_dir, "dataset.npz"),
@@ -159,11 +159,11 @@ def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None
 def load(prepared_dir: str) -> Dataset:
   """Reads a dataset that `save` wrote."""
   path = os.path.join(prepared_dir, "dataset.npz")
-  if not os.path.exists(path):
+  if not io_utils.exists(path):
     raise DataError(f"{path}: no prepared dataset here; run `python -m tiger_jax.data "
                     f"--out_dir={prepared_dir}` first")
-  with np.load(path) as z:
-    offsets, flat = z["offsets"], z["items"]
+  arrays = io_utils.load_arrays(path)
+  offsets, flat = arrays["offsets"], arrays["items"]
   items = io_utils.read_json(os.path.join(prepared_dir, "items.json"))
   users = io_utils.read_json(os.path.join(prepared_dir, "users.json"))
   sequences = [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]

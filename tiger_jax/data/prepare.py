@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 
 from absl import logging
 
@@ -29,10 +28,10 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
             "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction}
   if synthetic_config is not None:
     config["synthetic"] = dataclasses.asdict(synthetic_config)
-  os.makedirs(out_dir, exist_ok=True)
+  io_utils.makedirs(out_dir)
   if content_source != "none":
     vectors, info = content.item_vectors(dataset, content_source, text_model, attribute_dim,
-                                         cache_dir=os.path.join(out_dir, "cache"), seed=seed)
+                                         cache_dir=None if io_utils.is_remote(out_dir) else os.path.join(out_dir, "cache"), seed=seed)
     io_utils.write_npy(os.path.join(out_dir, "item_vectors.npy"), vectors)
     config["item_vectors"] = info
   data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
@@ -49,6 +48,6 @@ def build_tfds(prepared_dir: str, config_name: str) -> None:
   if name not in {c.name for c in tfds_builder.AmazonReviews2014.BUILDER_CONFIGS}:
     name = "synthetic"  # any other dataset: the config that reads a prepared folder as-is
   tfds_dir = os.path.join(prepared_dir, "tfds")
-  shutil.rmtree(tfds_dir, ignore_errors=True)  # built from the files just written, never stale
+  io_utils.rmtree(tfds_dir)  # built from the files just written, never stale
   builder = tfds.builder(f"amazon_reviews_2014/{name}", data_dir=tfds_dir)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=prepared_dir))

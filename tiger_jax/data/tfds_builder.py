@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tiger_jax import data as data_lib
+from tiger_jax import io_utils
 from tiger_jax.data import amazon_raw, dataset as dataset_lib, preprocessed, synthetic
 
 
@@ -35,9 +36,9 @@ class AmazonConfig(tfds.core.BuilderConfig):
 
 def read_manual_dir(manual_dir: str, category: str) -> dataset_lib.Dataset:
   """Reads whichever form of the data `manual_dir` holds."""
-  if os.path.exists(os.path.join(manual_dir, "dataset.npz")):
+  if io_utils.exists(os.path.join(manual_dir, "dataset.npz")):
     return dataset_lib.load(manual_dir)
-  if os.path.exists(os.path.join(manual_dir, "sequences.txt")):
+  if io_utils.exists(os.path.join(manual_dir, "sequences.txt")):
     return preprocessed.read(manual_dir, name=category)
   if category != "synthetic" and os.path.exists(amazon_raw.review_path(manual_dir, category)):
     return amazon_raw.read(manual_dir, category)
@@ -73,7 +74,7 @@ class AmazonReviews2014(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: AmazonConfig = self.builder_config
     manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
-    if config.category == "synthetic" and not (manual_dir and os.path.isdir(manual_dir)):
+    if config.category == "synthetic" and not (manual_dir and io_utils.isdir(os.fspath(manual_dir))):
       dataset = synthetic.generate()
     else:
       dataset = read_manual_dir(os.fspath(dl_manager.manual_dir), config.category)

@@ -22,11 +22,12 @@ def load_item_vectors(data_dir: str, config: methods.SemanticIdConfig,
   """The prepared item vectors (computed if absent), plus the collaborative block if asked."""
   dataset = dataset or data_lib.load(data_dir)
   path = os.path.join(data_dir, "item_vectors.npy")
-  if os.path.exists(path):
-    vectors = np.load(path)
+  if io_utils.exists(path):
+    vectors = io_utils.load_array(path)
     info = io_utils.read_json(os.path.join(data_dir, "manifest.json"))["config"].get("item_vectors", {})
   else:
-    vectors, info = content.item_vectors(dataset, cache_dir=os.path.join(data_dir, "cache"))
+    vectors, info = content.item_vectors(
+        dataset, cache_dir=None if io_utils.is_remote(data_dir) else os.path.join(data_dir, "cache"))
   if len(vectors) != dataset.num_items:
     raise data_lib.DataError(f"{path}: {len(vectors)} vectors for {dataset.num_items} items")
   if config.collaborative_dim:
@@ -45,7 +46,7 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   vectors, vector_info = load_item_vectors(data_dir, config, dataset)
   logging.info("Semantic IDs (%s) for %d items, vectors of dim %d", config.method,
                len(vectors), vectors.shape[1])
-  os.makedirs(out_dir, exist_ok=True)
+  io_utils.makedirs(out_dir)
   codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"))
   ids = collisions.make_unique(codes)
   extra = {"method": config.method, "item_vectors": vector_info,
@@ -63,13 +64,13 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   io_utils.write_json(os.path.join(out_dir, "report.json"), rep)
   report.plot_usage(codes, config.codebook_size, os.path.join(out_dir, "codeword_usage.png"),
                     f"{dataset.name}: {config.method}")
-  io_utils.write_manifest(out_dir, "semantic_ids", os.path.abspath(data_dir),
+  io_utils.write_manifest(out_dir, "semantic_ids", io_utils.abspath(data_dir),
                           {"items": len(ids), "id_length": ids.shape[1]}, dataclasses.asdict(config))
   return rep
 
 
 def load_ids(semantic_id_dir: str) -> np.ndarray:
   path = os.path.join(semantic_id_dir, IDS_FILE)
-  if not os.path.exists(path):
+  if not io_utils.exists(path):
     raise FileNotFoundError(f"{path}: no Semantic IDs here; run `python -m tiger_jax.semantic_ids`")
-  return np.load(path)
+  return io_utils.load_array(path)

@@ -209,7 +209,7 @@ def _check_same_run(checkpoint_dir: str, config: RQVAEConfig, shape: tuple[int, 
   run = {"config": {k: v for k, v in dataclasses.asdict(config).items() if k not in _RUN_KNOBS},
          "vectors_shape": list(shape)}
   run = json.loads(json.dumps(run))  # tuples -> lists, as they come back from disk
-  if os.path.exists(path):
+  if io_utils.exists(path):
     old = io_utils.read_json(path)
     if old != run:
       raise ValueError(f"{checkpoint_dir} holds an RQ-VAE run with another config or other "
@@ -232,7 +232,8 @@ def train(config: RQVAEConfig, vectors: np.ndarray, checkpoint_dir: str | None =
   manager = None
   if checkpoint_dir:
     _check_same_run(checkpoint_dir, config, vectors.shape)
-    manager = ocp.CheckpointManager(os.path.abspath(checkpoint_dir),
+    from tiger_jax import io_utils
+    manager = ocp.CheckpointManager(io_utils.abspath(checkpoint_dir),
                                     options=ocp.CheckpointManagerOptions(max_to_keep=1))
     if manager.latest_step() is not None:
       start_epoch = manager.latest_step()
