@@ -16,7 +16,6 @@ import tempfile
 import time
 
 import jax
-import numpy as np
 
 jax.config.update("jax_default_prng_impl", "rbg")  # as the training CLI does
 

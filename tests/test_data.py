@@ -239,7 +239,6 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
 
 def test_download_resumes_a_partial_file(tmp_path):
   """A local HTTP server with Range support stands in for the public address."""
-  import functools
   import http.server
   import threading
   from tiger_jax.data import download

@@ -1,6 +1,5 @@
 """The encoder-decoder, its sharding, and the trainer."""
 
-import dataclasses
 import os
 import subprocess
 import sys

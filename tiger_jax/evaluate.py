@@ -15,7 +15,6 @@ import time
 from typing import Any, Iterable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax import decoding, input_pipeline, metrics as metrics_lib

@@ -16,10 +16,9 @@ import os
 import time
 
 import gin
-import jax
 from absl import flags, logging
 
-from tiger_jax import baselines, cli, data as data_lib, evaluate as evaluate_lib, input_pipeline, io_utils
+from tiger_jax import baselines, cli, data as data_lib, evaluate as evaluate_lib, io_utils
 from tiger_jax import metrics as metrics_lib
 from tiger_jax import sasrec
 from tiger_jax import train as train_lib

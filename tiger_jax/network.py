@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
 
 import flax.linen as nn
 import jax
