@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import tempfile
 
 import jax
 
@@ -29,3 +31,21 @@ def prepared_run(category: str, run_dir: str, method: str = "random", **sid_kwar
   if not os.path.exists(os.path.join(sid_dir, "semantic_ids.npy")):
     pipeline.run(data_dir, sid_dir, SemanticIdConfig(method=method, **sid_kwargs))
   return data_dir, sid_dir
+
+
+def parser() -> argparse.ArgumentParser:
+  """The arguments every benchmark over a shared category takes."""
+  p = argparse.ArgumentParser()
+  p.add_argument("--category", default="beauty")
+  p.add_argument("--batch_size", type=int, default=256)
+  p.add_argument("--run_dir", default=os.path.join(tempfile.gettempdir(), "tiger_bench"))
+  return p
+
+
+def paper_experiment(args):
+  """The paper-size model over the prepared category (random IDs: cost does not depend on them)."""
+  from tiger_jax import network
+  from tiger_jax import train as train_lib
+  data_dir, sid_dir = prepared_run(args.category, os.path.join(args.run_dir, args.category))
+  return train_lib.experiment(f"tiger_{args.category}", {"inputs": 81, "targets": 5}, data_dir,
+                              sid_dir, network.T5Config())

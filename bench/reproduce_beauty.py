@@ -30,15 +30,14 @@ def main():
     if a.startswith("--config="):
       config = a.split("=", 1)[1]
       sys.argv.remove(a)
-  sys.argv[1:1] = [f"--gin_file=gin_configs/reproduce_beauty_{config}.gin"]
   os.chdir(REPO)
-  os.environ.setdefault("TIGER_SHARED_DATA", os.path.join(REPO, "..", "shared", "data", "amazon2014"))
+  shared = os.environ.get("TIGER_SHARED_DATA", os.path.join(REPO, "..", "shared", "data", "amazon2014"))
+  sys.argv[1:1] = [f"--gin_file=gin_configs/reproduce_beauty_{config}.gin",
+                   f"--gin.pipeline.source_dir='{os.path.join(shared, 'beauty')}'"]
   import gin
   from tiger_jax import cli, io_utils, main as main_lib
 
   def run():
-    gin.bind_parameter("pipeline.source_dir",
-                       os.path.join(os.environ["TIGER_SHARED_DATA"], "beauty"))
     start = time.time()
     rows = main_lib.run_pipeline()
     model_dir = gin.query_parameter("%MODEL_DIR")

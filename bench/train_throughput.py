@@ -9,19 +9,15 @@ IDs are used. Compile time is excluded (the first step of each shape).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import tempfile
 import time
 
 import jax
 
 jax.config.update("jax_default_prng_impl", "rbg")  # as the training CLI does
 
-from common import hardware, prepared_run
-from tiger_jax import input_pipeline, network
-from tiger_jax import train as train_lib
+from common import hardware, paper_experiment, parser
+from tiger_jax import input_pipeline
 from tiger_jax.trainer import Trainer, TrainerConfig
 
 
@@ -46,15 +42,10 @@ def measure(trainer, state, batches, steps):
 
 
 def main():
-  p = argparse.ArgumentParser()
-  p.add_argument("--category", default="beauty")
-  p.add_argument("--batch_size", type=int, default=256)
+  p = parser()
   p.add_argument("--steps", type=int, default=30)
-  p.add_argument("--run_dir", default=os.path.join(tempfile.gettempdir(), "tiger_bench"))
   args = p.parse_args()
-  data_dir, sid_dir = prepared_run(args.category, os.path.join(args.run_dir, args.category))
-  exp = train_lib.experiment(f"tiger_{args.category}", {"inputs": 81, "targets": 5}, data_dir,
-                             sid_dir, network.T5Config())
+  exp = paper_experiment(args)
   results = {}
   for name, buckets in (("plain (pad to 81)", 1), ("length buckets (5)", 5)):
     trainer = Trainer(exp.model, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)

@@ -23,14 +23,12 @@ from tiger_jax import metrics as metrics_lib
 from tiger_jax import sasrec
 from tiger_jax import train as train_lib
 from tiger_jax.data.prepare import prepare
-from tiger_jax.semantic_ids import methods, pipeline as sid_pipeline, rqvae
+from tiger_jax.configurables import RQVAEConfig, SASRecConfig, SemanticIdConfig
+from tiger_jax.semantic_ids import pipeline as sid_pipeline
 
 FLAGS = flags.FLAGS
 DEFAULT_GIN = "gin_configs/main_synthetic.gin"
 
-SASRecConfig = gin.external_configurable(sasrec.SASRecConfig, "SASRecConfig")
-SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
-RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
 
 
 @gin.configurable("pipeline")

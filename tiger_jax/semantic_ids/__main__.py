@@ -10,19 +10,17 @@ from __future__ import annotations
 import json
 import sys
 
-import gin
 from absl import flags
 
 from tiger_jax import cli
 from tiger_jax import data as data_lib
-from tiger_jax.semantic_ids import methods, pipeline, rqvae
+from tiger_jax.configurables import RQVAEConfig, SemanticIdConfig
+from tiger_jax.semantic_ids import pipeline
 
 flags.DEFINE_string("data_dir", None, "A prepared dataset (python -m tiger_jax.data).", required=True)
 flags.DEFINE_string("out_dir", None, "Where the Semantic IDs are written.", required=True)
 FLAGS = flags.FLAGS
 
-SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
-RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
 
 
 def main() -> None:
