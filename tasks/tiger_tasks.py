@@ -39,11 +39,11 @@ def _tables(data_dir: str, semantic_id_dir: str, mtime: float) -> tuple[np.ndarr
   del mtime  # part of the cache key only
   ids = sid_pipeline.load_ids(semantic_id_dir)
   layout = TokenLayout.for_ids(ids)
-  users = data_lib.load(data_dir).user_ids
-  if len(ids) != len(data_lib.load(data_dir).item_ids):
+  dataset = data_lib.load(data_dir)
+  if len(ids) != dataset.num_items:
     raise data_lib.DataError(f"{semantic_id_dir}: {len(ids)} Semantic IDs for a dataset of "
-                             f"{len(data_lib.load(data_dir).item_ids)} items ({data_dir})")
-  return layout.item_tokens(ids), layout.user_tokens(users), layout
+                             f"{dataset.num_items} items ({data_dir})")
+  return layout.item_tokens(ids), layout.user_tokens(dataset.user_ids), layout
 
 
 def token_tables(data_dir: str, semantic_id_dir: str):

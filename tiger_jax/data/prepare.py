@@ -36,7 +36,8 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
     config["item_vectors"] = info
   data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
   build_tfds(out_dir, "synthetic" if source == "synthetic" else (category or dataset.name))
-  return data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
+  # The manifest again, now that it can list the TFDS build too (the data is not rewritten).
+  return io_utils.write_manifest(out_dir, "data", data_dir or source, dataset.counts(), config)
 
 
 def build_tfds(prepared_dir: str, config_name: str) -> None:
