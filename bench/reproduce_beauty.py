@@ -30,6 +30,7 @@ def main():
     if a.startswith("--config="):
       config = a.split("=", 1)[1]
       sys.argv.remove(a)
+  overrides = [a[len("--gin."):] for a in sys.argv[1:] if a.startswith("--gin.")]
   os.chdir(REPO)
   shared = os.environ.get("TIGER_SHARED_DATA", os.path.join(REPO, "..", "shared", "data", "amazon2014"))
   sys.argv[1:1] = [f"--gin_file=gin_configs/reproduce_beauty_{config}.gin",
@@ -45,10 +46,13 @@ def main():
     hardware = f"{jax.device_count()} x {jax.devices()[0].device_kind}, {os.cpu_count()} cores, {platform.machine()}"
     rows = {**rows, **PAPER}
     table = main_lib.results_table(rows, "beauty", "test")
-    table += (f"\nconfig: gin_configs/reproduce_beauty_{config}.gin, seed 0, hardware: {hardware}, "
-              f"wall time {time.time() - start:.0f}s (all stages)\n")
+    table += (f"\nconfig: gin_configs/reproduce_beauty_{config}.gin"
+              + "".join(f", {o}" for o in overrides if not o.startswith("MODEL_DIR"))
+              + f"; seed 0; hardware: {hardware}; wall time of this command "
+              f"{time.time() - start:.0f}s (stages already done in MODEL_DIR are skipped)\n")
     io_utils.write_json(os.path.join(model_dir, "results", "reproduction.json"),
-                        {"rows": rows, "config": config, "hardware": hardware})
+                        {"rows": rows, "config": config, "overrides": overrides,
+                         "hardware": hardware})
     with io_utils.atomic_open(os.path.join(model_dir, "results", "reproduction.md")) as f:
       f.write(table)
     print(table)

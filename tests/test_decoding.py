@@ -22,12 +22,13 @@ def _setup(num_items=20, seed=0):
   return ids, layout, model, params
 
 
-def _search(model, params, layout, x, beams, trie):
+def _search(model, params, layout, x, beams, trie, block_softmax=True):
   enc = model.encode(params, x)
-  cache = model.init_cache(params, enc, x, layout.id_length, beams=beams)
-  step = lambda tok, c: model.decode_step(params, c, enc, x, tok, layout.id_length)
+  cache = model.init_cache(params, enc, x, layout.id_length)
+  step = lambda tok, c, block: model.decode_step(params, c, enc, x, tok, layout.id_length, block)
   return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
-                              layout.level_sizes, trie)
+                              layout.level_sizes, trie, lambda c: model.expand_cache(c, beams),
+                              block_softmax=block_softmax)
 
 
 def test_trie_children_by_hand():
@@ -42,14 +43,17 @@ def test_trie_children_by_hand():
     decoding.Trie.build(np.array([[1, 1], [1, 1]]))
 
 
-def test_beam_covering_all_items_finds_the_exact_top_k():
+@pytest.mark.parametrize("block_softmax", [True, False])
+def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax):
   ids, layout, model, params = _setup()
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
   beams = len(ids) + 3
-  codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids))
+  codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids),
+                                 block_softmax)
   tokens = jnp.asarray(layout.item_tokens(ids))
+  blocks = list(zip(layout.level_offsets, layout.level_sizes)) if block_softmax else None
   for b in range(3):
-    brute = np.asarray(model.score(params, jnp.repeat(x[b:b + 1], len(ids), 0), tokens))
+    brute = np.asarray(model.score(params, jnp.repeat(x[b:b + 1], len(ids), 0), tokens, blocks))
     order = np.argsort(-brute, kind="stable")
     np.testing.assert_array_equal(np.asarray(items[b, :len(ids)]), order)
     np.testing.assert_allclose(np.asarray(scores[b, :len(ids)]), brute[order], atol=1e-4)
@@ -74,14 +78,16 @@ def test_unconstrained_mode_counts_invalid_ids():
   logits = np.full(layout.vocab_size, -10.0)
   logits[layout.level_offsets[0] + 0], logits[layout.level_offsets[0] + 1] = 0.0, -0.1
   logits[layout.level_offsets[1] + 0], logits[layout.level_offsets[1] + 1] = -1.0, 0.0
-  step = lambda tok, cache: (jnp.tile(jnp.asarray(logits, jnp.float32), (tok.shape[0], 1)), cache)
-  codes, _, _ = decoding.beam_search(step, {}, 1, 4, layout.level_offsets, layout.level_sizes, None)
+  step = lambda tok, cache, block: (jnp.tile(jnp.asarray(logits, jnp.float32), (tok.shape[0], 1)),
+                                    cache)
+  search = lambda trie: decoding.beam_search(step, {}, 1, 4, layout.level_offsets, layout.level_sizes,
+                                             trie, lambda c: c, block_softmax=False)
+  codes, _, _ = search(None)
   np.testing.assert_array_equal(np.asarray(codes[0]), [[0, 1], [1, 1], [0, 0], [1, 0]])
   items = decoding.lookup_items(np.asarray(codes), ids)
   np.testing.assert_array_equal(items[0], [-1, 1, 0, -1])
   assert metrics.invalid_rate(items, 2) == 0.5 and metrics.invalid_rate(items) == 0.5
-  _, _, constrained = decoding.beam_search(step, {}, 1, 4, layout.level_offsets,
-                                           layout.level_sizes, decoding.Trie.build(ids))
+  _, _, constrained = search(decoding.Trie.build(ids))
   # Only real items: (1,1) scores -0.1 + 0, (0,0) scores 0 - 1.
   np.testing.assert_array_equal(np.asarray(constrained[0]), [1, 0, -1, -1])
 
@@ -106,5 +112,13 @@ def test_cold_start_cap_and_content_knn():
   np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 0.5), [[1, 2, 0, 4]])
   np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 0.0), [[0, 4, 5, 6]])
   np.testing.assert_array_equal(metrics.cap_cold(ranked, is_cold, 4, 1.0), [[1, 2, 0, 3]])
+  ids = np.array([[0, 0, 0], [0, 1, 0], [0, 1, 1], [2, 0, 0], [0, 0, 1], [5, 5, 0], [6, 6, 0],
+                  [7, 7, 0], [0, 2, 0], [1, 0, 0]])
+  # Cold items 1, 2 have prefix (0, 1) and 3 has (2, 0): no retrieved item shares two codes
+  # with them; with one code, (0,) brings 1 and 2 in after the first item that has it.
+  np.testing.assert_array_equal(metrics.add_cold_by_prefix(np.array([[0, 8, -1]]), ids, is_cold, 2),
+                                [[0, 8, -1]])
+  expanded = metrics.add_cold_by_prefix(np.array([[8, 0, 2, -1], [4, -1, -1, -1]]), ids, is_cold, 1)
+  np.testing.assert_array_equal(expanded, [[8, 1, 2, 0], [4, 1, 2, -1]])
   vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
   np.testing.assert_array_equal(baselines.content_knn(vectors, [np.array([3, 0])], k=3), [[1, 2, 3]])

@@ -38,6 +38,25 @@ def test_incremental_decoding_matches_full_forward(beams):
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_block_logits_and_cache_expansion_match_full_beams(tied):
+  model, params = _model(logits_via_embedding=tied)
+  x = jax.random.randint(jax.random.PRNGKey(1), (2, 7), 1, 50)
+  encoded = model.encode(params, x)
+  start = jnp.zeros((2,), jnp.int32)
+  one = model.init_cache(params, encoded, x, 5)  # one hypothesis per row
+  full, one = model.decode_step(params, one, encoded, x, start, 5)
+  block, _ = model.decode_step(params, model.init_cache(params, encoded, x, 5), encoded, x, start,
+                               5, block=(7, 11))
+  np.testing.assert_allclose(block, full[:, 7:18], atol=1e-5)
+  three = model.init_cache(params, encoded, x, 5, beams=3)
+  _, three = model.decode_step(params, three, encoded, x, jnp.zeros((6,), jnp.int32), 5)
+  y = jax.random.randint(jax.random.PRNGKey(2), (6,), 2, 50)
+  expected, _ = model.decode_step(params, three, encoded, x, y, 5)
+  got, _ = model.decode_step(params, model.expand_cache(one, 3), encoded, x, y, 5)
+  np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_gated_mlp_and_tied_logits_build():
   model, params = _model(gated_mlp=True, logits_via_embedding=True)
   assert "logits_dense" not in params["decoder"]

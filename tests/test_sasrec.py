@@ -17,3 +17,14 @@ def test_sasrec_learns_a_sequential_rule():
   assert ranked.shape == (300, 10) and ranked.max() < 30
   m = metrics.retrieval_metrics(ranked, np.array([s[-1] for s in seqs]))
   assert m["recall@5"] > 0.9, m
+
+
+def test_trimming_pad_columns_keeps_the_hidden_states():
+  import jax
+  config = sasrec.SASRecConfig(max_len=12, emb_dim=16)
+  model = sasrec.SASRec(config, 30)
+  seq = sasrec._left_pad([np.array([3, 7, 1, 9]), np.array([5, 2])], 12)
+  params = model.init(jax.random.PRNGKey(0), seq)["params"]
+  full = model.apply({"params": params}, seq)[:, -4:]
+  trimmed = model.apply({"params": params}, seq[:, -6:])[:, -4:]
+  np.testing.assert_allclose(np.asarray(trimmed), np.asarray(full), atol=1e-5)

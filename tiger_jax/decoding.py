@@ -94,39 +94,59 @@ def _gather_beams(tree: Any, parent: jax.Array, batch: int, beams: int) -> Any:
   return jax.tree.map(gather, tree)
 
 
-def beam_search(step_fn: Callable[[jax.Array, Any], tuple[jax.Array, Any]], cache: Any, batch: int,
-                beams: int, level_offsets: np.ndarray, level_sizes: tuple[int, ...],
-                trie: Trie | None, start_token: int = 0):
+def beam_search(step_fn: Callable[[jax.Array, Any, tuple[int, int] | None], tuple[jax.Array, Any]],
+                cache: Any, batch: int, beams: int, level_offsets: np.ndarray,
+                level_sizes: tuple[int, ...], trie: Trie | None,
+                expand_cache: Callable[[Any], Any], start_token: int = 0,
+                block_softmax: bool = True):
   """Top-`beams` Semantic IDs per row.
 
-  step_fn(tokens [batch * beams], cache) -> (logits [batch * beams, vocab], cache);
-  each cache leaf with leading dim batch * beams is reordered with its beam.
-  Level l only ever emits tokens of its block. With a trie, every beam is a
-  prefix of a real item; without, any code of the block may follow.
+  step_fn(tokens [rows], cache, block) -> (logits [rows, ...], cache), where
+  block = (start, size) asks for only those vocabulary columns ([rows, size])
+  and None for all of them. `cache` holds one hypothesis per row: the first
+  step, identical for every beam, runs once per row, then expand_cache makes
+  it [batch * beams] (each hypothesis repeated); every cache leaf with leading
+  dim batch * beams is then reordered with its beam.
+
+  Level l only ever emits tokens of its block, and with block_softmax (the
+  default) it is scored by the softmax over that block; otherwise over the
+  whole vocabulary, as in training (for a trained model the two agree, the
+  mass outside the level's block being ~0), at ~vocab/block times the logits
+  cost. With a trie every beam is a prefix of a real item; without, any code
+  of the block may follow.
 
   Returns (codes [batch, beams, L] relative to each block, log-probs [batch, beams],
   items [batch, beams] (-1 where a beam is not an item; needs the trie)).
   """
   depth = len(level_sizes)
-  scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (beams - 1)), (batch, 1))
-  tokens = jnp.full((batch * beams,), start_token, jnp.int32)
-  node = jnp.zeros((batch, beams), jnp.int32)
-  codes = jnp.zeros((batch, beams, 0), jnp.int32)
+  scores = jnp.zeros((batch, 1))
+  tokens = jnp.full((batch,), start_token, jnp.int32)
+  node = jnp.zeros((batch, 1), jnp.int32)
+  codes = jnp.zeros((batch, 1, 0), jnp.int32)
   for level in range(depth):
     size, offset = level_sizes[level], int(level_offsets[level])
-    logits, cache = step_fn(tokens, cache)
+    hyps = scores.shape[1]  # 1 at the first level, then `beams`
+    logits, cache = step_fn(tokens, cache, (offset, size) if block_softmax else None)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32))
-    logp = jax.lax.dynamic_slice_in_dim(logp, offset, size, axis=-1).reshape(batch, beams, size)
+    if not block_softmax:
+      logp = jax.lax.dynamic_slice_in_dim(logp, offset, size, axis=-1)
+    logp = logp.reshape(batch, hyps, size)
     if trie is not None:
       allowed, child = trie.children(level, node, size)
       logp = jnp.where(allowed, logp, NEG_INF)
-    cand = (scores[:, :, None] + logp).reshape(batch, beams * size)
+    cand = (scores[:, :, None] + logp).reshape(batch, hyps * size)
+    if hyps * size < beams:  # fewer candidates than beams: pad with impossible ones
+      cand = jnp.pad(cand, ((0, 0), (0, beams - hyps * size)), constant_values=2 * NEG_INF)
     scores, flat = jax.lax.top_k(cand, beams)
+    flat = jnp.minimum(flat, hyps * size - 1)
     parent, code = flat // size, flat % size
     if trie is not None:
-      node = jnp.take_along_axis(child.reshape(batch, beams * size), flat, 1)
+      node = jnp.take_along_axis(child.reshape(batch, hyps * size), flat, 1)
     codes = jnp.concatenate([jnp.take_along_axis(codes, parent[..., None], 1), code[..., None]], -1)
-    cache = _gather_beams(cache, parent, batch, beams)
+    if level == 0:
+      cache = expand_cache(cache)
+    elif level < depth - 1:
+      cache = _gather_beams(cache, parent, batch, beams)
     tokens = (code + offset).reshape(-1)
   items = (jnp.asarray(trie.leaf_item)[node] if trie is not None
            else jnp.full((batch, beams), -1, jnp.int32))

@@ -9,6 +9,7 @@ users, beam, checkpoint step, wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,19 +18,27 @@ from typing import Any, Iterable, Mapping
 import jax
 import numpy as np
 
-from tiger_jax import decoding, input_pipeline, metrics as metrics_lib
+from tiger_jax import decoding, input_pipeline, metrics as metrics_lib, network
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.tokens import TokenLayout
 
 
 class Retriever:
-  """Top-K items per user from a trained model, fully on device (one jit per batch shape)."""
+  """Top-K items per user from a trained model, fully on device (one jit per batch shape).
+
+  `dtype` overrides the activations' dtype for decoding ('bfloat16': what t5x
+  decodes in; 4-5x faster matmuls on TPU/GPU and on CPUs with AMX/AVX512-BF16).
+  """
 
   def __init__(self, model: EncoderDecoderModel, layout: TokenLayout, ids: np.ndarray,
                beam_size: int = 20, constrained: bool = True,
-               batch_sharding: jax.sharding.Sharding | None = None):
+               batch_sharding: jax.sharding.Sharding | None = None, block_softmax: bool = True,
+               dtype: str | None = None):
+    if dtype is not None and dtype != model.config.dtype:  # e.g. bfloat16 activations, f32 params
+      model = dataclasses.replace(model, module=network.Transformer(
+          dataclasses.replace(model.config, dtype=dtype)))
     self.model, self.layout, self.ids = model, layout, np.asarray(ids)
-    self.beam_size, self.constrained = beam_size, constrained
+    self.beam_size, self.constrained, self.block_softmax = beam_size, constrained, block_softmax
     self.trie = decoding.Trie.build(self.ids) if constrained else None
     self._fn = jax.jit(self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None)
 
@@ -37,10 +46,13 @@ class Retriever:
     model, layout, k = self.model, self.layout, self.beam_size
     length = layout.id_length
     encoded = model.encode(params, inputs)
-    cache = model.init_cache(params, encoded, inputs, length, beams=k)
-    step = lambda tokens, cache: model.decode_step(params, cache, encoded, inputs, tokens, length)
+    cache = model.init_cache(params, encoded, inputs, length)
+    step = lambda tokens, cache, block: model.decode_step(params, cache, encoded, inputs, tokens,
+                                                          length, block)
     return decoding.beam_search(step, cache, inputs.shape[0], k, layout.level_offsets,
-                                layout.level_sizes, self.trie)
+                                layout.level_sizes, self.trie,
+                                expand_cache=lambda c: model.expand_cache(c, k),
+                                block_softmax=self.block_softmax)
 
   def __call__(self, params: Any, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """inputs [batch, in_len] -> (items [batch, beam] best first, -1 = not an item; scores)."""
@@ -82,7 +94,7 @@ def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, n
 
 def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
                         batch_size: int = 256, constrained: bool = True,
-                        max_examples: int | None = None) -> dict:
+                        max_examples: int | None = None, dtype: str | None = None) -> dict:
   """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
   from tiger_jax import io_utils
   from tiger_jax.trainer import Checkpoints, Trainer, TrainerConfig
@@ -94,7 +106,7 @@ def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int
     raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint to evaluate")
   start = time.time()
   retriever = Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
-                        batch_sharding=trainer.batch_sharding)
+                        batch_sharding=trainer.batch_sharding, dtype=dtype)
   import jax
   with trainer.context():
     batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
@@ -102,7 +114,7 @@ def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int
     ranked = {}
     result = evaluate(retriever, state.params, batches, ranked)
   result.update(checkpoint_step=int(state.step), wall_time=round(time.time() - start, 1),
-                split=split, constrained=constrained,
+                split=split, constrained=constrained, dtype=retriever.model.config.dtype,
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
   name = split if constrained else f"{split}_unconstrained"
   io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
@@ -118,7 +130,7 @@ def main() -> None:
   exp = train_lib.experiment_configurable()
   model_dir = gin.query_parameter("%MODEL_DIR")
   result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
-                               not FLAGS.unconstrained, FLAGS.max_examples)
+                               not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype)
   print(json.dumps(result, indent=1))
 
 
@@ -132,4 +144,6 @@ if __name__ == "__main__":
   flags.DEFINE_integer("batch_size", 256, "Users per decoding batch.")
   flags.DEFINE_integer("max_examples", None, "Evaluate only the first N users.")
   flags.DEFINE_bool("unconstrained", False, "Free decoding: measures the invalid-ID rate.")
+  flags.DEFINE_string("decode_dtype", None, "Activations dtype for decoding, e.g. bfloat16 "
+                      "(default: the model's).")
   cli.run(main)

@@ -36,7 +36,8 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
                  source_dir: str | None = None, category: str | None = None,
                  split: str = "test", beam_size: int = 20, eval_batch_size: int = 256,
                  run_sasrec: bool = True, cold_start_fraction: float = 0.0,
-                 cold_start_epsilon: float = 0.1) -> dict:
+                 cold_start_epsilon: float = 0.1, cold_start_prefix_len: int | None = None,
+                 decode_dtype: str | None = None) -> dict:
   """Runs every stage into model_dir; returns the results table rows."""
   t0 = time.time()
   data_dir = os.path.join(model_dir, "data")
@@ -50,9 +51,10 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
   exp = train_lib.experiment_configurable(data_dir=data_dir, semantic_id_dir=sid_dir)
   train_lib.train_configurable(model_dir=model_dir, exp=exp)
   logging.info("stage 4-5: trained model in %s", model_dir)
-  result = evaluate_lib.evaluate_checkpoint(exp, model_dir, split, beam_size, eval_batch_size)
+  result = evaluate_lib.evaluate_checkpoint(exp, model_dir, split, beam_size, eval_batch_size,
+                                            dtype=decode_dtype)
   dataset = data_lib.load(data_dir)
-  rows = {"TIGER": result}
+  rows = {"TIGER": {**result, "train_seconds": train_seconds(model_dir)}}
   examples = list(data_lib.iter_examples(dataset, split))
   targets = [e.target for e in examples]
   histories = [e.history for e in examples]
@@ -69,7 +71,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
     rows["SASRec"]["train_seconds"] = round(time.time() - t, 1)
   if dataset.cold_items is not None and len(dataset.cold_items):
     rows.update(cold_start_rows(dataset, model_dir, data_dir, split, targets, histories,
-                                cold_start_epsilon))
+                                cold_start_epsilon, sid_dir, cold_start_prefix_len))
   table = results_table(rows, dataset.name, split)
   io_utils.write_json(os.path.join(model_dir, "results", f"{split}_baselines.json"), rows)
   with io_utils.atomic_open(os.path.join(model_dir, "results", "results.md")) as f:
@@ -80,9 +82,11 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
 
 
 def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets, histories,
-                    epsilon: float) -> dict[str, dict]:
+                    epsilon: float, sid_dir: str, prefix_len: int | None = None) -> dict[str, dict]:
   """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
-  cold items: TIGER (from its saved ranked lists) against content-KNN on the same users."""
+  cold items: TIGER (from its saved ranked lists: its beams alone, and with the cold items
+  that share the first `prefix_len` codes of a retrieved item; default: all but the
+  collision token) against content-KNN on the same users."""
   import numpy as np
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
@@ -95,8 +99,13 @@ def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets,
   users = np.flatnonzero(is_cold[targets])
   vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
   knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)
+  ids = io_utils.load_array(os.path.join(sid_dir, sid_pipeline.IDS_FILE))
+  prefix_len = prefix_len or ids.shape[1] - 1
+  by_prefix = metrics_lib.add_cold_by_prefix(ranked[users], ids, is_cold, prefix_len)
   out = {}
-  for name, lists in ((f"TIGER, cold targets (eps={epsilon})", ranked[users]),
+  for name, lists in ((f"TIGER beams, cold targets (eps={epsilon})", ranked[users]),
+                      (f"TIGER + cold items by {prefix_len}-code prefix, cold targets (eps={epsilon})",
+                       by_prefix),
                       (f"content-KNN, cold targets (eps={epsilon})", knn)):
     out[name] = metrics_lib.retrieval_metrics(metrics_lib.cap_cold(lists, is_cold, 10, epsilon),
                                               targets[users])
@@ -104,14 +113,25 @@ def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets,
   return out
 
 
+def train_seconds(model_dir: str) -> float:
+  """Wall time of training: first to last TensorBoard event of each (resumed) run, summed."""
+  import tensorflow as tf
+  total = 0.0
+  for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+    times = [e.wall_time for e in tf.compat.v1.train.summary_iterator(path)]
+    total += max(times) - min(times) if times else 0.0
+  return round(total, 1)
+
+
 def results_table(rows: dict[str, dict], dataset: str, split: str) -> str:
   keys = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
   lines = [f"{dataset} ({split} split, full ranking over all items)", "",
-           "| model | " + " | ".join(keys) + " | invalid rate |",
-           "|---|" + "---|" * (len(keys) + 1)]
+           "| model | " + " | ".join(keys) + " | invalid rate | train time |",
+           "|---|" + "---|" * (len(keys) + 2)]
   for name, r in rows.items():
     inv = f"{r['invalid_rate']:.4f}" if "invalid_rate" in r else "-"
-    lines.append(f"| {name} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {inv} |")
+    train = f"{r['train_seconds'] / 60:.1f} min" if "train_seconds" in r else "-"
+    lines.append(f"| {name} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {inv} | {train} |")
   return "\n".join(lines) + "\n"
 
 

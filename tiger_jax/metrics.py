@@ -66,3 +66,28 @@ def cap_cold(ranked: np.ndarray, is_cold: np.ndarray, k: int, epsilon: float) ->
         break
     out[u, :len(picked)] = picked
   return out
+
+
+def add_cold_by_prefix(ranked: np.ndarray, ids: np.ndarray, is_cold: np.ndarray,
+                       prefix_len: int) -> np.ndarray:
+  """Cold-start retrieval by Semantic ID: after each retrieved item, the cold items whose ID
+  shares its first `prefix_len` codes (they were never a training target, so the model
+  rarely decodes their exact ID). ranked [n, k] -> [n, k'] (-1 pads); order otherwise kept."""
+  ids = np.asarray(ids)
+  by_prefix: dict[tuple, list[int]] = {}
+  for item in np.flatnonzero(is_cold):
+    by_prefix.setdefault(tuple(ids[item, :prefix_len]), []).append(int(item))
+  rows = []
+  for row in np.asarray(ranked):
+    out, seen = [], set()
+    for item in row[row >= 0].tolist():
+      for i in [item] + by_prefix.get(tuple(ids[item, :prefix_len]), []):
+        if i not in seen:
+          seen.add(i)
+          out.append(i)
+    rows.append(out)
+  width = max([len(r) for r in rows] + [ranked.shape[1]])
+  result = np.full((len(rows), width), -1, np.int64)
+  for u, r in enumerate(rows):
+    result[u, :len(r)] = r
+  return result

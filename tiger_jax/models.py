@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -72,17 +72,44 @@ class EncoderDecoderModel:
                              mutable=["cache"])[1]["cache"]
 
   def decode_step(self, params: Any, cache: Any, encoded: jax.Array, inputs: jax.Array,
-                  token: jax.Array, max_len: int) -> tuple[jax.Array, Any]:
-    """Logits [batch, vocab] of the next token given the previous `token` [batch]; new cache."""
+                  token: jax.Array, max_len: int,
+                  block: tuple[int, int] | None = None) -> tuple[jax.Array, Any]:
+    """Logits [rows, vocab] of the next token given the previous `token` [rows]; new cache.
+
+    rows = batch * hypotheses per input row; `block` (start, size) computes
+    only those vocabulary columns: [rows, size].
+    """
     logits, variables = self.module.apply(
         {"params": params, "cache": cache}, encoded, inputs, token[:, None], decode=True,
-        max_decode_length=max_len, method=network.Transformer.decode, mutable=["cache"])
+        max_decode_length=max_len, logits_block=block, method=network.Transformer.decode,
+        mutable=["cache"])
     return logits[:, 0], variables["cache"]
 
-  def score(self, params: Any, inputs: jax.Array, targets: jax.Array) -> jax.Array:
-    """Log-probability of each target sequence [batch] (teacher forcing, pad ignored)."""
+  @staticmethod
+  def expand_cache(cache: Any, beams: int) -> Any:
+    """Repeats each hypothesis of a decode cache `beams` times ([rows] -> [rows * beams]);
+    the encoder's keys/values, shared by a row's hypotheses, stay as they are."""
+    def expand(path, x):
+      name = getattr(path[-1], "key", None)
+      return jnp.repeat(x, beams, 0) if name in ("cached_key", "cached_value") else x
+    return jax.tree_util.tree_map_with_path(expand, cache)
+
+  def score(self, params: Any, inputs: jax.Array, targets: jax.Array,
+            blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:
+    """Log-probability of each target sequence [batch] (teacher forcing, pad ignored).
+
+    With `blocks` [(start, size) per target position], position l is scored by
+    the softmax over its block only, as the block-softmax beam search does.
+    """
     logits = self.module.apply({"params": params}, inputs, shift_right(targets))
-    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
+    if blocks is None:
+      logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
+    else:
+      logp = jnp.stack([
+          jnp.take_along_axis(jax.nn.log_softmax(logits[:, l, start:start + size]),
+                              targets[:, l, None] - start, -1)[:, 0]
+          for l, (start, size) in enumerate(blocks)], 1)
+      targets = targets[:, :len(blocks)]
     return jnp.sum(logp * (targets > 0), -1)
 
 

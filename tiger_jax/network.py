@@ -143,12 +143,15 @@ class MultiHeadAttention(nn.Module):
                                     ("embed", "heads", "kv"), c, name=name)
     axes = ("batch", "length", "heads", "kv")
     q = constrain(dense("query")(x_q), axes)
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # [b, len, h, d] <-> [b, h, len, d]
+    # Keys/values (and their caches) are kept [batch, heads, length, kv], the layout the
+    # attention dots take, so decode steps do not transpose them again.
     if decode and self.cross and self.has_variable("cache", "cached_cross_key"):
       k = self.get_variable("cache", "cached_cross_key")
       v = self.get_variable("cache", "cached_cross_value")
     else:
-      k = constrain(dense("key")(x_kv), axes)
-      v = constrain(dense("value")(x_kv), axes)
+      k = heads_first(constrain(dense("key")(x_kv), axes))
+      v = heads_first(constrain(dense("value")(x_kv), axes))
       if decode and self.cross:
         self.put_variable("cache", "cached_cross_key", k)
         self.put_variable("cache", "cached_cross_value", v)
@@ -160,21 +163,27 @@ class MultiHeadAttention(nn.Module):
       if not is_init:
         # One new position: write it at cache_index, attend to positions <= it.
         i = index.value
-        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
-        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
+        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, 0, i, 0))
+        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, 0, i, 0))
         cached_k.value, cached_v.value, index.value = k, v, i + 1
-        mask = (jnp.arange(k.shape[1]) <= i)[None, None, None, :]
+        mask = (jnp.arange(k.shape[2]) <= i)[None, None, None, :]
     batch_q, len_q = q.shape[:2]
     groups = batch_q // k.shape[0]  # beams per encoder row (1 outside beam search)
-    q = q.reshape(k.shape[0], groups * len_q, *q.shape[2:])
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(c.head_dim)
+    q = heads_first(q.reshape(k.shape[0], groups * len_q, *q.shape[2:]))  # [b, h, groups*q, d]
+    # One query per row (a decode step's self-attention): a product and a sum, since
+    # XLA runs [rows*heads] batches of 1-row dots ~3x slower than the MLP on CPU.
+    single = q.shape[2] == 1
+    logits = (jnp.sum(q * k, -1)[:, :, None] if single
+              else jnp.einsum("bhqd,bhkd->bhqk", q, k)) / math.sqrt(c.head_dim)
     if bias is not None:
       logits = logits + bias
     if mask is not None:
       logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
     weights = Dropout(c.dropout_rate)(weights, deterministic=deterministic)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch_q, len_q, *q.shape[2:])
+    out = (jnp.sum(weights[:, :, 0, :, None] * v, 2)[:, :, None] if single
+           else jnp.einsum("bhqk,bhkd->bhqd", weights, v))
+    out = heads_first(out).reshape(batch_q, len_q, c.num_heads, c.head_dim)
     return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
                       name="out")(out)
 
@@ -250,17 +259,34 @@ class Encoder(nn.Module):
     return Dropout(c.dropout_rate)(x, deterministic=deterministic)
 
 
+class Logits(nn.Module):
+  """The untied output projection: y [..., embed] -> logits [..., vocab] (float32), or only
+  the columns [start, start + size) when `block` is given (one Semantic-ID level's tokens)."""
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, y: jax.Array, block: tuple[int, int] | None = None) -> jax.Array:
+    c = self.config
+    kernel = self.param("kernel", nn.with_logical_partitioning(_dense_init(), ("embed", "vocab")),
+                        (c.emb_dim, c.vocab_size), jnp.dtype(c.param_dtype))
+    if block is not None:
+      kernel = jax.lax.slice_in_dim(kernel, block[0], block[0] + block[1], axis=1)
+    return jnp.dot(y.astype(jnp.float32), kernel.astype(jnp.float32))
+
+
 class Decoder(nn.Module):
   config: T5Config
   embed: nn.Module
 
   @nn.compact
   def __call__(self, encoded: jax.Array, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
-               deterministic: bool, decode: bool = False, max_decode_length: int | None = None):
+               deterministic: bool, decode: bool = False, max_decode_length: int | None = None,
+               logits_block: tuple[int, int] | None = None):
     """Logits [batch, out_len, vocab] of the next token at each decoder position.
 
     With decode=True, decoder_input_tokens is [batch, 1] and the cache holds
-    the earlier positions (initialise it with `init_cache`).
+    the earlier positions (initialise it with `init_cache`). logits_block
+    (start, size) computes only those vocabulary columns: [batch, out_len, size].
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
@@ -286,11 +312,12 @@ class Decoder(nn.Module):
     y = RMSNorm(c, name="final_norm")(y)
     y = Dropout(c.dropout_rate)(y, deterministic=deterministic)
     if c.logits_via_embedding:
-      logits = self.embed.attend(y.astype(jnp.float32)) / math.sqrt(c.emb_dim)
+      table = self.embed.embedding
+      if logits_block is not None:
+        table = jax.lax.slice_in_dim(table, logits_block[0], sum(logits_block), axis=0)
+      logits = jnp.dot(y.astype(jnp.float32), table.astype(jnp.float32).T) / math.sqrt(c.emb_dim)
     else:
-      logits = nn.Dense(c.vocab_size, use_bias=False, name="logits_dense", dtype=jnp.float32,
-                        param_dtype=jnp.dtype(c.param_dtype),
-                        kernel_init=nn.with_logical_partitioning(_dense_init(), ("embed", "vocab")))(y)
+      logits = Logits(c, name="logits_dense")(y, logits_block)
     return constrain(logits, ("batch", "length", "vocab"))
 
 
@@ -311,9 +338,10 @@ class Transformer(nn.Module):
     return self.encoder(input_tokens, deterministic)
 
   def decode(self, encoded, input_tokens, decoder_input_tokens, deterministic: bool = True,
-             decode: bool = False, max_decode_length: int | None = None):
+             decode: bool = False, max_decode_length: int | None = None,
+             logits_block: tuple[int, int] | None = None):
     return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
-                        max_decode_length)
+                        max_decode_length, logits_block)
 
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool = True) -> jax.Array:

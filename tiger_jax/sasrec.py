@@ -3,8 +3,8 @@ with the same metrics and full ranking over every item.
 
 Causal self-attention over the item history; the hidden state at the last
 position scores every item by a dot product with its embedding. Trained
-with full softmax cross-entropy at every position of the training
-sequences (today's common practice; the original used sampled BCE).
+with full softmax cross-entropy at every real (non-pad) position of the
+training sequences (today's common practice; the original used sampled BCE).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class SASRec(nn.Module):
   def __call__(self, seq: jax.Array, deterministic: bool = True) -> jax.Array:
     """seq [batch, max_len] of item index + 1 (0 = pad, left padded) -> hidden [batch, len, d]."""
     x = self.item_embedding(seq) * jnp.sqrt(self.config.emb_dim)
-    x = x + self.position_embedding(jnp.arange(seq.shape[1]))
+    # Left padded: the last position is max_len - 1 however many pad columns were trimmed.
+    x = x + self.position_embedding(jnp.arange(seq.shape[1]) + self.config.max_len - seq.shape[1])
     keep = (seq > 0)[..., None]
     x = self.dropout(x, deterministic=deterministic) * keep
     mask = nn.combine_masks(nn.make_causal_mask(seq), nn.make_attention_mask(seq > 0, seq > 0))
@@ -72,9 +73,11 @@ class SASRec(nn.Module):
       x = block(x, mask, deterministic) * keep
     return self.final_norm(x)
 
-  def scores(self, hidden: jax.Array) -> jax.Array:
-    """hidden [..., d] -> scores over items [..., num_items] (pad row dropped)."""
-    return hidden @ self.item_embedding.embedding[1:].T
+  def scores(self, hidden: jax.Array, dtype: jnp.dtype = jnp.float32) -> jax.Array:
+    """hidden [..., d] -> scores over items [..., num_items] (pad row dropped), float32; the
+    product runs in `dtype` (training uses bfloat16: 4-5x faster matmuls on AMX/TPU/GPU)."""
+    return jnp.dot(hidden.astype(dtype), self.item_embedding.embedding[1:].astype(dtype).T,
+                   preferred_element_type=jnp.float32)
 
 
 def _left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
@@ -98,32 +101,45 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   opt_state = tx.init(params)
 
   @jax.jit
-  def step(params, opt_state, x, y, rng):
+  def step(params, opt_state, x, y, positions, valid, rng):
     def loss_fn(p):
       h = model.apply({"params": p}, x, deterministic=False, rngs={"dropout": rng})
-      logits = model.apply({"params": p}, h, method=SASRec.scores)
-      weights = (y > 0) & (x > 0)
-      xent = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(y - 1, 0))
-      return jnp.sum(xent * weights) / jnp.maximum(weights.sum(), 1)
+      # Only the real (non-pad) positions are scored against every item.
+      h = h.reshape(-1, h.shape[-1])[positions]
+      logits = model.apply({"params": p}, h, jnp.bfloat16, method=SASRec.scores)
+      labels = jnp.maximum(y.reshape(-1)[positions] - 1, 0)
+      xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+      return jnp.sum(xent * valid) / jnp.maximum(valid.sum(), 1)
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
   order_rng = np.random.default_rng(config.seed)
   n, b = len(inputs), config.batch_size
+  lengths = (inputs > 0).sum(1)
   start = time.time()
   for epoch in range(config.epochs):
     perm = order_rng.permutation(n)
     losses = []
     for i in range(0, n - b + 1, b):
       idx = perm[i:i + b]
+      # Trim the batch's all-pad columns and gather its real positions; both sizes are
+      # rounded up (to 10 columns, 256 positions) so that few shapes compile.
+      width = min(config.max_len, -(-int(lengths[idx].max()) // 10) * 10)
+      x, y = inputs[idx, -width:], targets[idx, -width:]
+      real = np.flatnonzero((x > 0) & (y > 0))
+      size = -(-max(len(real), 1) // 256) * 256
+      positions = np.zeros(size, np.int32)
+      positions[:len(real)] = real
+      valid = (np.arange(size) < len(real)).astype(np.float32)
       rng, sub = jax.random.split(rng)
-      params, opt_state, loss = step(params, opt_state, inputs[idx], targets[idx], sub)
+      params, opt_state, loss = step(params, opt_state, x, y, positions, valid, sub)
       losses.append(loss)
     if (epoch + 1) % max(1, config.epochs // 10) == 0:
       rate = (epoch + 1) / (time.time() - start)
-      logging.info("SASRec epoch %d/%d: loss %.4f, ETA %.0fs", epoch + 1, config.epochs,
-                   float(np.mean(jax.device_get(losses))), (config.epochs - epoch - 1) / rate)
+      logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
+                   config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
+                   (config.epochs - epoch - 1) / rate)
   return model, params
 
 
