@@ -20,7 +20,6 @@ from absl import flags
 
 from tiger_jax import cli, evaluate as evaluate_lib, input_pipeline, train as train_lib
 from tiger_jax import main as _main_lib  # noqa: F401  (registers the pipeline's configurables)
-from tiger_jax.trainer import Checkpoints, Trainer, TrainerConfig
 
 flags.DEFINE_string("split", "validation", "validation or test.")
 flags.DEFINE_integer("max_examples", 2000, "Users to decode (0 = all).")
@@ -32,10 +31,7 @@ VARIANTS = (("block softmax, float32", True, "float32"), ("full softmax, float32
 def main() -> None:
   exp = train_lib.experiment_configurable()
   model_dir = gin.query_parameter("%MODEL_DIR")
-  trainer = Trainer(exp.model, TrainerConfig(), exp.mesh, exp.feature_lengths)
-  checkpoints = Checkpoints(model_dir, keep=1000, best_metric=None)
-  state = checkpoints.restore_latest(trainer.init_state())
-  checkpoints.close()
+  _, state = evaluate_lib.restore_latest(exp, model_dir)
   batches = list(input_pipeline.eval_batches(exp.task, exp.feature_lengths, FLAGS.split, 256,
                                              FLAGS.max_examples or None))
   first = None

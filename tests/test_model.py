@@ -102,3 +102,15 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   assert os.listdir(tmp_path / "a" / "train")  # TensorBoard event files
   assert sorted(os.listdir(tmp_path / "a" / "checkpoints"))[-1] == "6"
+  # The evaluate path on that run: every test user, real items only, the JSON the CLI writes.
+  import json
+  from tiger_jax import evaluate as evaluate_lib, io_utils, main as main_lib
+  result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=5,
+                                            batch_size=32)
+  written = json.load(open(tmp_path / "a" / "results" / "test.json"))
+  assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 5
+  assert {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "invalid_rate"} <= set(written)
+  assert written["recall@10"] == result["recall@10"] and written["invalid_rate"] == 0.0
+  ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
+  assert ranked.shape == (80, 5) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
+  assert main_lib.train_seconds(str(tmp_path / "a")) > 0

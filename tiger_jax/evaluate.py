@@ -92,11 +92,8 @@ def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, n
   return out
 
 
-def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
-                        batch_size: int = 256, constrained: bool = True,
-                        max_examples: int | None = None, dtype: str | None = None) -> dict:
-  """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
-  from tiger_jax import io_utils
+def restore_latest(exp, model_dir: str):
+  """(trainer, train state) of model_dir's latest checkpoint, for evaluation."""
   from tiger_jax.trainer import Checkpoints, Trainer, TrainerConfig
   trainer = Trainer(exp.model, TrainerConfig(), exp.mesh, exp.feature_lengths)
   checkpoints = Checkpoints(model_dir, keep=1000, best_metric=None)
@@ -104,6 +101,15 @@ def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int
   checkpoints.close()
   if state is None:
     raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint to evaluate")
+  return trainer, state
+
+
+def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
+                        batch_size: int = 256, constrained: bool = True,
+                        max_examples: int | None = None, dtype: str | None = None) -> dict:
+  """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
+  from tiger_jax import io_utils
+  trainer, state = restore_latest(exp, model_dir)
   start = time.time()
   retriever = Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
                         batch_sharding=trainer.batch_sharding, dtype=dtype)
