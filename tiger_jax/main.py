@@ -16,6 +16,7 @@ import os
 import time
 
 import gin
+import numpy as np
 from absl import flags, logging
 
 from tiger_jax import baselines, cli, data as data_lib, evaluate as evaluate_lib, io_utils
@@ -71,7 +72,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
     rows["SASRec"]["train_seconds"] = round(time.time() - t, 1)
   if dataset.cold_items is not None and len(dataset.cold_items):
     rows.update(cold_start_rows(dataset, model_dir, data_dir, split, targets, histories,
-                                cold_start_epsilon, sid_dir, cold_start_prefix_len))
+                                cold_start_epsilon, exp.ids, cold_start_prefix_len))
   table = results_table(rows, dataset.name, split)
   io_utils.write_json(os.path.join(model_dir, "results", f"{split}_baselines.json"), rows)
   with io_utils.atomic_open(os.path.join(model_dir, "results", "results.md")) as f:
@@ -82,12 +83,12 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
 
 
 def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets, histories,
-                    epsilon: float, sid_dir: str, prefix_len: int | None = None) -> dict[str, dict]:
+                    epsilon: float, ids: np.ndarray, prefix_len: int | None = None
+                    ) -> dict[str, dict]:
   """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
   cold items: TIGER (from its saved ranked lists: its beams alone, and with the cold items
   that share the first `prefix_len` codes of a retrieved item; default: all but the
   collision token) against content-KNN on the same users."""
-  import numpy as np
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
   z = io_utils.load_arrays(os.path.join(model_dir, "results", f"{split}_ranked.npz"))
@@ -99,7 +100,6 @@ def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets,
   users = np.flatnonzero(is_cold[targets])
   vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
   knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)
-  ids = io_utils.load_array(os.path.join(sid_dir, sid_pipeline.IDS_FILE))
   prefix_len = prefix_len or ids.shape[1] - 1
   by_prefix = metrics_lib.add_cold_by_prefix(ranked[users], ids, is_cold, prefix_len)
   out = {}
