@@ -4,7 +4,8 @@ r"""Constrained beam-search speed: Beauty test users per second at the paper's m
       [--dtypes=float32,bfloat16]
 
 One line per activations dtype (the parameters stay float32; bfloat16 is
-what t5x decodes in, and this CPU's AMX/AVX512-BF16 units run it 4-5x faster).
+what t5x decodes in; its dots accumulate in float32, which CPUs with
+AMX/AVX512-BF16 run several times faster than float32 dots).
 
 Speed does not depend on the trained weights (the search always runs 4
 steps over the same shapes), so a freshly initialised paper-size model is

@@ -1,10 +1,12 @@
 r"""Training examples/s at the paper's model size: length buckets vs a plain padded step.
 
-  python bench/train_throughput.py [--category=beauty] [--batch_size=256] [--steps=30]
+  python bench/train_throughput.py [--category=beauty] [--batch_size=256] [--steps=30] \
+      [--dtype=float32|bfloat16]
 
 Both run in the same process on the same batches' source (shared Beauty,
 train split); the Semantic-ID method does not change the cost, so random
 IDs are used. Compile time is excluded (the first step of each shape).
+--dtype sets the activations' dtype (parameters and optimizer stay float32).
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ def measure(trainer, state, batches, steps):
 def main():
   p = parser()
   p.add_argument("--steps", type=int, default=30)
+  p.add_argument("--dtype", default="float32", help="activations dtype")
   args = p.parse_args()
   exp = paper_experiment(args)
+  model = exp.model.with_dtype(args.dtype)
   results = {}
   for name, buckets in (("plain (pad to 81)", 1), ("length buckets (5)", 5)):
-    trainer = Trainer(exp.model, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)
+    trainer = Trainer(model, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)
     state = trainer.init_state()
     batches = input_pipeline.train_batches(exp.task, exp.feature_lengths, args.batch_size, seed=0,
                                            num_buckets=buckets)
@@ -57,7 +61,7 @@ def main():
   plain, bucketed = results.values()
   speedup = bucketed["examples_per_sec"] / plain["examples_per_sec"]
   print(f"\n{args.category}, paper model (4+4 layers, d_model 128, 6x64 heads, d_ff 1024), "
-        f"batch {args.batch_size}, {hardware()}")
+        f"{args.dtype} activations, batch {args.batch_size}, {hardware()}")
   print("| step | examples/s | mean input tokens |\n|---|---|---|")
   for name, r in results.items():
     print(f"| {name} | {r['examples_per_sec']:.1f} | {r['mean_input_len']:.1f} |")

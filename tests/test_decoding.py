@@ -24,8 +24,8 @@ def _setup(num_items=20, seed=0):
 
 def _search(model, params, layout, x, beams, trie, block_softmax=True):
   enc = model.encode(params, x)
-  cache = model.init_cache(params, enc, x, layout.id_length)
-  step = lambda tok, c, block: model.decode_step(params, c, enc, x, tok, layout.id_length, block)
+  cache = model.init_cache(params, enc, x)
+  step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position, block)
   return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
                               layout.level_sizes, trie, lambda c: model.expand_cache(c, beams),
                               block_softmax=block_softmax)
@@ -78,8 +78,8 @@ def test_unconstrained_mode_counts_invalid_ids():
   logits = np.full(layout.vocab_size, -10.0)
   logits[layout.level_offsets[0] + 0], logits[layout.level_offsets[0] + 1] = 0.0, -0.1
   logits[layout.level_offsets[1] + 0], logits[layout.level_offsets[1] + 1] = -1.0, 0.0
-  step = lambda tok, cache, block: (jnp.tile(jnp.asarray(logits, jnp.float32), (tok.shape[0], 1)),
-                                    cache)
+  step = lambda tok, cache, position, block: (
+      jnp.tile(jnp.asarray(logits, jnp.float32), (tok.shape[0], 1)), cache)
   search = lambda trie: decoding.beam_search(step, {}, 1, 4, layout.level_offsets, layout.level_sizes,
                                              trie, lambda c: c, block_softmax=False)
   codes, _, _ = search(None)

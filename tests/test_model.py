@@ -29,10 +29,10 @@ def test_incremental_decoding_matches_full_forward(beams):
   y = jax.random.randint(jax.random.PRNGKey(2), (2 * beams, 5), 2, 50)
   full = model.module.apply({"params": params}, jnp.repeat(x, beams, 0), shift_right(y))
   encoded = model.encode(params, x)  # [2, ...]: beams share the encoder output
-  cache = model.init_cache(params, encoded, x, 5, beams=beams)
+  cache = model.init_cache(params, encoded, x, beams=beams)
   prev, steps = jnp.zeros((2 * beams,), jnp.int32), []
   for t in range(5):
-    logits, cache = model.decode_step(params, cache, encoded, x, prev, 5)
+    logits, cache = model.decode_step(params, cache, encoded, x, prev, t)
     steps.append(logits)
     prev = y[:, t]
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
@@ -44,17 +44,46 @@ def test_block_logits_and_cache_expansion_match_full_beams(tied):
   x = jax.random.randint(jax.random.PRNGKey(1), (2, 7), 1, 50)
   encoded = model.encode(params, x)
   start = jnp.zeros((2,), jnp.int32)
-  one = model.init_cache(params, encoded, x, 5)  # one hypothesis per row
-  full, one = model.decode_step(params, one, encoded, x, start, 5)
-  block, _ = model.decode_step(params, model.init_cache(params, encoded, x, 5), encoded, x, start,
-                               5, block=(7, 11))
+  one = model.init_cache(params, encoded, x)  # one hypothesis per row
+  full, one = model.decode_step(params, one, encoded, x, start, 0)
+  block, _ = model.decode_step(params, model.init_cache(params, encoded, x), encoded, x, start,
+                               0, block=(7, 11))
   np.testing.assert_allclose(block, full[:, 7:18], atol=1e-5)
-  three = model.init_cache(params, encoded, x, 5, beams=3)
-  _, three = model.decode_step(params, three, encoded, x, jnp.zeros((6,), jnp.int32), 5)
+  three = model.init_cache(params, encoded, x, beams=3)
+  _, three = model.decode_step(params, three, encoded, x, jnp.zeros((6,), jnp.int32), 0)
   y = jax.random.randint(jax.random.PRNGKey(2), (6,), 2, 50)
-  expected, _ = model.decode_step(params, three, encoded, x, y, 5)
-  got, _ = model.decode_step(params, model.expand_cache(one, 3), encoded, x, y, 5)
+  expected, _ = model.decode_step(params, three, encoded, x, y, 1)
+  got, _ = model.decode_step(params, model.expand_cache(one, 3), encoded, x, y, 1)
   np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_matmul_gradients_match_autodiff(dtype):
+  """network.matmul's hand-written backward pass equals JAX's gradient of a plain dot."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(keys[0], (2, 3, 5)).astype(dtype)
+  w = jax.random.normal(keys[1], (5, 4)).astype(dtype)
+  c = jax.random.normal(keys[2], (2, 3, 4))
+  loss = lambda fn: lambda x, w: jnp.sum(fn(x, w).astype(jnp.float32) * c)
+  got = jax.grad(loss(network.matmul), (0, 1))(x, w)
+  f32 = lambda a: a.astype(jnp.float32)
+  want = jax.grad(loss(lambda x, w: f32(x) @ f32(w)), (0, 1))(x, w)
+  tol = 1e-5 if dtype == "float32" else 5e-2  # bf16: the output and cotangent are rounded
+  for g, r in zip(got, want):
+    assert g.dtype == jnp.dtype(dtype)
+    np.testing.assert_allclose(f32(g), r, rtol=tol, atol=tol)
+
+
+def test_bfloat16_activations_track_float32():
+  """The same parameters with bfloat16 activations give nearly the float32 logits."""
+  model, params = _model()
+  bf16 = model.with_dtype("bfloat16")
+  x = jax.random.randint(jax.random.PRNGKey(1), (4, 7), 1, 50)
+  y = jax.random.randint(jax.random.PRNGKey(2), (4, 5), 2, 50)
+  want = model.module.apply({"params": params}, x, y)
+  got = bf16.module.apply({"params": params}, x, y)
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, atol=0.1 * float(jnp.std(want)))
 
 
 def test_gated_mlp_and_tied_logits_build():

@@ -1,7 +1,7 @@
 """Beam search over Semantic-ID tokens, constrained to the prefixes of real items.
 
 Pure functions over arrays, in the manner of t5x's decoding.py: the search
-takes a `step_fn(token, cache) -> (logits, cache)` and runs fully on device
+takes a `step_fn(token, cache, position, block) -> (logits, cache)` and runs fully on device
 (`lax.fori_loop` would do; the ID length is fixed and small, so the loop is
 unrolled at trace time). The valid IDs are a trie stored as arrays: per
 level, the sorted children of each prefix node (CSR), so memory grows with
@@ -94,16 +94,18 @@ def _gather_beams(tree: Any, parent: jax.Array, batch: int, beams: int) -> Any:
   return jax.tree.map(gather, tree)
 
 
-def beam_search(step_fn: Callable[[jax.Array, Any, tuple[int, int] | None], tuple[jax.Array, Any]],
+def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
+                                  tuple[jax.Array, Any]],
                 cache: Any, batch: int, beams: int, level_offsets: np.ndarray,
                 level_sizes: tuple[int, ...], trie: Trie | None,
                 expand_cache: Callable[[Any], Any], start_token: int = 0,
                 block_softmax: bool = True):
   """Top-`beams` Semantic IDs per row.
 
-  step_fn(tokens [rows], cache, block) -> (logits [rows, ...], cache), where
-  block = (start, size) asks for only those vocabulary columns ([rows, size])
-  and None for all of them. `cache` holds one hypothesis per row: the first
+  step_fn(tokens [rows], cache, position, block) -> (logits [rows, ...], cache):
+  tokens are the decoder inputs at `position` (0: the start token, l: level l-1's
+  code); block = (start, size) asks for only those vocabulary columns
+  ([rows, size]) and None for all of them. `cache` holds one hypothesis per row: the first
   step, identical for every beam, runs once per row, then expand_cache makes
   it [batch * beams] (each hypothesis repeated); every cache leaf with leading
   dim batch * beams is then reordered with its beam.
@@ -126,7 +128,7 @@ def beam_search(step_fn: Callable[[jax.Array, Any, tuple[int, int] | None], tupl
   for level in range(depth):
     size, offset = level_sizes[level], int(level_offsets[level])
     hyps = scores.shape[1]  # 1 at the first level, then `beams`
-    logits, cache = step_fn(tokens, cache, (offset, size) if block_softmax else None)
+    logits, cache = step_fn(tokens, cache, level, (offset, size) if block_softmax else None)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32))
     if not block_softmax:
       logp = jax.lax.dynamic_slice_in_dim(logp, offset, size, axis=-1)

@@ -32,6 +32,11 @@ class EncoderDecoderModel:
   def config(self) -> network.T5Config:
     return self.module.config
 
+  def with_dtype(self, dtype: str) -> "EncoderDecoderModel":
+    """The same model (same parameters) computing its activations in `dtype`."""
+    return dataclasses.replace(self, module=network.Transformer(
+        dataclasses.replace(self.config, dtype=dtype)))
+
   def init(self, rng: jax.Array, input_len: int, target_len: int) -> Any:
     """Variables (boxed with logical axis names) for the given feature lengths."""
     x = jnp.ones((1, input_len), jnp.int32)
@@ -59,29 +64,29 @@ class EncoderDecoderModel:
   def encode(self, params: Any, inputs: jax.Array) -> jax.Array:
     return self.module.apply({"params": params}, inputs, method=network.Transformer.encode)
 
-  def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array, max_len: int,
+  def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array,
                  beams: int = 1) -> Any:
-    """A decode cache for `max_len` tokens of `beams` hypotheses per input row.
+    """A decode cache for `beams` hypotheses per input row.
 
-    Self-attention caches are [batch * beams, max_len, ...] and empty; the
-    encoder's keys/values are computed here once, [batch, in_len, ...].
+    Self-attention caches are [batch * beams, heads, 0, kv] (empty; each step adds
+    a position); the encoder's keys/values are computed here once, [batch, heads, in_len, kv].
     """
-    dummy = jnp.zeros((inputs.shape[0] * beams, max_len), jnp.int32)
+    dummy = jnp.zeros((inputs.shape[0] * beams, 1), jnp.int32)
     return self.module.apply({"params": params}, encoded, inputs, dummy, decode=True,
-                             max_decode_length=max_len, method=network.Transformer.decode,
-                             mutable=["cache"])[1]["cache"]
+                             method=network.Transformer.decode, mutable=["cache"])[1]["cache"]
 
   def decode_step(self, params: Any, cache: Any, encoded: jax.Array, inputs: jax.Array,
-                  token: jax.Array, max_len: int,
+                  token: jax.Array, position: int,
                   block: tuple[int, int] | None = None) -> tuple[jax.Array, Any]:
-    """Logits [rows, vocab] of the next token given the previous `token` [rows]; new cache.
+    """Logits [rows, vocab] of the token after `token` [rows], the decoder input at
+    `position` (static; the cache holds the positions before it); the new cache.
 
     rows = batch * hypotheses per input row; `block` (start, size) computes
     only those vocabulary columns: [rows, size].
     """
     logits, variables = self.module.apply(
         {"params": params, "cache": cache}, encoded, inputs, token[:, None], decode=True,
-        max_decode_length=max_len, logits_block=block, method=network.Transformer.decode,
+        decode_position=position, logits_block=block, method=network.Transformer.decode,
         mutable=["cache"])
     return logits[:, 0], variables["cache"]
 

@@ -37,6 +37,48 @@ class T5Config:
   param_dtype: str = "float32"
 
 
+def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
+                preferred_element_type=None) -> jax.Array:
+  """lax.dot_general accumulating in float32, the result cast back to the inputs' dtype.
+
+  With bfloat16 inputs, XLA:CPU runs a bf16 x bf16 -> f32 dot on the AMX/AVX512-BF16
+  units (5-6x a float32 dot here) but a bf16 -> bf16 dot at float32 speed or worse;
+  on TPU/GPU it is the usual mixed-precision dot.
+  """
+  del preferred_element_type
+  out = jax.lax.dot_general(lhs, rhs, dimension_numbers, precision,
+                            preferred_element_type=jnp.float32)
+  return out.astype(jnp.result_type(lhs, rhs))
+
+
+def einsum(spec: str, *operands: jax.Array) -> jax.Array:
+  return jnp.einsum(spec, *operands, _dot_general=dot_general)
+
+
+@jax.custom_vjp
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  """x [..., in] @ w [in, out] -> [..., out] with `dot_general`, and a backward pass whose
+  two dots also take the inputs' dtype (JAX's own would multiply a float32 cotangent by
+  the bfloat16 operand: a float32 dot)."""
+  return dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _matmul_fwd(x, w):
+  return matmul(x, w), (x, w)
+
+
+def _matmul_bwd(res, g):
+  x, w = res
+  g = g.astype(x.dtype)
+  dx = dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
+  batch_axes = tuple(range(x.ndim - 1))
+  dw = dot_general(x, g, ((batch_axes, batch_axes), ((), ())))
+  return dx, dw.astype(w.dtype)
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
 def _dense_init(fan_axes_scale: float = 1.0):
   return nn.initializers.variance_scaling(fan_axes_scale, "fan_in", "truncated_normal")
 
@@ -119,9 +161,9 @@ class Projection(nn.Module):
     init = nn.initializers.truncated_normal(1.0 / math.sqrt(fan_in) / 0.87962566)
     kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes),
                         (*self.in_shape, *self.out_shape), jnp.dtype(self.config.param_dtype))
-    n_in = len(self.in_shape)
-    return jnp.tensordot(x, kernel.astype(self.config.dtype),
-                         axes=(tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in))))
+    lead = x.shape[:x.ndim - len(self.in_shape)]
+    w = kernel.astype(self.config.dtype).reshape(fan_in, -1)
+    return matmul(x.reshape(*lead, fan_in), w).reshape(*lead, *self.out_shape)
 
 
 class MultiHeadAttention(nn.Module):
@@ -156,17 +198,17 @@ class MultiHeadAttention(nn.Module):
         self.put_variable("cache", "cached_cross_key", k)
         self.put_variable("cache", "cached_cross_value", v)
     if decode and not self.cross:
-      is_init = not self.has_variable("cache", "cached_key")
-      cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
-      cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
-      index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
-      if not is_init:
-        # One new position: write it at cache_index, attend to positions <= it.
-        i = index.value
-        k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, 0, i, 0))
-        v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, 0, i, 0))
-        cached_k.value, cached_v.value, index.value = k, v, i + 1
-        mask = (jnp.arange(k.shape[2]) <= i)[None, None, None, :]
+      # The cache grows by one position a step: the search is unrolled over an ID's few
+      # tokens, so every step has static shapes and attends to exactly the positions so
+      # far, and reordering beams copies only those. Initialising it leaves it empty.
+      if self.has_variable("cache", "cached_key"):
+        k = jnp.concatenate([self.get_variable("cache", "cached_key"), k], 2)
+        v = jnp.concatenate([self.get_variable("cache", "cached_value"), v], 2)
+        self.put_variable("cache", "cached_key", k)
+        self.put_variable("cache", "cached_value", v)
+      else:
+        self.put_variable("cache", "cached_key", k[:, :, :0])
+        self.put_variable("cache", "cached_value", v[:, :, :0])
     batch_q, len_q = q.shape[:2]
     groups = batch_q // k.shape[0]  # beams per encoder row (1 outside beam search)
     q = heads_first(q.reshape(k.shape[0], groups * len_q, *q.shape[2:]))  # [b, h, groups*q, d]
@@ -174,7 +216,7 @@ class MultiHeadAttention(nn.Module):
     # XLA runs [rows*heads] batches of 1-row dots ~3x slower than the MLP on CPU.
     single = q.shape[2] == 1
     logits = (jnp.sum(q * k, -1)[:, :, None] if single
-              else jnp.einsum("bhqd,bhkd->bhqk", q, k)) / math.sqrt(c.head_dim)
+              else einsum("bhqd,bhkd->bhqk", q, k)) / math.sqrt(c.head_dim)
     if bias is not None:
       logits = logits + bias
     if mask is not None:
@@ -182,7 +224,7 @@ class MultiHeadAttention(nn.Module):
     weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
     weights = Dropout(c.dropout_rate)(weights, deterministic=deterministic)
     out = (jnp.sum(weights[:, :, 0, :, None] * v, 2)[:, :, None] if single
-           else jnp.einsum("bhqk,bhkd->bhqd", weights, v))
+           else einsum("bhqk,bhkd->bhqd", weights, v))
     out = heads_first(out).reshape(batch_q, len_q, c.num_heads, c.head_dim)
     return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
                       name="out")(out)
@@ -194,17 +236,15 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
     c = self.config
-    dense = lambda features, axes, name: nn.Dense(
-        features, use_bias=False, name=name, dtype=c.dtype, param_dtype=jnp.dtype(c.param_dtype),
-        kernel_init=nn.with_logical_partitioning(_dense_init(), axes))
-    h = dense(c.mlp_dim, ("embed", "mlp"), "wi")(x)
+    dense = lambda shape, axes, name: Projection(shape[:1], shape[1:], axes, c, name=name)
+    h = dense((c.emb_dim, c.mlp_dim), ("embed", "mlp"), "wi")(x)
     if c.gated_mlp:
-      h = nn.gelu(h) * dense(c.mlp_dim, ("embed", "mlp"), "wi_gate")(x)
+      h = nn.gelu(h) * dense((c.emb_dim, c.mlp_dim), ("embed", "mlp"), "wi_gate")(x)
     else:
       h = nn.relu(h)
     h = constrain(h, ("batch", "length", "mlp"))
     h = Dropout(c.dropout_rate)(h, deterministic=deterministic)
-    return dense(c.emb_dim, ("mlp", "embed"), "wo")(h)
+    return dense((c.mlp_dim, c.emb_dim), ("mlp", "embed"), "wo")(h)
 
 
 class EncoderLayer(nn.Module):
@@ -280,13 +320,14 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, encoded: jax.Array, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
-               deterministic: bool, decode: bool = False, max_decode_length: int | None = None,
+               deterministic: bool, decode: bool = False, decode_position: int | None = None,
                logits_block: tuple[int, int] | None = None):
     """Logits [batch, out_len, vocab] of the next token at each decoder position.
 
-    With decode=True, decoder_input_tokens is [batch, 1] and the cache holds
-    the earlier positions (initialise it with `init_cache`). logits_block
-    (start, size) computes only those vocabulary columns: [batch, out_len, size].
+    With decode=True and decode_position p, decoder_input_tokens [batch, 1] is
+    the token at position p and the cache holds positions < p (initialise it with
+    `init_cache`: decode=True, no position). logits_block (start, size) computes
+    only those vocabulary columns: [batch, out_len, size].
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
@@ -294,14 +335,9 @@ class Decoder(nn.Module):
     y = constrain(y, ("batch", "length", "embed"))
     q_len = decoder_input_tokens.shape[1]
     rel = RelativePositionBias(c, bidirectional=False, name="relpos_bias")
-    if decode:
-      is_init = not self.has_variable("cache", "position")
-      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
-      k_len = max_decode_length or q_len
-      bias = rel(q_len, k_len, q_offset=position.value)
-      if not is_init:
-        position.value = position.value + 1
-      self_mask = None  # the cache masks positions not yet written
+    if decode and decode_position is not None:
+      bias = rel(q_len, decode_position + 1, q_offset=decode_position)
+      self_mask = None  # the cache holds exactly the earlier positions
     else:
       bias = rel(q_len, q_len)
       self_mask = jnp.tril(jnp.ones((q_len, q_len), bool))[None, None]
@@ -338,10 +374,10 @@ class Transformer(nn.Module):
     return self.encoder(input_tokens, deterministic)
 
   def decode(self, encoded, input_tokens, decoder_input_tokens, deterministic: bool = True,
-             decode: bool = False, max_decode_length: int | None = None,
+             decode: bool = False, decode_position: int | None = None,
              logits_block: tuple[int, int] | None = None):
     return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
-                        max_decode_length, logits_block)
+                        decode_position, logits_block)
 
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool = True) -> jax.Array:
