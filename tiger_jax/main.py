@@ -50,8 +50,9 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
     sid_pipeline.run(data_dir, sid_dir, SemanticIdConfig(rqvae=RQVAEConfig()))
   logging.info("stage 3: Semantic IDs in %s", sid_dir)
   # Recorded in MODEL_DIR/config.gin, so that file alone serves evaluate and the benchmarks.
-  gin.bind_parameter("DATA_DIR/macro.value", data_dir)
-  gin.bind_parameter("SEMANTIC_ID_DIR/macro.value", sid_dir)
+  with gin.unlock_config():
+    gin.bind_parameter("DATA_DIR/macro.value", data_dir)
+    gin.bind_parameter("SEMANTIC_ID_DIR/macro.value", sid_dir)
   exp = train_lib.experiment_configurable(data_dir=data_dir, semantic_id_dir=sid_dir)
   train_lib.train_configurable(model_dir=model_dir, exp=exp)
   logging.info("stage 4-5: trained model in %s", model_dir)
