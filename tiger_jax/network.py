@@ -42,8 +42,9 @@ def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=Non
   """lax.dot_general accumulating in float32, the result cast back to the inputs' dtype.
 
   With bfloat16 inputs, XLA:CPU runs a bf16 x bf16 -> f32 dot on the AMX/AVX512-BF16
-  units (5-6x a float32 dot here) but a bf16 -> bf16 dot at float32 speed or worse;
-  on TPU/GPU it is the usual mixed-precision dot.
+  units (several times a float32 dot: bench/dot_speed.py) but a bf16 -> bf16 dot at
+  float32 speed or worse; on TPU/GPU it is the usual mixed-precision dot. The signature
+  is jnp.einsum's `_dot_general`; its preferred_element_type is overridden.
   """
   del preferred_element_type
   out = jax.lax.dot_general(lhs, rhs, dimension_numbers, precision,
