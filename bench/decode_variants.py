@@ -32,7 +32,7 @@ def main() -> None:
   exp = train_lib.experiment_configurable()
   model_dir = gin.query_parameter("%MODEL_DIR")
   _, state = evaluate_lib.restore_latest(exp, model_dir)
-  batches = list(input_pipeline.eval_batches(exp.task, exp.feature_lengths, FLAGS.split, 256,
+  batches = list(input_pipeline.eval_batches(exp.task, exp.feature_lengths, FLAGS.split, 64,
                                              FLAGS.max_examples or None))
   first = None
   print(f"{model_dir} step {int(state.step)}, {FLAGS.split}, {FLAGS.max_examples or 'all'} users, "

@@ -27,7 +27,7 @@ def _search(model, params, layout, x, beams, trie, block_softmax=True):
   cache = model.init_cache(params, enc, x)
   step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position, block)
   return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
-                              layout.level_sizes, trie, lambda c: model.expand_cache(c, beams),
+                              layout.level_sizes, trie,
                               block_softmax=block_softmax)
 
 

@@ -29,7 +29,7 @@ def test_incremental_decoding_matches_full_forward(beams):
   y = jax.random.randint(jax.random.PRNGKey(2), (2 * beams, 5), 2, 50)
   full = model.module.apply({"params": params}, jnp.repeat(x, beams, 0), shift_right(y))
   encoded = model.encode(params, x)  # [2, ...]: beams share the encoder output
-  cache = model.init_cache(params, encoded, x, beams=beams)
+  cache = model.init_cache(params, encoded, x)
   prev, steps = jnp.zeros((2 * beams,), jnp.int32), []
   for t in range(5):
     logits, cache = model.decode_step(params, cache, encoded, x, prev, t)
@@ -39,22 +39,26 @@ def test_incremental_decoding_matches_full_forward(beams):
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_block_logits_and_cache_expansion_match_full_beams(tied):
+def test_block_logits_and_shared_first_position_match_full_beams(tied):
   model, params = _model(logits_via_embedding=tied)
   x = jax.random.randint(jax.random.PRNGKey(1), (2, 7), 1, 50)
   encoded = model.encode(params, x)
   start = jnp.zeros((2,), jnp.int32)
-  one = model.init_cache(params, encoded, x)  # one hypothesis per row
-  full, one = model.decode_step(params, one, encoded, x, start, 0)
+  one = model.init_cache(params, encoded, x)
+  full, one = model.decode_step(params, one, encoded, x, start, 0)  # once per input row
   block, _ = model.decode_step(params, model.init_cache(params, encoded, x), encoded, x, start,
                                0, block=(7, 11))
   np.testing.assert_allclose(block, full[:, 7:18], atol=1e-5)
-  three = model.init_cache(params, encoded, x, beams=3)
-  _, three = model.decode_step(params, three, encoded, x, jnp.zeros((6,), jnp.int32), 0)
+  _, three = model.decode_step(params, model.init_cache(params, encoded, x), encoded, x,
+                               jnp.zeros((6,), jnp.int32), 0)  # once per hypothesis
   y = jax.random.randint(jax.random.PRNGKey(2), (6,), 2, 50)
-  expected, _ = model.decode_step(params, three, encoded, x, y, 1)
-  got, _ = model.decode_step(params, model.expand_cache(one, 3), encoded, x, y, 1)
+  expected, three = model.decode_step(params, three, encoded, x, y, 1)
+  got, one = model.decode_step(params, one, encoded, x, y, 1)  # 3 hypotheses share position 0
   np.testing.assert_allclose(got, expected, atol=1e-5)
+  expected, _ = model.decode_step(params, three, encoded, x, y[::-1], 2)
+  got, _ = model.decode_step(params, one, encoded, x, y[::-1], 2)
+  np.testing.assert_allclose(got, expected, atol=1e-5)
+  assert one["decoder"]["layer_0"]["self_attention"]["cached_key_0"].shape[0] == 2
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

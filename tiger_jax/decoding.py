@@ -98,17 +98,19 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
                                   tuple[jax.Array, Any]],
                 cache: Any, batch: int, beams: int, level_offsets: np.ndarray,
                 level_sizes: tuple[int, ...], trie: Trie | None,
-                expand_cache: Callable[[Any], Any], start_token: int = 0,
+                expand_cache: Callable[[Any], Any] | None = None, start_token: int = 0,
                 block_softmax: bool = True):
   """Top-`beams` Semantic IDs per row.
 
   step_fn(tokens [rows], cache, position, block) -> (logits [rows, ...], cache):
   tokens are the decoder inputs at `position` (0: the start token, l: level l-1's
   code); block = (start, size) asks for only those vocabulary columns
-  ([rows, size]) and None for all of them. `cache` holds one hypothesis per row: the first
-  step, identical for every beam, runs once per row, then expand_cache makes
-  it [batch * beams] (each hypothesis repeated); every cache leaf with leading
-  dim batch * beams is then reordered with its beam.
+  ([rows, size]) and None for all of them. The first step, identical for every
+  beam, runs on one hypothesis per row (rows = batch), the later ones on
+  rows = batch * beams. The step_fn must accept a cache the first step left
+  with `batch` rows (our models share such entries across a row's beams), or
+  expand_cache must make it [batch * beams] (each hypothesis repeated). Every
+  cache leaf with leading dim batch * beams is reordered with its beam.
 
   Level l only ever emits tokens of its block, and with block_softmax (the
   default) it is scored by the softmax over that block; otherwise over the
@@ -146,7 +148,8 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
       node = jnp.take_along_axis(child.reshape(batch, hyps * size), flat, 1)
     codes = jnp.concatenate([jnp.take_along_axis(codes, parent[..., None], 1), code[..., None]], -1)
     if level == 0:
-      cache = expand_cache(cache)
+      if expand_cache is not None:
+        cache = expand_cache(cache)
     elif level < depth - 1:
       cache = _gather_beams(cache, parent, batch, beams)
     tokens = (code + offset).reshape(-1)

@@ -49,7 +49,6 @@ class Retriever:
         params, cache, encoded, inputs, tokens, position, block)
     return decoding.beam_search(step, cache, inputs.shape[0], k, layout.level_offsets,
                                 layout.level_sizes, self.trie,
-                                expand_cache=lambda c: model.expand_cache(c, k),
                                 block_softmax=self.block_softmax)
 
   def __call__(self, params: Any, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +102,7 @@ def restore_latest(exp, model_dir: str):
 
 
 def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
-                        batch_size: int = 256, constrained: bool = True,
+                        batch_size: int = 64, constrained: bool = True,
                         max_examples: int | None = None, dtype: str | None = None) -> dict:
   """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
   from tiger_jax import io_utils
@@ -145,7 +144,8 @@ if __name__ == "__main__":
   from tiger_jax import main as _main_lib  # noqa: F401  (registers the configurables gin files name)
   flags.DEFINE_string("split", "test", "validation or test.")
   flags.DEFINE_integer("beam_size", 20, "Beam size (= the number of items returned).")
-  flags.DEFINE_integer("batch_size", 256, "Users per decoding batch.")
+  flags.DEFINE_integer("batch_size", 64, "Users per decoding batch (64 is fastest on CPU: "
+                       "bench/decode_speed.py; accelerators want more).")
   flags.DEFINE_integer("max_examples", None, "Evaluate only the first N users.")
   flags.DEFINE_bool("unconstrained", False, "Free decoding: measures the invalid-ID rate.")
   flags.DEFINE_string("decode_dtype", None, "Activations dtype for decoding, e.g. bfloat16 "

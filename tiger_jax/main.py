@@ -35,7 +35,7 @@ DEFAULT_GIN = "gin_configs/main_synthetic.gin"
 @gin.configurable("pipeline")
 def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
                  source_dir: str | None = None, category: str | None = None,
-                 split: str = "test", beam_size: int = 20, eval_batch_size: int = 256,
+                 split: str = "test", beam_size: int = 20, eval_batch_size: int = 64,
                  run_sasrec: bool = True, cold_start_fraction: float = 0.0,
                  cold_start_epsilon: float = 0.1, cold_start_prefix_len: int | None = None,
                  decode_dtype: str | None = None) -> dict:

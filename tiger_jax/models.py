@@ -64,14 +64,15 @@ class EncoderDecoderModel:
   def encode(self, params: Any, inputs: jax.Array) -> jax.Array:
     return self.module.apply({"params": params}, inputs, method=network.Transformer.encode)
 
-  def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array,
-                 beams: int = 1) -> Any:
-    """A decode cache for `beams` hypotheses per input row.
+  def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array) -> Any:
+    """A decode cache: the encoder's keys/values, [batch, heads, in_len, kv], computed once.
 
-    Self-attention caches are [batch * beams, heads, 0, kv] (empty; each step adds
-    a position); the encoder's keys/values are computed here once, [batch, heads, in_len, kv].
+    Each decode step adds its position's self-attention keys/values. The cache
+    serves any number of hypotheses per input row: a step may decode batch * G rows
+    (G per input row, consecutive); position 0 may be decoded once per input row
+    and then shared by that row's hypotheses (see `network.MultiHeadAttention`).
     """
-    dummy = jnp.zeros((inputs.shape[0] * beams, 1), jnp.int32)
+    dummy = jnp.zeros((inputs.shape[0], 1), jnp.int32)
     return self.module.apply({"params": params}, encoded, inputs, dummy, decode=True,
                              method=network.Transformer.decode, mutable=["cache"])[1]["cache"]
 
@@ -89,15 +90,6 @@ class EncoderDecoderModel:
         decode_position=position, logits_block=block, method=network.Transformer.decode,
         mutable=["cache"])
     return logits[:, 0], variables["cache"]
-
-  @staticmethod
-  def expand_cache(cache: Any, beams: int) -> Any:
-    """Repeats each hypothesis of a decode cache `beams` times ([rows] -> [rows * beams]);
-    the encoder's keys/values, shared by a row's hypotheses, stay as they are."""
-    def expand(path, x):
-      name = getattr(path[-1], "key", None)
-      return jnp.repeat(x, beams, 0) if name in ("cached_key", "cached_value") else x
-    return jax.tree_util.tree_map_with_path(expand, cache)
 
   def score(self, params: Any, inputs: jax.Array, targets: jax.Array,
             blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:

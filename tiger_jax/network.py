@@ -157,78 +157,120 @@ class Projection(nn.Module):
   config: T5Config
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, float32_out: bool = False) -> jax.Array:
+    """float32_out: return the dot's float32 accumulator (no gradient shortcut; decoding)."""
     fan_in = int(np.prod(self.in_shape))
     init = nn.initializers.truncated_normal(1.0 / math.sqrt(fan_in) / 0.87962566)
     kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes),
                         (*self.in_shape, *self.out_shape), jnp.dtype(self.config.param_dtype))
     lead = x.shape[:x.ndim - len(self.in_shape)]
     w = kernel.astype(self.config.dtype).reshape(fan_in, -1)
-    return matmul(x.reshape(*lead, fan_in), w).reshape(*lead, *self.out_shape)
+    x = x.reshape(*lead, fan_in)
+    y = (jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())),
+                             preferred_element_type=jnp.float32) if float32_out
+         else matmul(x, w))
+    return y.reshape(*lead, *self.out_shape)
+
+
+def _grouped(x: jax.Array, rows: int) -> jax.Array:
+  """[rows * groups, ...] -> [rows, groups, ...]: a decode step's hypotheses by the row
+  (user) of a cache entry they share."""
+  return x.reshape(rows, x.shape[0] // rows, *x.shape[1:])
 
 
 class MultiHeadAttention(nn.Module):
-  """Attention with decode caches ('cache' collection).
+  """Attention, with decode caches ('cache' collection) for incremental decoding.
 
-  Self-attention caches keys/values position by position. Cross-attention
-  (`cross=True`) computes the encoder's keys/values once and keeps them; its
-  queries may come G to a row of the encoder batch (G beams per user), which
-  are attended as G query positions, so beams never copy the encoder output.
+  Decode caches may hold fewer rows than the queries: rows * G queries (G beams per
+  user) attend to an entry of `rows` rows as G groups, so beams never copy what they
+  share. Cross-attention keeps the encoder's keys/values, one row per user.
+  Self-attention keeps each decoded position's keys/values as its own entry
+  (`cached_key_<p>`, [rows_p, heads, kv]): position 0, decoded before the beams
+  split, stays one row per user; the beam search reorders the later ones.
   """
   config: T5Config
   cross: bool = False
 
+  def _dense(self, name: str) -> Projection:
+    c = self.config
+    return Projection((c.emb_dim,), (c.num_heads, c.head_dim), ("embed", "heads", "kv"), c,
+                      name=name)
+
+  def _out(self, x: jax.Array) -> jax.Array:
+    c = self.config
+    return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
+                      name="out")(x)
+
   @nn.compact
   def __call__(self, x_q: jax.Array, x_kv: jax.Array, mask: jax.Array | None,
-               bias: jax.Array | None, deterministic: bool, decode: bool = False) -> jax.Array:
+               bias: jax.Array | None, deterministic: bool, decode: bool = False,
+               decode_position: int | None = None) -> jax.Array:
+    """x_q [batch, q_len, embed], x_kv [batch_kv, kv_len, embed] -> [batch, q_len, embed].
+
+    mask [batch_kv | 1, 1, q_len | 1, kv_len] (True = attend), bias [1, heads, q_len, kv_len].
+    With decode and a decode_position p (self-attention), x_q is position p's
+    token [rows, 1, embed] and the cache holds positions < p.
+    """
     c = self.config
-    dense = lambda name: Projection((c.emb_dim,), (c.num_heads, c.head_dim),
-                                    ("embed", "heads", "kv"), c, name=name)
+    if decode and not self.cross and decode_position is not None:
+      q, k, v = (self._dense(name)(x_q, float32_out=True) for name in ("query", "key", "value"))
+      return self._decode_self(q, k, v, bias, decode_position, deterministic)
     axes = ("batch", "length", "heads", "kv")
-    q = constrain(dense("query")(x_q), axes)
+    q = constrain(self._dense("query")(x_q), axes)
     heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # [b, len, h, d] <-> [b, h, len, d]
-    # Keys/values (and their caches) are kept [batch, heads, length, kv], the layout the
-    # attention dots take, so decode steps do not transpose them again.
     if decode and self.cross and self.has_variable("cache", "cached_cross_key"):
       k = self.get_variable("cache", "cached_cross_key")
       v = self.get_variable("cache", "cached_cross_value")
     else:
-      k = heads_first(constrain(dense("key")(x_kv), axes))
-      v = heads_first(constrain(dense("value")(x_kv), axes))
+      # Kept [batch, heads, length, kv], the layout the dots take, so decode steps
+      # do not transpose the encoder's keys/values again.
+      k = heads_first(constrain(self._dense("key")(x_kv), axes))
+      v = heads_first(constrain(self._dense("value")(x_kv), axes))
       if decode and self.cross:
         self.put_variable("cache", "cached_cross_key", k)
         self.put_variable("cache", "cached_cross_value", v)
-    if decode and not self.cross:
-      # The cache grows by one position a step: the search is unrolled over an ID's few
-      # tokens, so every step has static shapes and attends to exactly the positions so
-      # far, and reordering beams copies only those. Initialising it leaves it empty.
-      if self.has_variable("cache", "cached_key"):
-        k = jnp.concatenate([self.get_variable("cache", "cached_key"), k], 2)
-        v = jnp.concatenate([self.get_variable("cache", "cached_value"), v], 2)
-        self.put_variable("cache", "cached_key", k)
-        self.put_variable("cache", "cached_value", v)
-      else:
-        self.put_variable("cache", "cached_key", k[:, :, :0])
-        self.put_variable("cache", "cached_value", v[:, :, :0])
     batch_q, len_q = q.shape[:2]
-    groups = batch_q // k.shape[0]  # beams per encoder row (1 outside beam search)
-    q = heads_first(q.reshape(k.shape[0], groups * len_q, *q.shape[2:]))  # [b, h, groups*q, d]
-    # One query per row (a decode step's self-attention): a product and a sum, since
-    # XLA runs [rows*heads] batches of 1-row dots ~3x slower than the MLP on CPU.
-    single = q.shape[2] == 1
-    logits = (jnp.sum(q * k, -1)[:, :, None] if single
-              else einsum("bhqd,bhkd->bhqk", q, k)) / math.sqrt(c.head_dim)
+    q = heads_first(_grouped(q, k.shape[0]).reshape(k.shape[0], -1, *q.shape[2:]))
+    logits = einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(c.head_dim)  # q: groups * q_len
     if bias is not None:
       logits = logits + bias
     if mask is not None:
       logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits.astype(jnp.float32), -1).astype(c.dtype)
     weights = Dropout(c.dropout_rate)(weights, deterministic=deterministic)
-    out = (jnp.sum(weights[:, :, 0, :, None] * v, 2)[:, :, None] if single
-           else einsum("bhqk,bhkd->bhqd", weights, v))
-    out = heads_first(out).reshape(batch_q, len_q, c.num_heads, c.head_dim)
-    return Projection((c.num_heads, c.head_dim), (c.emb_dim,), ("heads", "kv", "embed"), c,
-                      name="out")(out)
+    out = heads_first(einsum("bhqk,bhkd->bhqd", weights, v))
+    return self._out(out.reshape(batch_q, len_q, c.num_heads, c.head_dim))
+
+  def _decode_self(self, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array,
+                   position: int, deterministic: bool) -> jax.Array:
+    """One decode step's self-attention: q, k, v [rows, 1, heads, kv] (float32) at
+    `position`, bias [1, heads, 1, position + 1]."""
+    c = self.config
+    rows = q.shape[0]
+    q, k, v = q[:, 0], k[:, 0], v[:, 0]
+    self.put_variable("cache", f"cached_key_{position}", k)
+    self.put_variable("cache", f"cached_value_{position}", v)
+    keys = [self.get_variable("cache", f"cached_key_{p}") for p in range(position)] + [k]
+    values = [self.get_variable("cache", f"cached_value_{p}") for p in range(position)] + [v]
+    # Per position, an elementwise product in the [rows, heads * kv] layout the
+    # projections give, summed over each head's kv by a dot with a 0/1 matrix: XLA:CPU
+    # runs [rows*heads] batched 1-row dots, or a reduce over kv, several times slower.
+    h, d = c.num_heads, c.head_dim
+    head_of = (jnp.arange(h * d)[:, None] // d == jnp.arange(h)[None]).astype(jnp.float32)
+    flat = lambda x: x.reshape(x.shape[0], h * d)
+    q = flat(q)
+    logits = jnp.stack([
+        jnp.dot((_grouped(q, k_p.shape[0]) * flat(k_p)[:, None]).reshape(rows, h * d), head_of)
+        for k_p in keys], -1) / math.sqrt(d)  # [rows, heads, position + 1]
+    logits = logits + bias[:, :, 0]
+    weights = jax.nn.softmax(logits, -1)
+    weights = Dropout(c.dropout_rate)(weights, deterministic=deterministic)
+    out = 0
+    for p, v_p in enumerate(values):
+      w_p = jnp.dot(weights[..., p], head_of.T)  # [rows, heads * kv]
+      out = out + (_grouped(w_p, v_p.shape[0]) * flat(v_p)[:, None]).reshape(rows, h * d)
+    out = out.reshape(rows, 1, h, d)
+    return self._out(out.astype(c.dtype))
 
 
 class MLP(nn.Module):
@@ -266,12 +308,13 @@ class DecoderLayer(nn.Module):
   config: T5Config
 
   @nn.compact
-  def __call__(self, y, encoded, self_mask, cross_mask, bias, deterministic, decode):
+  def __call__(self, y, encoded, self_mask, cross_mask, bias, deterministic, decode,
+               decode_position=None):
     c = self.config
     drop = lambda z: Dropout(c.dropout_rate)(z, deterministic=deterministic)
     h = RMSNorm(c, name="pre_self_attention_norm")(y)
     y = y + drop(MultiHeadAttention(c, name="self_attention")(
-        h, h, self_mask, bias, deterministic, decode=decode))
+        h, h, self_mask, bias, deterministic, decode, decode_position))
     h = RMSNorm(c, name="pre_cross_attention_norm")(y)
     y = y + drop(MultiHeadAttention(c, cross=True, name="encoder_decoder_attention")(
         h, encoded, cross_mask, None, deterministic, decode=decode))
@@ -345,7 +388,7 @@ class Decoder(nn.Module):
     cross_mask = (input_tokens > 0)[:, None, None, :]
     for i in range(c.num_decoder_layers):
       y = DecoderLayer(c, name=f"layer_{i}")(y, encoded, self_mask, cross_mask, bias,
-                                             deterministic, decode)
+                                             deterministic, decode, decode_position)
     y = RMSNorm(c, name="final_norm")(y)
     y = Dropout(c.dropout_rate)(y, deterministic=deterministic)
     if c.logits_via_embedding:

@@ -83,7 +83,7 @@ def make_eval_fn(exp: Experiment, trainer: Trainer, split: str, beam_size: int,
 
 def train(model_dir: str, train_steps: int, batch_size: int, exp: Experiment,
           trainer_config: TrainerConfig = TrainerConfig(), eval_beam_size: int = 20,
-          eval_batch_size: int = 256, eval_examples: int | None = 2000):
+          eval_batch_size: int = 64, eval_examples: int | None = 2000):
   """Trains (resuming by itself), keeps the last and the best checkpoints; returns the state."""
   trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
   io_utils.makedirs(model_dir)
