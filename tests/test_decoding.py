@@ -61,6 +61,32 @@ def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax):
     np.testing.assert_array_equal(np.asarray(codes[b, :len(ids)]), ids[order])
 
 
+def test_expanded_first_position_gives_the_same_search():
+  """A cache expanded to one copy per beam after the first step (what a step_fn that cannot
+  share entries needs) yields the search the shared position-0 entries give."""
+  ids, layout, model, params = _setup(num_items=60, seed=1)
+  x = jax.random.randint(jax.random.PRNGKey(3), (4, 9), 2, layout.vocab_size)
+  trie, beams = decoding.Trie.build(ids), 6
+  shared = _search(model, params, layout, x, beams, trie)
+  enc = model.encode(params, x)
+  step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position, block)
+  copied = []
+
+  def expand(cache):
+    def repeat(path, v):
+      if "cached_cross" in str(path[-1]):
+        return v
+      copied.append(v.shape[0])
+      return jnp.repeat(v, beams, 0)
+    return jax.tree_util.tree_map_with_path(repeat, cache)
+
+  expanded = decoding.beam_search(step, model.init_cache(params, enc, x), 4, beams,
+                                  layout.level_offsets, layout.level_sizes, trie, expand)
+  assert copied == [4] * 2 * model.config.num_decoder_layers  # position 0's keys and values
+  np.testing.assert_array_equal(np.asarray(expanded[2]), np.asarray(shared[2]))
+  np.testing.assert_allclose(np.asarray(expanded[1]), np.asarray(shared[1]), atol=1e-5)
+
+
 def test_constrained_search_returns_only_real_items():
   ids, layout, model, params = _setup(num_items=60, seed=1)
   x = jax.random.randint(jax.random.PRNGKey(3), (8, 9), 2, layout.vocab_size)
