@@ -254,7 +254,7 @@ class MultiHeadAttention(nn.Module):
     values = [self.get_variable("cache", f"cached_value_{p}") for p in range(position)] + [v]
     # Per position, an elementwise product in the [rows, heads * kv] layout the
     # projections give, summed over each head's kv by a dot with a 0/1 matrix: XLA:CPU
-    # runs [rows*heads] batched 1-row dots, or a reduce over kv, several times slower.
+    # runs [rows*heads] batched 1-row dots, or a reduce over kv, slower.
     h, d = c.num_heads, c.head_dim
     head_of = (jnp.arange(h * d)[:, None] // d == jnp.arange(h)[None]).astype(jnp.float32)
     flat = lambda x: x.reshape(x.shape[0], h * d)
