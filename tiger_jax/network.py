@@ -213,7 +213,8 @@ class MultiHeadAttention(nn.Module):
     """
     c = self.config
     if decode and not self.cross and decode_position is not None:
-      q, k, v = (self._dense(name)(x_q, float32_out=True) for name in ("query", "key", "value"))
+      q = self._dense("query")(x_q, float32_out=True)
+      k, v = (self._dense(name)(x_kv, float32_out=True) for name in ("key", "value"))
       return self._decode_self(q, k, v, bias, decode_position, deterministic)
     axes = ("batch", "length", "heads", "kv")
     q = constrain(self._dense("query")(x_q), axes)
