@@ -1,6 +1,7 @@
 """Stage 2: item content -> vector."""
 
 import numpy as np
+import pytest
 
 from tiger_jax import content
 from tiger_jax.data import training_sequences
@@ -40,6 +41,12 @@ def test_collaborative_vectors_use_training_histories_only(tiny_dataset):
   assert np.linalg.norm(v[1]) > 0
 
 
-def test_item_vectors_appends_collaborative_block(tiny_dataset):
-  vec, info = content.item_vectors(tiny_dataset, "attributes", attribute_dim=8, collaborative_dim=4)
-  assert vec.shape == (6, 12) and info["source"] == "attributes" and info["dim"] == 12
+def test_item_vectors_text_and_attributes_side_by_side(tiny_dataset):
+  both, info = content.item_vectors(tiny_dataset, "text+attributes", attribute_dim=8)
+  text, _ = content.item_vectors(tiny_dataset, "text")
+  attrs, _ = content.item_vectors(tiny_dataset, "attributes", attribute_dim=8)
+  np.testing.assert_allclose(both, np.concatenate([text, attrs], 1), atol=1e-6)
+  assert info["blocks"] == [["text", text.shape[1], 1.0], ["attributes", 8, 1.0]]
+  assert info["dim"] == text.shape[1] + 8 and info["text_model"] == content.DEFAULT_TEXT_MODEL
+  with pytest.raises(ValueError, match="unknown content source"):
+    content.item_vectors(tiny_dataset, "title")

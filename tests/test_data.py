@@ -125,6 +125,83 @@ def test_preprocessed_reader_errors(tmp_path):
     preprocessed.read(str(tmp_path))
 
 
+@pytest.mark.parametrize("category", ["beauty", "toys"])
+def test_shared_item_meta_gives_every_item_text(category):
+  ds = preprocessed.read(shared_dir(category))
+  report = ds.read_report["item_meta"]
+  assert report["items_without_text"] == 0 and report["unknown_asins"] == 0
+  assert all(t.startswith("Title: ") for t in ds.item_text)
+  assert not any("&amp;" in t for t in ds.item_text)
+  assert all(ds.item_categories)
+  if category == "toys":  # the renumbered folder: id -> ASIN -> title agree
+    assert "Cards Against Humanity" in ds.item_text[ds.item_ids.index("B004S8F7QM")]
+
+
+def _meta_folder(path, num_items=150, meta_lines=None):
+  """A preprocessed folder of `num_items` items (ASINs A0001...), with item_meta.jsonl lines."""
+  rows = [f"{u + 1} " + " ".join(str((u * 7 + k) % num_items + 1) for k in range(4))
+          for u in range(num_items)]
+  (path / "sequences.txt").write_text("\n".join(rows) + "\n")
+  asins = {str(i): f"A{i:04d}" for i in range(1, num_items + 1)}
+  (path / "datamaps.json").write_text(json.dumps(
+      {"id2item": asins, "id2user": {str(u + 1): f"U{u}" for u in range(num_items)}}))
+  if meta_lines is None:
+    meta_lines = [json.dumps({"asin": a, "title": f"Item {i}", "categories": [["Beauty", "Nails"]]})
+                  for i, a in asins.items()]
+  (path / "item_meta.jsonl").write_text("\n".join(meta_lines) + "\n")
+  return asins
+
+
+def test_preprocessed_reader_item_meta(tmp_path):
+  asins = _meta_folder(tmp_path)
+  lines = [json.dumps({"asin": a, "title": f"Item {i}", "categories": [["Beauty", "Nails"]]})
+           for i, a in asins.items()]
+  lines[2] = json.dumps({"asin": "A0003", "title": "Freeman Charcoal &amp; Black Sugar Mask",
+                         "categories": [["Beauty", "Skin Care", "Masks"], ["Beauty", "Face"]]})
+  del lines[5]  # item 6 has no line: 1 of 150 items, under the 1% limit
+  lines.append(json.dumps({"asin": "Z9999", "title": "not an item of this folder"}))
+  (tmp_path / "item_meta.jsonl").write_text("\n".join(lines) + "\n")
+  ds = preprocessed.read(str(tmp_path))
+  i = ds.item_ids.index("A0003")
+  assert ds.item_text[i] == ("Title: Freeman Charcoal & Black Sugar Mask; "
+                             "Categories: Beauty, Skin Care, Masks, Face")
+  assert ds.item_categories[i] == ["Masks", "Face"]
+  assert ds.item_text[ds.item_ids.index("A0006")] == ""
+  assert ds.read_report["item_meta"]["items_without_text"] == 1
+  assert ds.read_report["item_meta"]["items_without_text_examples"] == ["A0006"]
+  assert ds.read_report["item_meta"]["unknown_asins"] == 1
+
+  # A malformed line names the file and the line.
+  bad = list(lines)
+  bad[9] = '{"asin": "A0011", "title": "cut off'
+  (tmp_path / "item_meta.jsonl").write_text("\n".join(bad) + "\n")
+  with pytest.raises(DataError, match=r"item_meta.jsonl: line 10: invalid JSON"):
+    preprocessed.read(str(tmp_path))
+  bad[9] = json.dumps({"asin": "A0011", "title": ["not", "a", "string"]})
+  (tmp_path / "item_meta.jsonl").write_text("\n".join(bad) + "\n")
+  with pytest.raises(DataError, match=r"item_meta.jsonl: line 10: field 'title' must be a string"):
+    preprocessed.read(str(tmp_path))
+
+  # More than 1% of the items without a line: stop.
+  (tmp_path / "item_meta.jsonl").write_text("\n".join(lines[:-4]) + "\n")
+  with pytest.raises(DataError, match=r"4 of 150 items \(2.7%\) have no line"):
+    preprocessed.read(str(tmp_path))
+
+  # item_meta.jsonl is keyed by ASIN: without datamaps.json it cannot be joined.
+  (tmp_path / "datamaps.json").unlink()
+  with pytest.raises(DataError, match="datamaps.json, which maps item ids to ASINs, is missing"):
+    preprocessed.read(str(tmp_path))
+
+
+def test_preprocessed_reader_item_missing_from_datamaps(tmp_path):
+  _meta_folder(tmp_path, num_items=10)
+  maps = json.loads((tmp_path / "datamaps.json").read_text())
+  del maps["id2item"]["5"]
+  (tmp_path / "datamaps.json").write_text(json.dumps(maps))
+  with pytest.raises(DataError, match=r"datamaps.json: id2item has no entry for item id 5"):
+    preprocessed.read(str(tmp_path))
+
+
 def test_preprocessed_reader_drops_short_users(tmp_path):
   (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 1 2\n3 3 2 1 2\n")
   ds = preprocessed.read(str(tmp_path))
@@ -219,9 +296,10 @@ def test_tfds_builder_matches_split_rules(tmp_path):
 def test_cli_prepares_shared_beauty(tmp_path):
   data_dir = shared_dir("beauty")
   out = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=preprocessed",
-                        f"--data_dir={data_dir}", f"--out_dir={tmp_path}"],
+                        f"--data_dir={data_dir}", f"--out_dir={tmp_path}", "--content=attributes"],
                        capture_output=True, text=True, cwd=REPO, check=True).stdout
   assert "22,363 users, 12,101 items, 198,502 interactions" in out
+  assert "12,101 lines, 0 items without text, 0 unknown and 0 repeated ASINs" in out
   assert np.load(tmp_path / "item_vectors.npy").shape == (12101, 64)
 
 
@@ -293,3 +371,19 @@ def test_cold_start_items_leave_training_data_only(tiny_dataset, tmp_path):
   np.testing.assert_array_equal(data_lib.load(str(tmp_path)).cold_items, [2, 5])
   cold = data_lib.choose_cold_items(synthetic.generate(synthetic.SyntheticConfig(200, 50)), 0.05)
   assert len(set(cold.tolist())) == len(cold) > 0
+
+
+def test_prepare_takes_text_where_item_meta_exists(tmp_path):
+  from tiger_jax.data.prepare import prepare
+  src = tmp_path / "src"
+  src.mkdir()
+  _meta_folder(src, num_items=30)
+  (src / "item2attributes.json").write_text(json.dumps({str(i): [i % 3 + 1, 7] for i in range(1, 31)}))
+  with_text = prepare("preprocessed", str(tmp_path / "a"), str(src))
+  assert with_text["config"]["item_vectors"]["source"] == "text"
+  assert with_text["config"]["read_report"]["item_meta"]["items_without_text"] == 0
+  assert data_lib.load(str(tmp_path / "a")).item_categories[0] == ["Nails"]
+  (src / "item_meta.jsonl").unlink()  # an S3-Rec folder without titles (e.g. Sports)
+  without = prepare("preprocessed", str(tmp_path / "b"), str(src))
+  assert without["config"]["item_vectors"]["source"] == "attributes"
+  assert "read_report" not in without["config"]

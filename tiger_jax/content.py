@@ -30,6 +30,7 @@ from tiger_jax import io_utils
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 PAPER_TEXT_MODEL = "sentence-transformers/sentence-t5-base"
+CONTENT_SOURCES = ("text", "attributes", "text+attributes")
 
 
 def _load_encoder(model_name: str, device: str = "cpu"):
@@ -152,34 +153,31 @@ def _l2_normalize_sparse(x: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def item_vectors(dataset, source: str = "auto", text_model: str = DEFAULT_TEXT_MODEL,
-                 attribute_dim: int = 64, collaborative_dim: int = 0,
-                 collaborative_weight: float = 1.0, cache_dir: str | None = None,
+                 attribute_dim: int = 64, cache_dir: str | None = None,
                  seed: int = 0) -> tuple[np.ndarray, dict]:
   """Content vectors of a dataset's items; returns ([num_items, dim] float32, info).
 
-  source: 'text', 'attributes', or 'auto' (text where the dataset has it).
-  collaborative_dim > 0 appends a co-occurrence embedding learned from the
-  training histories only, scaled by `collaborative_weight`.
+  source: 'text', 'attributes', 'text+attributes' (the two unit-norm vectors
+  side by side), or 'auto' (text where the dataset has it, else attributes).
+  info['blocks'] lists (name, dims, weight) of the concatenated blocks. The
+  optional collaborative block is added at the Semantic-ID stage
+  (`semantic_ids.pipeline.load_item_vectors`), from training histories only.
   """
-  from tiger_jax.data.dataset import training_sequences
   if source == "auto":
     source = "text" if dataset.item_text else "attributes"
-  if source == "text":
+  if source not in CONTENT_SOURCES:
+    raise ValueError(f"unknown content source {source!r}; expected one of {CONTENT_SOURCES} or auto")
+  blocks, names = [], source.split("+")
+  if "text" in names:
     if not dataset.item_text:
       raise ValueError(f"dataset {dataset.name!r} has no item text; use source='attributes'")
-    vectors = encode_texts(dataset.item_text, text_model, cache_dir=cache_dir)
-  elif source == "attributes":
+    blocks.append(encode_texts(dataset.item_text, text_model, cache_dir=cache_dir))
+  if "attributes" in names:
     if not dataset.item_attributes:
       raise ValueError(f"dataset {dataset.name!r} has no item attributes")
-    vectors = attribute_vectors(dataset.item_attributes, attribute_dim, seed)
-  else:
-    raise ValueError(f"unknown content source {source!r}; expected text, attributes or auto")
-  info = {"source": source, "content_dim": int(vectors.shape[1]),
-          "text_model": text_model if source == "text" else None}
-  if collaborative_dim:
-    collab = collaborative_vectors(training_sequences(dataset), dataset.num_items,
-                                   collaborative_dim, seed=seed)
-    vectors = np.concatenate([vectors, collaborative_weight * collab], axis=1)
-    info.update(collaborative_dim=collaborative_dim, collaborative_weight=collaborative_weight)
-  info["dim"] = int(vectors.shape[1])
-  return vectors.astype(np.float32), info
+    blocks.append(attribute_vectors(dataset.item_attributes, attribute_dim, seed))
+  vectors = np.concatenate(blocks, axis=1)
+  return vectors.astype(np.float32), {
+      "source": source, "dim": int(vectors.shape[1]),
+      "text_model": text_model if "text" in names else None,
+      "blocks": [[n, int(b.shape[1]), 1.0] for n, b in zip(names, blocks)]}

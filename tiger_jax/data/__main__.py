@@ -23,8 +23,9 @@ flags.DEFINE_string("data_dir", None, "Folder of the raw or preprocessed files."
 flags.DEFINE_string("category", None, "beauty, sports or toys (raw files; name for preprocessed).")
 flags.DEFINE_string("out_dir", None, "Where the prepared dataset is written.", required=True)
 flags.DEFINE_bool("download", False, "Download the raw files into --data_dir first.")
-flags.DEFINE_enum("content", "auto", ["auto", "text", "attributes", "none"],
-                  "Item vectors from text, attributes, or not at all.")
+flags.DEFINE_enum("content", "auto", ["auto", *content.CONTENT_SOURCES, "none"],
+                  "Item vectors from text, attributes, both side by side, or not at all; auto: "
+                  "text where the data has it (raw meta, item_meta.jsonl), else attributes.")
 flags.DEFINE_string("text_model", content.DEFAULT_TEXT_MODEL, "Sentence encoder name.")
 flags.DEFINE_integer("attribute_dim", 64, "Dimension of attribute vectors.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic generator, the SVD, the cold items.")
@@ -48,6 +49,15 @@ def main(argv: list[str]) -> None:
   c = manifest["counts"]
   print(f"{c['users']:,} users, {c['items']:,} items, {c['interactions']:,} interactions "
         f"({c['dropped_users']} users with < 3 items dropped)")
+  meta = manifest["config"].get("read_report", {}).get("item_meta")
+  if meta:
+    print(f"item text from {meta['file']}: {meta['lines']:,} lines, "
+          f"{meta['items_without_text']} items without text, "
+          f"{meta['unknown_asins']} unknown and {meta['repeated_asins']} repeated ASINs")
+  vec = manifest["config"].get("item_vectors")
+  if vec:
+    print(f"item vectors: {vec['source']}, dim {vec['dim']}"
+          + (f" ({vec['text_model']})" if vec.get("text_model") else ""))
   print(f"wrote {', '.join(manifest['files'])} to {FLAGS.out_dir}")
 
 

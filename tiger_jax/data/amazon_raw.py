@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from tiger_jax.data.dataset import Dataset, DataError, drop_short_users
+from tiger_jax.data.item_meta import item_text, leaf_categories
 
 CATEGORIES = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 REVIEW_FIELDS = ("reviewerID", "asin", "unixReviewTime")
@@ -104,26 +105,6 @@ def read_meta(path: str, keep: set[str] | None = None) -> dict[str, dict[str, An
   return meta
 
 
-def item_text(meta: dict[str, Any]) -> str:
-  """The paper's item text: title, price, categories and brand."""
-  parts = []
-  if meta.get("title"):
-    parts.append(f"Title: {meta['title']}")
-  if meta.get("price") not in (None, ""):
-    parts.append(f"Price: {meta['price']}")
-  cats = meta.get("categories") or []
-  flat = []
-  for path in cats:
-    for c in (path if isinstance(path, (list, tuple)) else [path]):
-      if c not in flat:
-        flat.append(str(c))
-  if flat:
-    parts.append("Categories: " + ", ".join(flat))
-  if meta.get("brand"):
-    parts.append(f"Brand: {meta['brand']}")
-  return "; ".join(parts)
-
-
 def item_attribute_names(meta: dict[str, Any]) -> list[str]:
   """Brand and category names, the raw-data counterpart of the preprocessed attributes."""
   names = []
@@ -158,13 +139,15 @@ def read(data_dir: str, category: str) -> Dataset:
     rows[user_index[user]].append(item_index[asin])
   item_ids = list(item_index)
   meta_file = meta_path(data_dir, name)
-  texts, attrs = None, None
+  texts, attrs, leaves = None, None, None
   if os.path.exists(meta_file):
     meta = read_meta(meta_file, keep=set(item_ids))
     texts = [item_text(meta.get(a, {"title": a})) for a in item_ids]
+    leaves = [leaf_categories(meta.get(a, {})) for a in item_ids]
     vocab: dict[str, int] = {}
     attrs = [[vocab.setdefault(n, len(vocab) + 1) for n in item_attribute_names(meta.get(a, {}))]
              for a in item_ids]
   user_ids, sequences, dropped = drop_short_users(list(user_index), [np.asarray(r, np.int32) for r in rows])
   return Dataset(name=name.lower(), user_ids=user_ids, item_ids=item_ids, sequences=sequences,
-                 item_text=texts, item_attributes=attrs, num_dropped_users=dropped)
+                 item_text=texts, item_attributes=attrs, item_categories=leaves,
+                 num_dropped_users=dropped)

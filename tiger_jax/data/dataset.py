@@ -36,6 +36,8 @@ class Dataset:
     item_attributes: [num_items] attribute-id lists, or None.
     num_dropped_users: users dropped for having < MIN_INTERACTIONS items.
     cold_items: items held out of all training data (cold-start study), or None.
+    item_categories: [num_items] leaf category names of each item, or None.
+    read_report: what the reader counted and skipped (e.g. item text coverage).
   """
   name: str
   user_ids: list[str]
@@ -45,6 +47,8 @@ class Dataset:
   item_attributes: list[list[int]] | None = None
   num_dropped_users: int = 0
   cold_items: np.ndarray | None = None
+  item_categories: list[list[str]] | None = None
+  read_report: dict | None = None
 
   @property
   def num_users(self) -> int:
@@ -148,7 +152,7 @@ def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None
                      offsets=np.concatenate([[0], np.cumsum(lengths)]), items=flat)
   io_utils.write_json(os.path.join(out_dir, "items.json"), {
       "item_ids": dataset.item_ids, "item_text": dataset.item_text,
-      "item_attributes": dataset.item_attributes,
+      "item_attributes": dataset.item_attributes, "item_categories": dataset.item_categories,
       "cold_items": None if dataset.cold_items is None else dataset.cold_items.tolist()})
   io_utils.write_json(os.path.join(out_dir, "users.json"), {
       "name": dataset.name, "user_ids": dataset.user_ids,
@@ -170,6 +174,7 @@ def load(prepared_dir: str) -> Dataset:
   return Dataset(name=users["name"], user_ids=users["user_ids"], item_ids=items["item_ids"],
                  sequences=sequences, item_text=items["item_text"],
                  item_attributes=items["item_attributes"],
+                 item_categories=items.get("item_categories"),
                  num_dropped_users=users["num_dropped_users"],
                  cold_items=None if items.get("cold_items") is None
                  else np.asarray(items["cold_items"], np.int32))

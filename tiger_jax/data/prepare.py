@@ -28,6 +28,8 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
             "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction}
   if synthetic_config is not None:
     config["synthetic"] = dataclasses.asdict(synthetic_config)
+  if dataset.read_report:
+    config["read_report"] = dataset.read_report
   io_utils.makedirs(out_dir)
   if content_source != "none":
     vectors, info = content.item_vectors(dataset, content_source, text_model, attribute_dim,

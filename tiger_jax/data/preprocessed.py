@@ -2,16 +2,21 @@
 
 A folder holds `sequences.txt` (`user item item ...`, ids from 1, items in
 chronological order), `item2attributes.json` (`{"item": [attr, ...]}`) and
-optionally `datamaps.json` (`{"id2user": ..., "id2item": ...}`).
+optionally `datamaps.json` (`{"id2user": ..., "id2item": ...}`) and
+`item_meta.jsonl` (`{"asin", "title", "categories"}` a line, keyed by the
+ASINs of `datamaps.json`). With item_meta.jsonl the items get text, built as
+the raw reader builds it (`item_meta.item_text`); without it, attributes only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
 
+from tiger_jax.data import item_meta
 from tiger_jax.data.dataset import Dataset, DataError, drop_short_users
 
 
@@ -79,10 +84,30 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
     for field in ("id2user", "id2item"):
       if field not in maps:
         raise DataError(f"{maps_path}: missing field {field!r}")
-    item_ids = [maps["id2item"].get(i, i) for i in item_ids]
-    user_ids = [maps["id2user"].get(u, u) for u in user_ids]
+      if not isinstance(maps[field], dict):
+        raise DataError(f"{maps_path}: field {field!r} must be an object of id -> original id")
+    missing = [i for i in item_ids if i not in maps["id2item"]]
+    if missing:
+      raise DataError(f"{maps_path}: id2item has no entry for item id {missing[0]} "
+                      f"({len(missing)} of {num_items} item ids of {seq_path} missing); "
+                      "use the datamaps.json of the same folder")
+    item_ids = [str(maps["id2item"][i]) for i in item_ids]
+    user_ids = [str(maps["id2user"].get(u, u)) for u in user_ids]
+
+  texts, leaves, report = None, None, None
+  meta_path = os.path.join(data_dir, item_meta.META_FILE)
+  if os.path.exists(meta_path):
+    if not os.path.exists(maps_path):
+      raise DataError(f"{meta_path}: its lines are keyed by ASIN, but {maps_path}, which maps "
+                      f"item ids to ASINs, is missing; add it or remove {item_meta.META_FILE}")
+    texts, leaves, report = item_meta.read_jsonl(meta_path, item_ids)
+    logging.info("%s: %d lines; %d items without text, %d unknown and %d repeated ASINs",
+                 meta_path, report["lines"], report["items_without_text"],
+                 report["unknown_asins"], report["repeated_asins"])
+    report = {"item_meta": report}
 
   sequences = [np.asarray(r, np.int32) - 1 for r in rows]
   user_ids, sequences, dropped = drop_short_users(user_ids, sequences)
   return Dataset(name=name, user_ids=user_ids, item_ids=item_ids, sequences=sequences,
-                 item_text=None, item_attributes=attributes, num_dropped_users=dropped)
+                 item_text=texts, item_attributes=attributes, item_categories=leaves,
+                 num_dropped_users=dropped, read_report=report)

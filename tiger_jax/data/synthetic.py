@@ -150,4 +150,5 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Dataset:
       sequences=[remap[s] for s in sequences],
       item_text=[texts[i] for i in used],
       item_attributes=[attributes[i] for i in used],
+      item_categories=[[leaves[item_leaf[i]][2]] for i in used],
       num_dropped_users=0)

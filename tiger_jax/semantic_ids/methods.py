@@ -7,13 +7,23 @@
 
 Every method returns codes in [0, codebook_size); `collisions.make_unique`
 then appends the 4th token. The rest of the system never sees which made them.
+
+Inputs are standardized first (`standardize=True`, the default): each
+dimension gets zero mean and unit variance over the catalog, then each block
+of the vector (content, collaborative, ...) is scaled so that its share of the
+total variance is what it was as a unit-norm block times its weight. Unit-norm
+sentence vectors vary little per dimension around a large common direction,
+and the RQ-VAE then settles on a few codewords; standardized, it spreads over
+the codebook (`bench/semantic_id_report.py` measures both on Beauty and Toys).
+The statistics are returned with what the method learned and reapplied when
+codes are assigned again (`pipeline.assign_codes`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +47,32 @@ class SemanticIdConfig:
   # collaborative block learned from training histories only.
   collaborative_dim: int = 0
   collaborative_weight: float = 1.0
+  standardize: bool = True
+
+
+def fit_standardization(vectors: np.ndarray, blocks: Sequence[tuple[int, float]] | None = None,
+                        min_std: float = 1e-6) -> dict[str, np.ndarray]:
+  """Per-dimension shift and scale that standardize `vectors` [n, d]; {'mean', 'scale'} of [d].
+
+  blocks: (dims, weight) of consecutive blocks of the vector (default: one
+  block). Block b is scaled by weight_b * sqrt(dims_0 / dims_b) after
+  standardization, so each block carries the variance it would as a unit-norm
+  block of that weight beside the first. Constant dimensions get scale 0.
+  """
+  x = np.asarray(vectors, np.float64)
+  blocks = list(blocks) if blocks else [(x.shape[1], 1.0)]
+  if sum(d for d, _ in blocks) != x.shape[1]:
+    raise ValueError(f"blocks {blocks} do not add up to the vectors' dimension {x.shape[1]}")
+  mean, std = x.mean(0), x.std(0)
+  weight = np.concatenate([np.full(d, w * math.sqrt(blocks[0][0] / d)) for d, w in blocks])
+  scale = np.where(std > min_std, weight / np.maximum(std, min_std), 0.0)
+  return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
+
+
+def apply_standardization(vectors: np.ndarray, stats: dict[str, np.ndarray] | None) -> np.ndarray:
+  """(vectors - mean) * scale, or the vectors unchanged when stats is None; [n, d] float32."""
+  x = np.asarray(vectors, np.float32)
+  return x if stats is None else (x - stats["mean"]) * stats["scale"]
 
 
 def rq_kmeans(vectors: np.ndarray, num_levels: int, k: int, iters: int, seed: int):
@@ -51,6 +87,17 @@ def rq_kmeans(vectors: np.ndarray, num_levels: int, k: int, iters: int, seed: in
     books.append(centers)
   return (np.asarray(jnp.stack(codes, 1), np.int32), np.asarray(jnp.stack(books)),
           float(jnp.mean(r ** 2)))
+
+
+def assign_residual(vectors: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+  """Codes [n, levels] of vectors under residual codebooks [levels, k, d] (nearest, level by level)."""
+  r = jnp.asarray(vectors, jnp.float32)
+  codes = []
+  for book in jnp.asarray(codebooks):
+    idx = kmeans_lib.assign(r, book)
+    r = r - book[idx]
+    codes.append(idx)
+  return np.asarray(jnp.stack(codes, 1), np.int32)
 
 
 def lsh(vectors: np.ndarray, num_levels: int, k: int, seed: int):
@@ -69,8 +116,24 @@ def random_codes(n: int, num_levels: int, k: int, seed: int) -> np.ndarray:
 
 
 def compute_codes(vectors: np.ndarray, config: SemanticIdConfig,
-                  checkpoint_dir: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-  """Codes [n, num_levels] of the vectors, and what the method learned (params, stats)."""
+                  checkpoint_dir: str | None = None,
+                  blocks: Sequence[tuple[int, float]] | None = None
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+  """Codes [n, num_levels] of the vectors, and what the method learned (params, stats).
+
+  With config.standardize the method sees standardized vectors (see
+  `fit_standardization`, `blocks` as there), and the returned dict holds the
+  statistics under 'standardization'.
+  """
+  stats = fit_standardization(vectors, blocks) if config.standardize else None
+  x = apply_standardization(vectors, stats)
+  codes, learned = _codes(x, config, checkpoint_dir)
+  # Mean per-dimension variance of what the method saw: divides an MSE into a scale-free error.
+  return codes, {**learned, "standardization": stats, "input_variance": float(x.var(0).mean())}
+
+
+def _codes(vectors: np.ndarray, config: SemanticIdConfig,
+           checkpoint_dir: str | None) -> tuple[np.ndarray, dict[str, Any]]:
   n, levels, k = len(vectors), config.num_levels, config.codebook_size
   if config.method == "rqvae":
     cfg = dataclasses.replace(config.rqvae, num_levels=levels, codebook_size=k, seed=config.seed)

@@ -12,9 +12,10 @@ from flax import traverse_util
 
 from tiger_jax import content, io_utils
 from tiger_jax import data as data_lib
-from tiger_jax.semantic_ids import collisions, methods, report
+from tiger_jax.semantic_ids import collisions, methods, report, rqvae
 
 IDS_FILE = "semantic_ids.npy"
+STANDARDIZATION_FILE = "standardization.npz"  # per-dimension mean and scale of the inputs
 
 
 def load_item_vectors(data_dir: str, config: methods.SemanticIdConfig,
@@ -30,13 +31,15 @@ def load_item_vectors(data_dir: str, config: methods.SemanticIdConfig,
         dataset, cache_dir=None if io_utils.is_remote(data_dir) else os.path.join(data_dir, "cache"))
   if len(vectors) != dataset.num_items:
     raise data_lib.DataError(f"{path}: {len(vectors)} vectors for {dataset.num_items} items")
+  blocks = info.get("blocks") or [["content", int(vectors.shape[1]), 1.0]]
   if config.collaborative_dim:
     collab = content.collaborative_vectors(data_lib.training_sequences(dataset), dataset.num_items,
                                            config.collaborative_dim, seed=config.seed)
     vectors = np.concatenate([vectors, config.collaborative_weight * collab], 1)
+    blocks = [*blocks, ["collaborative", config.collaborative_dim, config.collaborative_weight]]
     info = {**info, "collaborative_dim": config.collaborative_dim,
             "collaborative_weight": config.collaborative_weight}
-  return vectors.astype(np.float32), info
+  return vectors.astype(np.float32), {**info, "blocks": blocks}
 
 
 def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
@@ -47,23 +50,30 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   logging.info("Semantic IDs (%s) for %d items, vectors of dim %d", config.method,
                len(vectors), vectors.shape[1])
   io_utils.makedirs(out_dir)
-  codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"))
+  blocks = [(int(d), float(w)) for _, d, w in vector_info["blocks"]]
+  codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"),
+                                         blocks)
   ids = collisions.make_unique(codes)
   extra = {"method": config.method, "item_vectors": vector_info,
            "seconds": round(time.time() - t0, 1)}
   for key in ("reconstruction_mse", "quantization_mse"):
     if key in learned:
       extra[key] = learned[key]
+      # The MSE over the inputs' mean variance: comparable with and without standardization.
+      extra[key.replace("_mse", "_relative_error")] = learned[key] / max(learned["input_variance"], 1e-12)
   if learned.get("history"):
     extra["final_losses"] = learned["history"][-1]
-  rep = report.make_report(codes, ids, config.codebook_size, extra)
+  rep = report.make_report(codes, ids, config.codebook_size, extra, dataset.item_categories)
   flat = {"/".join(k): np.asarray(v) for k, v in
           traverse_util.flatten_dict(dict(learned["params"])).items()}
   io_utils.write_npz(os.path.join(out_dir, "params.npz"), **flat)
+  if learned["standardization"] is not None:
+    io_utils.write_npz(os.path.join(out_dir, STANDARDIZATION_FILE), **learned["standardization"])
   io_utils.write_npy(os.path.join(out_dir, IDS_FILE), ids.astype(np.int32))
   io_utils.write_json(os.path.join(out_dir, "report.json"), rep)
   report.plot_usage(codes, config.codebook_size, os.path.join(out_dir, "codeword_usage.png"),
-                    f"{dataset.name}: {config.method}")
+                    f"{dataset.name}: {config.method} on {vector_info.get('source', 'vectors')}",
+                    rep)
   io_utils.write_manifest(out_dir, "semantic_ids", io_utils.abspath(data_dir),
                           {"items": len(ids), "id_length": ids.shape[1]}, dataclasses.asdict(config))
   return rep
@@ -74,3 +84,38 @@ def load_ids(semantic_id_dir: str) -> np.ndarray:
   if not io_utils.exists(path):
     raise FileNotFoundError(f"{path}: no Semantic IDs here; run `python -m tiger_jax.semantic_ids`")
   return io_utils.load_array(path)
+
+
+def load_config(semantic_id_dir: str) -> methods.SemanticIdConfig:
+  """The SemanticIdConfig a finished run of `run` recorded in its manifest."""
+  path = os.path.join(semantic_id_dir, "manifest.json")
+  if not io_utils.exists(path):
+    raise FileNotFoundError(f"{path}: no finished Semantic-ID run here")
+  fields = dict(io_utils.read_json(path)["config"])
+  rq = fields.pop("rqvae", {})
+  rq["hidden_dims"] = tuple(rq.get("hidden_dims", ()))
+  return methods.SemanticIdConfig(rqvae=rqvae.RQVAEConfig(**rq), **fields)
+
+
+def assign_codes(semantic_id_dir: str, vectors: np.ndarray) -> np.ndarray:
+  """Codes [n, levels] of item vectors [n, d] under a finished run's saved model.
+
+  Reapplies the run's standardization, then its RQ-VAE or RQ-KMeans
+  codebooks: the training vectors get back the codes of `semantic_ids.npy`
+  (its first `levels` columns); new items get codes of the same model.
+  """
+  config = load_config(semantic_id_dir)
+  stats = None
+  if config.standardize:
+    stats = io_utils.load_arrays(os.path.join(semantic_id_dir, STANDARDIZATION_FILE))
+  x = methods.apply_standardization(vectors, stats)
+  flat = io_utils.load_arrays(os.path.join(semantic_id_dir, "params.npz"))
+  params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
+  if config.method == "rqvae":
+    cfg = dataclasses.replace(config.rqvae, num_levels=config.num_levels,
+                              codebook_size=config.codebook_size)
+    return rqvae.codes_in_batches(rqvae.RQVAE(cfg, x.shape[1]), params, x)[0]
+  if config.method == "rq_kmeans":
+    return methods.assign_residual(x, params["codebooks"])
+  raise ValueError(f"{semantic_id_dir}: codes of method {config.method!r} are not computed "
+                   "from a saved model; only rqvae and rq_kmeans can assign new vectors")

@@ -1,7 +1,15 @@
-"""Statistics of a set of Semantic IDs, and a plot of per-level codeword usage."""
+"""Statistics of a set of Semantic IDs, and a plot of per-level codeword usage.
+
+The report gives per-level codeword usage and perplexity, collisions (share of
+items whose codes collide, largest group), the reconstruction error, and,
+where items have categories, semantic coherence: of the item pairs that share
+a code prefix, the share that also share a leaf category, against the share
+among random pairs.
+"""
 
 from __future__ import annotations
 
+from typing import Sequence
 
 import numpy as np
 
@@ -21,29 +29,107 @@ def level_usage(codes: np.ndarray, codebook_size: int) -> list[dict]:
   return out
 
 
-def make_report(codes: np.ndarray, ids: np.ndarray, codebook_size: int, extra: dict) -> dict:
+def _share_category(cats: list[set], a: np.ndarray, b: np.ndarray) -> float:
+  return float(np.mean([bool(cats[i] & cats[j]) for i, j in zip(a, b)])) if len(a) else float("nan")
+
+
+def _prefix_pairs(groups: np.ndarray, max_pairs: int, rng: np.random.Generator):
+  """Pairs (a, b) of distinct items with equal `groups` value: all of them, or a uniform sample."""
+  order = np.argsort(groups, kind="stable")
+  starts = np.r_[0, np.flatnonzero(np.diff(groups[order])) + 1]
+  sizes = np.diff(np.r_[starts, len(order)])
+  pairs = sizes * (sizes - 1) // 2
+  total = int(pairs.sum())
+  if total == 0:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+  if total <= max_pairs:
+    a, b = [], []
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+      i, j = np.triu_indices(size, 1)
+      a.append(order[start + i])
+      b.append(order[start + j])
+    return np.concatenate(a), np.concatenate(b), total
+  g = rng.choice(len(sizes), max_pairs, p=pairs / total)  # a pair's group, by its share of pairs
+  i = rng.integers(0, sizes[g])
+  j = (i + rng.integers(1, sizes[g])) % sizes[g]  # another member of the same group
+  return order[starts[g] + i], order[starts[g] + j], total
+
+
+def semantic_coherence(codes: np.ndarray, categories: Sequence[Sequence[str]],
+                       max_pairs: int = 200_000, seed: int = 0) -> dict:
+  """Share of item pairs sharing a leaf category, by shared code prefix, against random pairs.
+
+  codes: [n, levels]; categories: per item, its leaf category names (items
+  with none are left out). Returns {'prefix_<l>': {'pairs', 'same_category'}
+  for l = 1..levels, 'random_pairs': {...}}; pairs are enumerated up to
+  `max_pairs` per prefix length, sampled uniformly beyond.
+  """
+  rng = np.random.default_rng(seed)
+  keep = np.array([bool(c) for c in categories])
+  cats = [set(c) for c in categories]
+  idx = np.flatnonzero(keep)
+  if len(idx) < 2:
+    return {}
+  codes = np.asarray(codes)[idx]
+  out = {}
+  for level in range(1, codes.shape[1] + 1):
+    _, groups = np.unique(codes[:, :level], axis=0, return_inverse=True)
+    a, b, total = _prefix_pairs(groups.ravel(), max_pairs, rng)
+    out[f"prefix_{level}"] = {"pairs": total, "same_category": _share_category(cats, idx[a], idx[b])}
+  a = rng.integers(0, len(idx), max_pairs)
+  b = (a + rng.integers(1, len(idx), max_pairs)) % len(idx)
+  out["random_pairs"] = {"pairs": max_pairs, "same_category": _share_category(cats, idx[a], idx[b])}
+  return out
+
+
+def make_report(codes: np.ndarray, ids: np.ndarray, codebook_size: int, extra: dict,
+                categories: Sequence[Sequence[str]] | None = None) -> dict:
   stats = collision_stats(codes)
-  return {"num_items": int(len(codes)), "levels": level_usage(codes, codebook_size),
-          **stats, "fourth_token_range": int(ids[:, -1].max()) + 1 if len(ids) else 0,
-          "unique_ids": bool(len(np.unique(ids, axis=0)) == len(ids)), **extra}
+  rep = {"num_items": int(len(codes)), "levels": level_usage(codes, codebook_size),
+         **stats, "fourth_token_range": int(ids[:, -1].max()) + 1 if len(ids) else 0,
+         "unique_ids": bool(len(np.unique(ids, axis=0)) == len(ids)), **extra}
+  if categories is not None:
+    rep["semantic_coherence"] = semantic_coherence(codes, categories)
+  return rep
 
 
-def plot_usage(codes: np.ndarray, codebook_size: int, path: str, title: str = "") -> None:
-  """Bar chart per level of how many items use each codeword (sorted), as PNG."""
+def plot_usage(codes: np.ndarray, codebook_size: int, path: str, title: str = "",
+               rep: dict | None = None) -> None:
+  """PNG: per level, how many items use each codeword (sorted); with `rep`, a panel of
+  semantic coherence by prefix length and the collision and reconstruction figures."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   levels = codes.shape[1]
-  fig, axes = plt.subplots(1, levels, figsize=(4 * levels, 3.2), sharey=True)
-  for level, ax in enumerate(np.atleast_1d(axes)):
+  coherence = (rep or {}).get("semantic_coherence")
+  panels = levels + (1 if coherence else 0)
+  fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
+  axes = np.atleast_1d(axes)
+  for level, ax in enumerate(axes[:levels]):
     counts = np.sort(np.bincount(codes[:, level], minlength=codebook_size))[::-1]
     ax.bar(np.arange(codebook_size), counts, width=1.0, color="C0")
     used = int((counts > 0).sum())
-    ax.set_title(f"level {level + 1}: {used}/{codebook_size} codewords used")
+    p = counts[counts > 0] / counts.sum()
+    ax.set_title(f"level {level + 1}: {used}/{codebook_size} used, "
+                 f"perplexity {np.exp(-(p * np.log(p)).sum()):.0f}", fontsize=9)
     ax.set_xlabel("codeword (sorted by use)")
     ax.set_yscale("log")
-  np.atleast_1d(axes)[0].set_ylabel("items")
-  fig.suptitle(title)
+  axes[0].set_ylabel("items")
+  if coherence:
+    ax = axes[levels]
+    names = [k for k in coherence if k.startswith("prefix_")] + ["random_pairs"]
+    shares = [coherence[k]["same_category"] for k in names]
+    ax.bar(range(len(names)), shares, color=["C2"] * (len(names) - 1) + ["C7"])
+    ax.set_xticks(range(len(names)), [n.replace("prefix_", "prefix ").replace("_pairs", "")
+                                      for n in names], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title("pairs sharing a leaf category", fontsize=9)
+  if rep:
+    recon = rep.get("reconstruction_mse", rep.get("quantization_mse"))
+    title += (f"  |  {rep['items_in_collision']:.1%} of items in collision groups, "
+              f"largest {rep['largest_group']}"
+              + (f", reconstruction MSE {recon:.4f}" if recon is not None else ""))
+  fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   with io_utils.atomic_open(path, "wb") as f:
     fig.savefig(f, format="png", dpi=90)

@@ -9,6 +9,7 @@ Codebooks start from k-means on the first batch's residuals, level by level.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -202,12 +203,13 @@ def codes_in_batches(model: RQVAE, params, vectors: np.ndarray, batch_size: int 
 _RUN_KNOBS = ("epochs", "log_every", "checkpoint_every")
 
 
-def _check_same_run(checkpoint_dir: str, config: RQVAEConfig, shape: tuple[int, ...]) -> None:
+def _check_same_run(checkpoint_dir: str, config: RQVAEConfig, vectors: np.ndarray) -> None:
   """Refuses to resume a checkpoint written under another config or other vectors."""
   from tiger_jax import io_utils
   path = os.path.join(checkpoint_dir, "run.json")
   run = {"config": {k: v for k, v in dataclasses.asdict(config).items() if k not in _RUN_KNOBS},
-         "vectors_shape": list(shape)}
+         "vectors_shape": list(vectors.shape),
+         "vectors_sha1": hashlib.sha1(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()}
   run = json.loads(json.dumps(run))  # tuples -> lists, as they come back from disk
   if io_utils.exists(path):
     old = io_utils.read_json(path)
@@ -231,7 +233,7 @@ def train(config: RQVAEConfig, vectors: np.ndarray, checkpoint_dir: str | None =
   start_epoch, history = 0, []
   manager = None
   if checkpoint_dir:
-    _check_same_run(checkpoint_dir, config, vectors.shape)
+    _check_same_run(checkpoint_dir, config, vectors)
     from tiger_jax import io_utils
     manager = ocp.CheckpointManager(io_utils.abspath(checkpoint_dir),
                                     options=ocp.CheckpointManagerOptions(max_to_keep=1))

@@ -1,0 +1,93 @@
+r"""What the Semantic IDs buy: the same TIGER trained on IDs from different item vectors.
+
+  python bench/semantic_id_ablation.py                      # Beauty: 5 rows; Toys: 2 rows
+  python bench/semantic_id_ablation.py --categories=beauty --rows=text,random
+  python bench/semantic_id_ablation.py --train_steps=20 --rqvae_epochs=5   # a smoke run
+
+One row per kind of Semantic ID: text (item_meta.jsonl through MiniLM),
+attributes, text + attributes, text + collaborative block, and random codes
+(the paper's ablation). Every row is `python -m tiger_jax.main` with
+gin_configs/reproduce_beauty_cpu.gin (the paper's model), the same seed and the same
+number of training steps, in its own --run_dir/<category>/<row> folder, so an
+interrupted table resumes row by row and step by step (checkpoints).
+Evaluation: constrained beam search (beam 20) over every test user. The
+table goes to --run_dir/semantic_id_ablation.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from common import REPO, SHARED, write_table
+
+# row -> (content source, extra gin bindings)
+ROWS = {
+    "text": ("text", []),
+    "attributes": ("attributes", []),
+    "text+attributes": ("text+attributes", []),
+    "text+collaborative": ("text", ["SemanticIdConfig.collaborative_dim=32"]),
+    "random": ("text", ["SemanticIdConfig.method='random'"]),
+}
+DEFAULT_ROWS = {"beauty": list(ROWS), "toys": ["text", "attributes"]}
+PAPER = {"beauty": {"recall@5": 0.0454, "recall@10": 0.0648, "ndcg@5": 0.0321, "ndcg@10": 0.0384},
+         "toys": {"recall@5": 0.0521, "recall@10": 0.0712, "ndcg@5": 0.0371, "ndcg@10": 0.0432}}
+KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
+
+
+def run_row(args, category: str, row: str) -> dict:
+  from tiger_jax import io_utils
+  content, bindings = ROWS[row]
+  model_dir = os.path.join(args.run_dir, category, row)
+  result = os.path.join(model_dir, "results", "test.json")
+  # Rows with text share one embedding cache: MiniLM runs once per category.
+  cache = os.path.join(args.run_dir, category, "text_embedding_cache")
+  if "text" in content and os.path.isdir(cache):
+    shutil.copytree(cache, os.path.join(model_dir, "data", "cache"), dirs_exist_ok=True)
+  bindings = [f"MODEL_DIR='{model_dir}'", f"TRAIN_STEPS={args.train_steps}",
+              f"pipeline.source_dir='{os.path.join(SHARED, category)}'",
+              f"pipeline.category='{category}'", f"MIXTURE_OR_TASK_NAME='tiger_{category}'",
+              f"pipeline.content='{content}'", "pipeline.run_sasrec=False",
+              f"RQVAEConfig.epochs={args.rqvae_epochs}", *bindings, *args.gin]
+  cmd = [sys.executable, "-m", "tiger_jax.main", "--gin_file=gin_configs/reproduce_beauty_cpu.gin",
+         *[f"--gin.{b}" for b in bindings]]
+  print(f"== {category}/{row}: {' '.join(cmd[1:])}", flush=True)
+  subprocess.run(cmd, cwd=REPO, check=True)
+  if "text" in content and not os.path.isdir(cache):
+    shutil.copytree(os.path.join(model_dir, "data", "cache"), cache)
+  out = io_utils.read_json(result)
+  return {"metrics": {k: out[k] for k in KEYS}, "checkpoint_step": out["checkpoint_step"],
+          "bindings": bindings, "model_dir": model_dir}
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--categories", default="beauty,toys")
+  p.add_argument("--rows", default=None, help=f"comma-separated, from {list(ROWS)}")
+  p.add_argument("--train_steps", type=int, default=3000)
+  p.add_argument("--rqvae_epochs", type=int, default=3000)
+  p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "semantic_id_ablation"))
+  p.add_argument("--gin", action="append", default=[], help="more bindings, e.g. --gin=BATCH_SIZE=128")
+  args = p.parse_args()
+  results, lines = {}, []
+  for category in args.categories.split(","):
+    rows = args.rows.split(",") if args.rows else DEFAULT_ROWS[category]
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+      raise SystemExit(f"error: --rows: unknown {sorted(unknown)}; choose from {list(ROWS)}")
+    lines += [f"{category} (test split, all users, beam 20): the paper's model, "
+              f"{args.train_steps:,} steps x 256, seed 0, RQ-VAE {args.rqvae_epochs} epochs", "",
+              "| Semantic IDs from | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
+    for row in rows:
+      results[f"{category}/{row}"] = r = run_row(args, category, row)
+      lines.append(f"| {row} | " + " | ".join(f"{r['metrics'][k]:.4f}" for k in KEYS) + " |")
+    lines += ["| TIGER (paper, 200k steps) | " + " | ".join(f"{PAPER[category][k]:.4f}" for k in KEYS)
+              + " |", ""]
+  write_table(args.run_dir, "semantic_id_ablation", lines, results)
+
+
+if __name__ == "__main__":
+  main()
