@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -89,8 +89,13 @@ def _left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
   return out
 
 
-def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecConfig = SASRecConfig()):
-  """Trains on training sequences (validation and test items removed); returns (model, params)."""
+def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecConfig = SASRecConfig(),
+          on_epoch: Callable[[int, SASRec, Any, float], None] | None = None):
+  """Trains on training sequences (validation and test items removed); returns (model, params).
+
+  on_epoch(epoch, model, params, train_seconds), when given, runs after every
+  epoch (e.g. a validation pass for a learning curve); its time is not training time.
+  """
   model = SASRec(config, num_items)
   seqs = [s for s in train_sequences if len(s) >= 2]
   padded = _left_pad(seqs, config.max_len + 1)
@@ -118,6 +123,7 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   n, b = len(inputs), config.batch_size
   lengths = (inputs > 0).sum(1)
   start = time.time()
+  paused = 0.0  # seconds spent in on_epoch
   for epoch in range(config.epochs):
     perm = order_rng.permutation(n)
     losses = []
@@ -135,8 +141,13 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
       rng, sub = jax.random.split(rng)
       params, opt_state, loss = step(params, opt_state, x, y, positions, valid, sub)
       losses.append(loss)
+    if on_epoch is not None:
+      jax.block_until_ready(params)
+      t = time.time()
+      on_epoch(epoch + 1, model, params, t - start - paused)
+      paused += time.time() - t
     if (epoch + 1) % max(1, config.epochs // 10) == 0:
-      rate = (epoch + 1) / (time.time() - start)
+      rate = (epoch + 1) / (time.time() - start - paused)
       logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
                    config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
                    (config.epochs - epoch - 1) / rate)

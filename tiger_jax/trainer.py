@@ -176,6 +176,58 @@ class Checkpoints:
         m.close()
 
 
+CLOCK_FILE = "train_clock.json"
+
+
+class TrainClock:
+  """Training wall time, excluding evaluation and checkpoint writes, summed over resumed runs.
+
+  At each checkpoint the seconds so far are recorded against the step in
+  MODEL_DIR/train_clock.json, so a resumed run continues from the time of the
+  step it restored (the steps a kill lost are trained, and timed, again).
+  """
+
+  def __init__(self, model_dir: str, start_step: int):
+    self.path = os.path.join(model_dir, CLOCK_FILE)
+    self.steps: dict[str, float] = {}
+    if start_step and io_utils.exists(self.path):
+      self.steps = {k: v for k, v in io_utils.read_json(self.path)["steps"].items()
+                    if int(k) <= start_step}
+    known = max(self.steps, key=int, default=None)
+    if start_step and known != str(start_step):
+      logging.warning("%s has no time for step %d; training time counts from step %s",
+                      self.path, start_step, known)
+    self.seconds = self.steps[known] if known else 0.0
+    self._since = time.time()
+
+  def pause(self, state: Any) -> float:
+    """Waits for the device work so far, adds it to the clock; returns the seconds so far."""
+    jax.block_until_ready(state)
+    self.seconds += time.time() - self._since
+    self._since = time.time()
+    return self.seconds
+
+  def resume(self) -> None:
+    self._since = time.time()
+
+  def now(self) -> float:
+    return self.seconds + time.time() - self._since
+
+  def record(self, step: int) -> None:
+    self.steps[str(step)] = round(self.seconds, 3)
+    if jax.process_index() == 0:
+      io_utils.write_json(self.path, {"steps": self.steps})
+
+
+def train_seconds(model_dir: str) -> float | None:
+  """The training wall time (evaluation excluded) up to the newest checkpoint, or None."""
+  path = os.path.join(model_dir, CLOCK_FILE)
+  if not io_utils.exists(path):
+    return None
+  steps = io_utils.read_json(path)["steps"]
+  return steps[max(steps, key=int)] if steps else None
+
+
 def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], train_steps: int,
                model_dir: str, eval_fn: Callable[[Any, int], dict[str, float]] | None = None,
                best_metric: str | None = "recall@10", batch_size: int | None = None) -> TrainState:
@@ -196,6 +248,7 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
   writer = metric_writers.create_default_writer(
       os.path.join(model_dir, "train"), just_logging=jax.process_index() > 0)
   batches = batches_fn(start)
+  clock = TrainClock(model_dir, start)
   t0, last_t, last_step = time.time(), time.time(), start
   sums: dict[str, float] = {}
   examples = 0
@@ -211,20 +264,26 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
         scalars = {k: float(v) / n for k, v in sums.items() if k != "num_tokens"}
         dt = time.time() - last_t
         scalars.update({"steps_per_sec": n / dt, "examples_per_sec": examples / dt,
-                        "learning_rate": float(learning_rate_schedule(config)(step))})
+                        "learning_rate": float(learning_rate_schedule(config)(step)),
+                        "train_hours": clock.now() / 3600})
         writer.write_scalars(step, scalars)
         logging.info("step %d/%d: loss %.4f, %.2f steps/s, %.0f examples/s, ETA %.0fs", step,
                      train_steps, scalars["loss"], scalars["steps_per_sec"],
                      scalars["examples_per_sec"], (train_steps - step) / max(n / dt, 1e-9))
         sums, examples, last_t, last_step = {}, 0, time.time(), step
       evaluated = None
-      if eval_fn and (step % config.eval_every == 0 or step == train_steps):
-        evaluated = eval_fn(state.params, step)
-        writer.write_scalars(step, {f"validation/{k}": v for k, v in evaluated.items()})
-        logging.info("step %d validation: %s", step,
-                     ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
-      if step % config.checkpoint_every == 0 or step == train_steps or evaluated:
+      do_eval = eval_fn and (step % config.eval_every == 0 or step == train_steps)
+      if do_eval or step % config.checkpoint_every == 0 or step == train_steps:
+        seconds = clock.pause(state)  # evaluation and checkpoint writes are not training time
+        if do_eval:
+          evaluated = eval_fn(state.params, step)
+          writer.write_scalars(step, {**{f"validation/{k}": v for k, v in evaluated.items()},
+                                      "validation/train_hours": seconds / 3600})
+          logging.info("step %d validation (%.2f training hours): %s", step, seconds / 3600,
+                       ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
         checkpoints.save(state, evaluated)
+        clock.record(step)
+        clock.resume()
   finally:
     writer.flush()
     checkpoints.close()

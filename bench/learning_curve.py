@@ -1,0 +1,172 @@
+r"""Learning curves: validation Recall@10 and NDCG@10 against training wall-clock hours.
+
+  python bench/learning_curve.py --recipes=paper_cpu:gin_configs/reproduce_beauty_cpu.gin
+  python bench/learning_curve.py --recipes=a:A.gin,b:B.gin --train_steps=8000 --eval_every=500
+  python bench/learning_curve.py --recipes=paper_cpu:gin_configs/reproduce_beauty_cpu.gin \
+      --no_train        # plot what the runs under --run_dir hold so far
+
+Each recipe is a gin file for `python -m tiger_jax.main`, run (or resumed) in
+--run_dir/<category>/<recipe> with validation every --eval_every steps on a
+fixed set of the first --eval_users validation users (the trainer's own
+validation pass, `train.eval_examples`). x is the trainer's clock: training
+time summed over resumed runs, evaluation and checkpoint writes excluded
+(`trainer.TrainClock`). SASRec (`SASRecConfig` defaults, --sasrec_epochs) is
+evaluated after every epoch on the same users; most-popular and
+item-transition are horizontal lines. Writes --run_dir/learning_curve_<category>.{png,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from common import REPO, SHARED, hardware
+
+KEYS = ("recall@10", "ndcg@10")
+
+
+def train_recipe(args, name: str, gin_file: str) -> str:
+  model_dir = os.path.join(args.run_dir, args.category, name)
+  bindings = [f"MODEL_DIR='{model_dir}'", f"TRAIN_STEPS={args.train_steps}",
+              f"pipeline.source_dir='{os.path.join(SHARED, args.category)}'",
+              f"pipeline.category='{args.category}'",
+              f"MIXTURE_OR_TASK_NAME='tiger_{args.category}'", "pipeline.run_sasrec=False",
+              f"TrainerConfig.eval_every={args.eval_every}", f"train.eval_examples={args.eval_users}",
+              *args.gin]
+  cmd = [sys.executable, "-m", "tiger_jax.main", f"--gin_file={gin_file}",
+         *[f"--gin.{b}" for b in bindings]]
+  print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+  subprocess.run(cmd, cwd=REPO, check=True)
+  return model_dir
+
+
+def tiger_curve(model_dir: str) -> list[dict]:
+  """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events."""
+  import tensorflow as tf
+  points: dict[int, dict] = {}
+  for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag.startswith("validation/"):
+          value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
+          points.setdefault(int(event.step), {})[v.tag.split("/", 1)[1]] = value
+  return [{"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
+          for s, p in sorted(points.items()) if "train_hours" in p and all(k in p for k in KEYS)]
+
+
+def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
+  """The users of the trainer's validation pass: the first `eval_users` of the split, as read."""
+  from tiger_jax import input_pipeline, io_utils
+  from tiger_jax import train as train_lib
+  config = io_utils.read_json(os.path.join(model_dir, "config.json"))
+  exp = train_lib.experiment(config["task"], config["feature_lengths"], config["data_dir"],
+                             config["semantic_id_dir"])
+  users = [b["user"][b["mask"] > 0] for b in input_pipeline.eval_batches(
+      exp.task, exp.feature_lengths, "validation", 256, eval_users)]
+  return np.concatenate(users)
+
+
+def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int) -> dict:
+  """SASRec after every epoch, and the most-popular and item-transition lines, on `users`."""
+  from tiger_jax import baselines, data as data_lib, metrics, sasrec
+  dataset = data_lib.load(data_dir)
+  examples = {e.user: e for e in data_lib.iter_examples(dataset, "validation")}
+  histories = [examples[u].history for u in users]
+  targets = np.array([examples[u].target for u in users])
+  train_seqs = data_lib.training_sequences(dataset)
+  out = {name: {k: m[k] for k in KEYS} for name, fn in (
+      ("most-popular", baselines.most_popular), ("item-transition", baselines.item_transition))
+         for m in [metrics.retrieval_metrics(fn(train_seqs, dataset.num_items, histories), targets)]}
+  curve = []
+
+  def on_epoch(epoch, model, params, seconds):
+    m = metrics.retrieval_metrics(sasrec.recommend(model, params, histories, k=10), targets)
+    curve.append({"epoch": epoch, "hours": seconds / 3600, **{k: m[k] for k in KEYS}})
+    print(f"SASRec epoch {epoch}: {seconds:.0f}s, R@10 {m['recall@10']:.4f}", flush=True)
+
+  sasrec.train(train_seqs, dataset.num_items, sasrec.SASRecConfig(epochs=sasrec_epochs),
+               on_epoch=on_epoch)
+  out["SASRec"] = curve
+  return out
+
+
+def plot(curves: dict, lines: dict, path: str, title: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from tiger_jax import io_utils
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for ax, key in zip(axes, KEYS):
+    for i, (name, pts) in enumerate(curves.items()):
+      ax.plot([p["hours"] for p in pts], [p[key] for p in pts], marker=".", label=name,
+              color=f"C{i}")
+    for j, (name, value) in enumerate(lines.items()):
+      ax.axhline(value[key], ls="--", color=f"C{len(curves) + j}", label=name)
+    ax.set_xlabel("training wall-clock hours (evaluation excluded)")
+    ax.set_ylabel(f"validation {key}")
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  with io_utils.atomic_open(path, "wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--category", default="beauty")
+  p.add_argument("--recipes", required=True, help="name:gin_file,... (gin files for tiger_jax.main)")
+  p.add_argument("--train_steps", type=int, default=8000)
+  p.add_argument("--eval_every", type=int, default=500)
+  p.add_argument("--eval_users", type=int, default=4096)
+  p.add_argument("--sasrec_epochs", type=int, default=30)
+  p.add_argument("--no_train", action="store_true", help="plot the runs as they stand")
+  p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "learning_curve"))
+  p.add_argument("--gin", action="append", default=[], help="a binding for every recipe")
+  args = p.parse_args()
+  from tiger_jax import io_utils
+  recipes = []
+  for spec in args.recipes.split(","):
+    name, _, gin_file = spec.partition(":")
+    if not gin_file or not os.path.exists(os.path.join(REPO, gin_file)):
+      raise SystemExit(f"error: --recipes: {spec!r} is not name:gin_file with an existing file")
+    recipes.append((name, gin_file))
+  model_dirs = {name: (os.path.join(args.run_dir, args.category, name) if args.no_train
+                       else train_recipe(args, name, gin_file)) for name, gin_file in recipes}
+  curves = {name: tiger_curve(d) for name, d in model_dirs.items()}
+  first = next(iter(model_dirs.values()))
+  ref_path = os.path.join(args.run_dir, args.category,
+                          f"reference_{args.eval_users}users_{args.sasrec_epochs}epochs.json")
+  if not os.path.exists(ref_path):  # the same users and epochs give the same curves: once
+    users = validation_users(first, args.eval_users)
+    data_dir = io_utils.read_json(os.path.join(first, "config.json"))["data_dir"]
+    io_utils.write_json(ref_path, {"users": users.tolist(),
+                                   **reference_curves(data_dir, users, args.sasrec_epochs)})
+  ref = io_utils.read_json(ref_path)
+  lines = {k: ref[k] for k in ("item-transition", "most-popular")}
+  all_curves = {**{f"TIGER {n}": c for n, c in curves.items()}, "SASRec": ref["SASRec"]}
+  title = (f"{args.category}: validation, {len(ref['users']):,} fixed users; "
+           f"{hardware()}")
+  out = os.path.join(args.run_dir, f"learning_curve_{args.category}")
+  plot(all_curves, lines, out + ".png", title)
+  io_utils.write_json(out + ".json", {"curves": all_curves, "lines": lines,
+                                      "recipes": dict(recipes), "hardware": hardware(),
+                                      "command": " ".join(sys.argv)})
+  for name, c in all_curves.items():
+    if c:
+      best = max(c, key=lambda q: q["ndcg@10"])
+      print(f"{name}: {len(c)} points, {c[-1]['hours']:.2f} h; best N@10 {best['ndcg@10']:.4f} "
+            f"(R@10 {best['recall@10']:.4f}) at {best['hours']:.2f} h")
+  for name, v in lines.items():
+    print(f"{name}: R@10 {v['recall@10']:.4f}, N@10 {v['ndcg@10']:.4f}")
+  print(f"wrote {out}.png and {out}.json")
+
+
+if __name__ == "__main__":
+  main()
