@@ -138,12 +138,42 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   # The evaluate path on that run: every test user, real items only, the JSON the CLI writes.
   import json
   from tiger_jax import evaluate as evaluate_lib, io_utils, main as main_lib
-  result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=5,
-                                            batch_size=32)
+  result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", batch_size=32)
   written = json.load(open(tmp_path / "a" / "results" / "test.json"))
-  assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 5
+  assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 20
   assert {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "invalid_rate"} <= set(written)
   assert written["recall@10"] == result["recall@10"] and written["invalid_rate"] == 0.0
   ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
-  assert ranked.shape == (80, 5) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
+  assert ranked.shape == (80, 20) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
   assert main_lib.train_seconds(str(tmp_path / "a")) > 0
+  # A partial evaluation, or one at another beam, writes its own file: test.json stays.
+  part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
+                                          batch_size=32, max_examples=10)
+  assert part["users"] == 10 and json.load(open(tmp_path / "a" / "results" / "test.json")) == written
+  assert json.load(open(tmp_path / "a" / "results" / "test_beam3_first10users.json"))["users"] == 10
+  with pytest.raises(ValueError, match=rf"beam size 2000 must be in 1\.\.{len(exp.ids)} "):
+    evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=2000)
+  clock = json.load(open(tmp_path / "b" / "train_clock.json"))["steps"]  # resumed at step 3
+  assert set(clock) == {"3", "6"} and clock["6"] > clock["3"] > 0
+  assert main_lib.train_seconds(str(tmp_path / "b")) == round(clock["6"], 1)
+
+
+def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_path):
+  import time
+  from tiger_jax.trainer import TrainClock
+  clock = TrainClock(str(tmp_path), 0)
+  time.sleep(0.2)
+  clock.pause(np.zeros(1))
+  time.sleep(0.4)  # an evaluation: not training time
+  clock.resume()
+  time.sleep(0.1)
+  seconds = clock.pause(np.zeros(1))
+  assert 0.29 <= seconds < 0.5
+  clock.record(4)
+  time.sleep(0.1)
+  clock.pause(np.zeros(1))
+  clock.record(8)
+  assert TrainClock(str(tmp_path), 4).seconds == round(seconds, 3)  # resumed from step 4
+  assert TrainClock(str(tmp_path), 8).seconds > seconds
+  assert TrainClock(str(tmp_path), 6).seconds == round(seconds, 3)  # no time for 6: step 4's
+  assert TrainClock(str(tmp_path), 0).seconds == 0.0  # a fresh run

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import logging as std_logging
+import os
+import re
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 import gin
 from absl import app, flags, logging
@@ -15,6 +18,9 @@ flags.DEFINE_enum("prng_impl", "rbg", ["threefry2x32", "rbg", "unsafe_rbg"],
                   "JAX PRNG. 'rbg' makes dropout masks ~1.6x cheaper than threefry on CPU.")
 FLAGS = flags.FLAGS
 _QUIET = ("orbax", "tensorflow_datasets", "absl/logging", "jax/_src")
+# The checkout's root, where gin_configs/ lives: gin files and their includes resolve against
+# it too, so the commands work from any working directory.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -27,6 +33,32 @@ def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
     else:
       rest.append(arg)
   return rest, bindings
+
+
+def find_gin_file(path: str) -> str:
+  """`path` as given, else relative to the checkout's root; a missing file is an error."""
+  for candidate in (path, os.path.join(_ROOT, path)):
+    if os.path.isfile(candidate):
+      return candidate
+  raise SystemExit(f"error: --gin_file={path}: no such file (looked in {os.getcwd()} and "
+                   f"{_ROOT}); pass an existing gin file, e.g. gin_configs/tiger_beauty.gin")
+
+
+def check_macro_bindings(bindings: Sequence[str]) -> None:
+  """Stops on a `--gin.NAME=...` macro that no binding of the parsed config references.
+
+  gin itself rejects an unknown `Configurable.param`; an unknown macro would
+  just be defined and never used (`--gin.TRAIN_STEP=5` training the default steps).
+  """
+  used = set(re.findall(r"%([A-Za-z_][\w./]*)", gin.config_str()))
+  for binding in bindings:
+    name = binding.partition("=")[0].strip()
+    if not name or "." in name or "/" in name or name in used:
+      continue
+    close = difflib.get_close_matches(name, sorted(used), n=1)
+    raise SystemExit(f"error: --gin.{binding}: no binding of the config uses the macro {name}"
+                     + (f"; did you mean {close[0]}?" if close else "")
+                     + " Check the name against the gin files.")
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -42,7 +74,13 @@ def run(main: Callable[[], None]) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
     jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
-    gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings + extra)
+    gin.add_config_file_search_path(_ROOT)
+    bindings = FLAGS.gin_bindings + extra
+    try:
+      gin.parse_config_files_and_bindings([find_gin_file(f) for f in FLAGS.gin_file], bindings)
+    except (ValueError, OSError) as e:  # unknown configurable or parameter, bad include
+      raise SystemExit(f"error: gin: {e}".splitlines()[0]) from None
+    check_macro_bindings(bindings)
     main()
 
   app.run(_main, argv=argv)

@@ -101,11 +101,32 @@ def restore_latest(exp, model_dir: str):
   return trainer, state
 
 
-def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = 20,
+DEFAULT_BEAM = 20  # the paper's beam; results under another beam get their own file name
+
+
+def result_name(split: str, beam_size: int = DEFAULT_BEAM, max_examples: int | None = None,
+                constrained: bool = True) -> str:
+  """The results file stem: `<split>` for the full split at the default beam, constrained;
+  anything else says what it is (`test_beam50`, `test_first32users_unconstrained`), so a
+  partial or non-default evaluation never overwrites the full one."""
+  name = split
+  if beam_size != DEFAULT_BEAM:
+    name += f"_beam{beam_size}"
+  if max_examples:
+    name += f"_first{max_examples}users"
+  return name if constrained else name + "_unconstrained"
+
+
+def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = DEFAULT_BEAM,
                         batch_size: int = 64, constrained: bool = True,
                         max_examples: int | None = None, dtype: str | None = None) -> dict:
-  """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<split>.json."""
+  """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<name>.json and
+  <name>_ranked.npz, name = result_name(split, beam_size, max_examples, constrained)."""
   from tiger_jax import io_utils
+  num_items = len(exp.ids)
+  if not 1 <= beam_size <= num_items:
+    raise ValueError(f"beam size {beam_size} must be in 1..{num_items} (the number of items): "
+                     "a beam returns that many distinct items")
   trainer, state = restore_latest(exp, model_dir)
   start = time.time()
   retriever = Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
@@ -119,7 +140,7 @@ def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int
   result.update(checkpoint_step=int(state.step), wall_time=round(time.time() - start, 1),
                 split=split, constrained=constrained, dtype=retriever.model.config.dtype,
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
-  name = split if constrained else f"{split}_unconstrained"
+  name = result_name(split, beam_size, max_examples, constrained)
   io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
   io_utils.write_npz(os.path.join(model_dir, "results", f"{name}_ranked.npz"), **ranked)
   return result
@@ -132,8 +153,11 @@ def main() -> None:
   FLAGS = flags.FLAGS
   exp = train_lib.experiment_configurable()
   model_dir = gin.query_parameter("%MODEL_DIR")
-  result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
-                               not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype)
+  try:
+    result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
+                                 not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype)
+  except ValueError as e:
+    raise SystemExit(f"error: --beam_size={FLAGS.beam_size}: {e}") from None
   print(json.dumps(result, indent=1))
 
 
@@ -143,7 +167,7 @@ if __name__ == "__main__":
   from tiger_jax import cli
   from tiger_jax import main as _main_lib  # noqa: F401  (registers the configurables gin files name)
   flags.DEFINE_string("split", "test", "validation or test.")
-  flags.DEFINE_integer("beam_size", 20, "Beam size (= the number of items returned).")
+  flags.DEFINE_integer("beam_size", DEFAULT_BEAM, "Beam size (= the number of items returned).")
   flags.DEFINE_integer("batch_size", 64, "Users per decoding batch (64 is fastest on CPU: "
                        "bench/decode_speed.py; accelerators want more).")
   flags.DEFINE_integer("max_examples", None, "Evaluate only the first N users.")

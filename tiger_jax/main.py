@@ -36,16 +36,21 @@ DEFAULT_GIN = "gin_configs/main_synthetic.gin"
 @gin.configurable("pipeline")
 def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
                  source_dir: str | None = None, category: str | None = None,
-                 split: str = "test", beam_size: int = 20, eval_batch_size: int = 64,
+                 content: str = "auto", split: str = "test", beam_size: int = 20, eval_batch_size: int = 64,
                  run_sasrec: bool = True, cold_start_fraction: float = 0.0,
                  cold_start_epsilon: float = 0.1, cold_start_prefix_len: int | None = None,
                  decode_dtype: str | None = None) -> dict:
-  """Runs every stage into model_dir; returns the results table rows."""
+  """Runs every stage into model_dir; returns the results table rows.
+
+  content: the item vectors behind the Semantic IDs ('auto': text where the
+  data has it, e.g. item_meta.jsonl beside an S3-Rec folder; else attributes).
+  """
   t0 = time.time()
   data_dir = os.path.join(model_dir, "data")
   sid_dir = os.path.join(model_dir, "semantic_ids")
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
-    prepare(source, data_dir, source_dir, category, cold_start_fraction=cold_start_fraction)
+    prepare(source, data_dir, source_dir, category, content_source=content,
+            cold_start_fraction=cold_start_fraction)
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
   if not io_utils.exists(os.path.join(sid_dir, sid_pipeline.IDS_FILE)):
     sid_pipeline.run(data_dir, sid_dir, SemanticIdConfig(rqvae=RQVAEConfig()))
@@ -82,7 +87,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
          "train_sequences": len(train_seqs)}, run_sasrec_stage)
   if dataset.cold_items is not None and len(dataset.cold_items):
     rows.update(cold_start_rows(dataset, model_dir, data_dir, split, targets, histories,
-                                cold_start_epsilon, exp.ids, cold_start_prefix_len))
+                                cold_start_epsilon, exp.ids, cold_start_prefix_len, beam_size))
   table = results_table(rows, dataset.name, split)
   io_utils.write_json(os.path.join(model_dir, "results", f"{split}_baselines.json"), rows)
   with io_utils.atomic_open(os.path.join(model_dir, "results", "results.md")) as f:
@@ -106,15 +111,16 @@ def reuse_or_run(path: str, config: dict, run) -> dict:
 
 
 def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets, histories,
-                    epsilon: float, ids: np.ndarray, prefix_len: int | None = None
-                    ) -> dict[str, dict]:
+                    epsilon: float, ids: np.ndarray, prefix_len: int | None = None,
+                    beam_size: int = evaluate_lib.DEFAULT_BEAM) -> dict[str, dict]:
   """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
   cold items: TIGER (from its saved ranked lists: its beams alone, and with the cold items
   that share the first `prefix_len` codes of a retrieved item; default: all but the
   collision token) against content-KNN on the same users."""
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
-  z = io_utils.load_arrays(os.path.join(model_dir, "results", f"{split}_ranked.npz"))
+  z = io_utils.load_arrays(os.path.join(model_dir, "results",
+                                        f"{evaluate_lib.result_name(split, beam_size)}_ranked.npz"))
   order = np.argsort(z["users"])
   ranked, tiger_targets = z["ranked"][order], z["targets"][order]
   targets = np.asarray(targets)
@@ -137,7 +143,12 @@ def cold_start_rows(dataset, model_dir: str, data_dir: str, split: str, targets,
 
 
 def train_seconds(model_dir: str) -> float:
-  """Wall time of training: first to last TensorBoard event of each (resumed) run, summed."""
+  """Wall time of training, evaluation excluded, summed over resumed runs (the trainer's
+  clock); for runs from before the clock, first to last TensorBoard event of each run."""
+  from tiger_jax import trainer
+  seconds = trainer.train_seconds(model_dir)
+  if seconds is not None:
+    return round(seconds, 1)
   import tensorflow as tf
   total = 0.0
   for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):

@@ -1,0 +1,51 @@
+"""Command-line checks shared by every binary: gin files and bindings."""
+
+import subprocess
+import sys
+
+import gin
+import pytest
+
+from conftest import REPO
+from tiger_jax import cli
+
+
+@pytest.fixture
+def parsed():
+  from tiger_jax import main  # noqa: F401  (registers the configurables the files name)
+
+  def parse(bindings):
+    gin.clear_config()
+    gin.add_config_file_search_path(REPO)
+    gin.parse_config_files_and_bindings([cli.find_gin_file("gin_configs/main_synthetic.gin")],
+                                        bindings)
+    return bindings
+  yield parse
+  gin.clear_config()
+
+
+def test_a_mistyped_macro_stops_with_the_closest_name(parsed):
+  cli.check_macro_bindings(parsed(["TRAIN_STEPS=5", "BATCH_SIZE=8", "TrainerConfig.log_every=1"]))
+  with pytest.raises(SystemExit, match=r"--gin.TRAIN_STEP=5: no binding .* uses the macro "
+                                       r"TRAIN_STEP; did you mean TRAIN_STEPS\?"):
+    cli.check_macro_bindings(parsed(["TRAIN_STEP=5"]))
+  with pytest.raises(SystemExit, match="uses the macro QWERTY Check"):
+    cli.check_macro_bindings(parsed(["QWERTY=1"]))
+
+
+def test_gin_files_resolve_from_any_directory(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert cli.find_gin_file("gin_configs/tiger_beauty.gin").startswith(REPO)
+  with pytest.raises(SystemExit, match=r"--gin_file=gin_configs/nope.gin: no such file"):
+    cli.find_gin_file("gin_configs/nope.gin")
+
+
+def test_bad_gin_input_is_one_error_line(tmp_path):
+  for args, message in ((["--gin.TRAIN_STEP=5"], "did you mean TRAIN_STEPS?"),
+                        (["--gin_file=nope.gin"], "--gin_file=nope.gin: no such file"),
+                        (["--gin.TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'")):
+    proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", *args], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)  # not the checkout: any folder works
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr
+    assert not (tmp_path / "runs").exists()
