@@ -387,3 +387,25 @@ def test_prepare_takes_text_where_item_meta_exists(tmp_path):
   without = prepare("preprocessed", str(tmp_path / "b"), str(src))
   assert without["config"]["item_vectors"]["source"] == "attributes"
   assert "read_report" not in without["config"]
+
+
+def test_a_kill_during_the_tfds_build_leaves_the_stage_undone(tmp_path, monkeypatch):
+  from tiger_jax.data import prepare as prepare_lib
+  config = synthetic.SyntheticConfig(num_items=60, num_users=40)
+  out = tmp_path / "data"
+
+  def killed(*args):
+    raise KeyboardInterrupt  # kill -9 has the same effect on what is on disk here
+  monkeypatch.setattr(prepare_lib, "build_tfds", killed)
+  with pytest.raises(KeyboardInterrupt):
+    prepare_lib.prepare("synthetic", str(out), content_source="attributes", synthetic_config=config)
+  assert (out / "dataset.npz").exists() and not (out / "manifest.json").exists()
+  monkeypatch.undo()
+  manifest = prepare_lib.prepare("synthetic", str(out), content_source="attributes",
+                                 synthetic_config=config)
+  assert "tfds" in manifest["files"] and (out / "manifest.json").exists()
+  # A rerun that is killed no longer looks finished either.
+  monkeypatch.setattr(prepare_lib, "build_tfds", killed)
+  with pytest.raises(KeyboardInterrupt):
+    prepare_lib.prepare("synthetic", str(out), content_source="attributes", synthetic_config=config)
+  assert not (out / "manifest.json").exists()

@@ -60,6 +60,14 @@ def rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def remove(path: str) -> None:
+  """Deletes one file."""
+  if is_remote(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
 def mtime(path: str) -> float:
   if is_remote(path):
     return _gfile().stat(path).mtime_nsec / 1e9

@@ -52,7 +52,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
     prepare(source, data_dir, source_dir, category, content_source=content,
             cold_start_fraction=cold_start_fraction)
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
-  if not io_utils.exists(os.path.join(sid_dir, sid_pipeline.IDS_FILE)):
+  if not io_utils.exists(os.path.join(sid_dir, "manifest.json")):  # written last by the stage
     sid_pipeline.run(data_dir, sid_dir, SemanticIdConfig(rqvae=RQVAEConfig()))
   logging.info("stage 3: Semantic IDs in %s", sid_dir)
   # Recorded in MODEL_DIR/config.gin, so that file alone serves evaluate and the benchmarks.

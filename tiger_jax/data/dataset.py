@@ -143,8 +143,10 @@ def choose_cold_items(dataset: Dataset, fraction: float, seed: int = 0) -> np.nd
 # Files: dataset.npz (sequences), items.json, users.json, manifest.json.
 
 
-def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None) -> dict:
-  """Writes the prepared dataset atomically under `out_dir`; returns the manifest."""
+def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None,
+         manifest: bool = True) -> dict | None:
+  """Writes the prepared dataset atomically under `out_dir`; returns the manifest
+  (written last; `manifest=False` leaves it to a caller that writes more files)."""
   io_utils.makedirs(out_dir)
   lengths = np.array([len(s) for s in dataset.sequences], np.int64)
   flat = (np.concatenate(dataset.sequences) if dataset.sequences else np.zeros([0])).astype(np.int32)
@@ -157,6 +159,8 @@ def save(dataset: Dataset, out_dir: str, source: str, config: dict | None = None
   io_utils.write_json(os.path.join(out_dir, "users.json"), {
       "name": dataset.name, "user_ids": dataset.user_ids,
       "num_dropped_users": dataset.num_dropped_users})
+  if not manifest:
+    return None
   return io_utils.write_manifest(out_dir, "data", source, dataset.counts(), config or {})
 
 

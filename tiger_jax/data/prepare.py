@@ -17,7 +17,11 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
             attribute_dim: int = 64, seed: int = 0,
             synthetic_config: synthetic.SyntheticConfig | None = None,
             cold_start_fraction: float = 0.0) -> dict:
-  """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest."""
+  """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest.
+
+  manifest.json, which marks the stage done, is written last: a run killed
+  on the way leaves no manifest, and the next run prepares the folder again.
+  """
   if source == "synthetic":
     synthetic_config = synthetic_config or synthetic.SyntheticConfig(seed=seed)
   dataset = data_lib.read(source, data_dir, category, synthetic_config)
@@ -31,14 +35,16 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
   if dataset.read_report:
     config["read_report"] = dataset.read_report
   io_utils.makedirs(out_dir)
+  manifest_path = os.path.join(out_dir, "manifest.json")
+  if io_utils.exists(manifest_path):  # an earlier, finished preparation: no longer valid
+    io_utils.remove(manifest_path)
   if content_source != "none":
     vectors, info = content.item_vectors(dataset, content_source, text_model, attribute_dim,
                                          cache_dir=None if io_utils.is_remote(out_dir) else os.path.join(out_dir, "cache"), seed=seed)
     io_utils.write_npy(os.path.join(out_dir, "item_vectors.npy"), vectors)
     config["item_vectors"] = info
-  data_lib.save(dataset, out_dir, source=data_dir or source, config=config)
+  data_lib.save(dataset, out_dir, source=data_dir or source, config=config, manifest=False)
   build_tfds(out_dir, "synthetic" if source == "synthetic" else (category or dataset.name))
-  # The manifest again, now that it can list the TFDS build too (the data is not rewritten).
   return io_utils.write_manifest(out_dir, "data", data_dir or source, dataset.counts(), config)
 
 
