@@ -177,3 +177,34 @@ def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_pa
   assert TrainClock(str(tmp_path), 8).seconds > seconds
   assert TrainClock(str(tmp_path), 6).seconds == round(seconds, 3)  # no time for 6: step 4's
   assert TrainClock(str(tmp_path), 0).seconds == 0.0  # a fresh run
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+  import orbax.checkpoint as ocp
+  from tiger_jax.trainer import Checkpoints
+  state = {"w": jnp.arange(6, dtype=jnp.float32), "step": jnp.zeros((), jnp.int32)}
+  ckpt = Checkpoints(str(tmp_path), keep=5, best_metric=None)
+  for step in (1, 2, 3):
+    ckpt.latest.save(step, args=ocp.args.StandardSave(
+        {"w": state["w"] + step, "step": jnp.full((), step, jnp.int32)}))
+  ckpt.close()
+  # Truncate every data file of the newest checkpoint, as a kill mid-copy would.
+  for root, _, files in os.walk(tmp_path / "checkpoints" / "3"):
+    for f in files:
+      if not f.endswith(".json") and os.path.getsize(os.path.join(root, f)) > 8:
+        with open(os.path.join(root, f), "r+b") as fh:
+          fh.truncate(4)
+  ckpt = Checkpoints(str(tmp_path), keep=5, best_metric=None)
+  with caplog.at_level("WARNING"):
+    restored = ckpt.restore_latest(state)
+  assert int(restored["step"]) == 2 and np.allclose(restored["w"], state["w"] + 2)
+  assert "checkpoint 3 does not restore" in caplog.text and "resuming from 2" in caplog.text
+  assert (tmp_path / "corrupt_checkpoints" / "3").is_dir()  # kept, not deleted
+  assert ckpt.latest.all_steps() == [1, 2]
+  ckpt.close()
+  # A model of another shape restores from none of them: an error, and nothing is moved.
+  ckpt = Checkpoints(str(tmp_path), keep=5, best_metric=None)
+  with pytest.raises(RuntimeError, match=r"none of the checkpoints \[2, 1\] restores"):
+    ckpt.restore_latest({"w": jnp.zeros(7, jnp.float32), "step": jnp.zeros((), jnp.int32)})
+  assert ckpt.latest.all_steps() == [1, 2]
+  ckpt.close()

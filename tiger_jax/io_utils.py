@@ -68,6 +68,14 @@ def remove(path: str) -> None:
     os.remove(path)
 
 
+def rename(src: str, dest: str) -> None:
+  """Moves a file or folder (same filesystem)."""
+  if is_remote(src):
+    _gfile().rename(src, dest)
+  else:
+    os.rename(src, dest)
+
+
 def mtime(path: str) -> float:
   if is_remote(path):
     return _gfile().stat(path).mtime_nsec / 1e9

@@ -144,8 +144,9 @@ class Checkpoints:
 
   def __init__(self, model_dir: str, keep: int, best_metric: str | None = "recall@10"):
     model_dir = io_utils.abspath(model_dir)
+    self.directory = os.path.join(model_dir, "checkpoints")
     self.latest = ocp.CheckpointManager(
-        os.path.join(model_dir, "checkpoints"),
+        self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
     self.best_metric = best_metric
     self.best = ocp.CheckpointManager(
@@ -155,11 +156,44 @@ class Checkpoints:
     ) if best_metric else None
 
   def restore_latest(self, abstract_state: TrainState) -> TrainState | None:
-    step = self.latest.latest_step()
-    if step is None:
-      return None
+    """The newest checkpoint that restores, or None when there is none.
+
+    A newer one that does not restore (a truncated file, a half-copied folder)
+    is moved to MODEL_DIR/corrupt_checkpoints/<step> with a warning, never
+    deleted. When no checkpoint restores, nothing is moved: that is a run of
+    another model config, and the error says so.
+    """
+    steps = sorted(self.latest.all_steps(), reverse=True)
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    return self.latest.restore(step, args=ocp.args.StandardRestore(target))
+    failed = []
+    for step in steps:
+      try:
+        state = self.latest.restore(step, args=ocp.args.StandardRestore(target))
+      except Exception as e:  # orbax/tensorstore raise many types for a damaged checkpoint
+        failed.append((step, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"))
+        continue
+      for bad, why in failed:
+        logging.warning("checkpoint %d does not restore (%s); moved it to %s, resuming from %d",
+                        bad, why, self._set_aside(bad), step)
+      if failed:
+        self.latest.reload()
+      return state
+    if failed:
+      raise RuntimeError(f"{self.directory}: none of the checkpoints {[s for s, _ in failed]} "
+                         f"restores into this model (newest: {failed[0][1]}); a run of another "
+                         "model config? Use another MODEL_DIR")
+    return None
+
+  def _set_aside(self, step: int) -> str:
+    src = os.path.join(self.directory, str(step))
+    dest = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
+    n = 0
+    while io_utils.exists(dest + (f".{n}" if n else "")):
+      n += 1
+    dest += f".{n}" if n else ""
+    io_utils.makedirs(os.path.dirname(dest))
+    io_utils.rename(src, dest)
+    return dest
 
   def save(self, state: TrainState, metrics: Mapping[str, float] | None = None) -> None:
     step = int(state.step)
