@@ -198,8 +198,23 @@ def test_preprocessed_reader_item_missing_from_datamaps(tmp_path):
   maps = json.loads((tmp_path / "datamaps.json").read_text())
   del maps["id2item"]["5"]
   (tmp_path / "datamaps.json").write_text(json.dumps(maps))
-  with pytest.raises(DataError, match=r"datamaps.json: id2item has no entry for item id 5"):
+  first = next(n for n, line in enumerate((tmp_path / "sequences.txt").read_text().splitlines(), 1)
+               if "5" in line.split()[1:])
+  with pytest.raises(DataError, match=rf"datamaps.json: id2item has no entry for item id 5 "
+                                      rf"\(first in .*sequences.txt line {first};"):
     preprocessed.read(str(tmp_path))
+
+
+def test_preprocessed_reader_item_without_attributes(tmp_path, caplog):
+  (tmp_path / "sequences.txt").write_text("1 1 2 3\n\n2 1 4 2\n")
+  (tmp_path / "item2attributes.json").write_text('{"1": [1], "2": [2], "3": [1, 2]}')
+  with pytest.raises(DataError, match=r"sequences.txt: line 3: item id 4 has no entry in "
+                                      r".*item2attributes.json \(1 of 4 item ids"):
+    preprocessed.read(str(tmp_path))
+  (tmp_path / "item2attributes.json").write_text('{"1": [1], "2": [2], "3": [1, 2], "4": [3]}')
+  with caplog.at_level("WARNING"):
+    ds = preprocessed.read(str(tmp_path))
+  assert ds.item_ids == ["1", "2", "3", "4"] and "datamaps.json not found" in caplog.text
 
 
 def test_preprocessed_reader_drops_short_users(tmp_path):

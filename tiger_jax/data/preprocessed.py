@@ -31,11 +31,11 @@ def _read_json(path: str) -> dict:
   return obj
 
 
-def read_sequences(path: str) -> tuple[list[int], list[list[int]]]:
-  """Parses sequences.txt into user ids and item-id lists (1-based ids)."""
+def read_sequences(path: str) -> tuple[list[int], list[list[int]], list[int]]:
+  """Parses sequences.txt into user ids, item-id lists (1-based ids) and their line numbers."""
   if not os.path.exists(path):
     raise DataError(f"{path}: file not found")
-  users, rows = [], []
+  users, rows, linenos = [], [], []
   with open(path) as f:
     for lineno, line in enumerate(f, 1):
       fields = line.split()
@@ -52,9 +52,15 @@ def read_sequences(path: str) -> tuple[list[int], list[list[int]]]:
         raise DataError(f"{path}: line {lineno}: ids start from 1, got {min(ids)}")
       users.append(ids[0])
       rows.append(ids[1:])
+      linenos.append(lineno)
   if not users:
     raise DataError(f"{path}: empty file, no users")
-  return users, rows
+  return users, rows, linenos
+
+
+def _first_line(rows: list[list[int]], linenos: list[int], item: int) -> int:
+  """The line of sequences.txt where `item` first appears."""
+  return next(n for n, r in zip(linenos, rows) if item in r)
 
 
 def read(data_dir: str, name: str | None = None) -> Dataset:
@@ -63,7 +69,7 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
   seq_path = os.path.join(data_dir, "sequences.txt")
   attr_path = os.path.join(data_dir, "item2attributes.json")
   maps_path = os.path.join(data_dir, "datamaps.json")
-  users, rows = read_sequences(seq_path)
+  users, rows, linenos = read_sequences(seq_path)
 
   num_items = max(max(r) for r in rows)
   attributes: list[list[int]] | None = None
@@ -76,6 +82,11 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
       if not isinstance(value, list) or not all(isinstance(a, int) for a in value):
         raise DataError(f"{attr_path}: item {key}: attributes must be a list of integers")
       attributes[int(key) - 1] = value
+    uncovered = sorted(set(range(1, num_items + 1)) - {int(k) for k in raw})
+    if uncovered:
+      raise DataError(f"{seq_path}: line {_first_line(rows, linenos, uncovered[0])}: item id "
+                      f"{uncovered[0]} has no entry in {attr_path} ({len(uncovered)} of "
+                      f"{num_items} item ids have none); use the files of one folder")
 
   item_ids = [str(i) for i in range(1, num_items + 1)]
   user_ids = [str(u) for u in users]
@@ -88,12 +99,14 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
         raise DataError(f"{maps_path}: field {field!r} must be an object of id -> original id")
     missing = [i for i in item_ids if i not in maps["id2item"]]
     if missing:
-      raise DataError(f"{maps_path}: id2item has no entry for item id {missing[0]} "
-                      f"({len(missing)} of {num_items} item ids of {seq_path} missing); "
-                      "use the datamaps.json of the same folder")
+      raise DataError(f"{maps_path}: id2item has no entry for item id {missing[0]} (first in "
+                      f"{seq_path} line {_first_line(rows, linenos, int(missing[0]))}; {len(missing)} of "
+                      f"{num_items} item ids missing); use the datamaps.json of the same folder")
     item_ids = [str(maps["id2item"][i]) for i in item_ids]
     user_ids = [str(maps["id2user"].get(u, u)) for u in user_ids]
 
+  else:
+    logging.warning("%s not found: items and users keep their integer ids (no ASINs)", maps_path)
   texts, leaves, report = None, None, None
   meta_path = os.path.join(data_dir, item_meta.META_FILE)
   if os.path.exists(meta_path):
