@@ -49,3 +49,31 @@ def test_bad_gin_input_is_one_error_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_positive_macros(parsed):
+  cli.check_positive_macros()  # main_synthetic.gin's own values
+  for binding, message in (("TRAIN_STEPS=0", "TRAIN_STEPS=0: must be a whole number of at least 1"),
+                           ("BATCH_SIZE=-4", "BATCH_SIZE=-4: must be"),
+                           ("TRAIN_STEPS=1.5", "TRAIN_STEPS=1.5: must be")):
+    parsed([binding])
+    with pytest.raises(SystemExit, match=message):
+      cli.check_positive_macros()
+
+
+def test_data_out_dir_that_is_a_file_or_read_only(tmp_path):
+  import os
+  (tmp_path / "afile").write_text("x")
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  os.chmod(locked, 0o500)
+  cases = [(tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "is a file")]
+  if os.geteuid() != 0:  # root writes anywhere
+    cases.append((locked / "out", "is not writable"))
+  for out, message in cases:
+    proc = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=synthetic",
+                           f"--out_dir={out}"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"error: --out_dir={out}: " + (
+        f"{tmp_path / 'afile'} {message}; pass a folder" if "file" in message
+        else f"{locked} {message}; pass a writable folder")

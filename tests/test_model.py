@@ -208,3 +208,14 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capl
     ckpt.restore_latest({"w": jnp.zeros(7, jnp.float32), "step": jnp.zeros((), jnp.int32)})
   assert ckpt.latest.all_steps() == [1, 2]
   ckpt.close()
+
+
+def test_train_refuses_no_steps_or_a_bad_batch(tiny_run, tmp_path):
+  from tiger_jax import train as train_lib
+  data_dir, sid_dir = tiny_run
+  exp = train_lib.experiment("tiger_args_test", {"inputs": 81, "targets": 5}, data_dir, sid_dir,
+                             network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  for steps, batch in ((0, 8), (5, -4), (5, 0)):
+    with pytest.raises(ValueError, match=f"train_steps={steps}, batch_size={batch}: both must"):
+      train_lib.train(str(tmp_path), steps, batch, exp, TrainerConfig())
+  assert not os.listdir(tmp_path)  # nothing written

@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 import gin
 from absl import app, flags, logging
 
+from tiger_jax.data.dataset import DataError
+
 flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also accepted as --gin.NAME=VALUE).")
 flags.DEFINE_enum("prng_impl", "rbg", ["threefry2x32", "rbg", "unsafe_rbg"],
@@ -61,6 +63,22 @@ def check_macro_bindings(bindings: Sequence[str]) -> None:
                      + " Check the name against the gin files.")
 
 
+# Macros that must hold a positive integer, checked before any stage runs.
+POSITIVE_MACROS = ("TRAIN_STEPS", "BATCH_SIZE")
+
+
+def check_positive_macros(names: Sequence[str] = POSITIVE_MACROS) -> None:
+  """Stops on TRAIN_STEPS=0, BATCH_SIZE=-4 and the like before any work is done."""
+  for name in names:
+    try:
+      value = gin.query_parameter(f"%{name}")
+    except ValueError:  # not defined by this config
+      continue
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise SystemExit(f"error: {name}={value!r}: must be a whole number of at least 1 "
+                       f"(set it with --gin.{name}=N)")
+
+
 class _QuietLibraries(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
     return record.levelno >= std_logging.WARNING or not any(q in record.pathname for q in _QUIET)
@@ -81,6 +99,10 @@ def run(main: Callable[[], None]) -> None:
     except (ValueError, OSError) as e:  # unknown configurable or parameter, bad include
       raise SystemExit(f"error: gin: {e}".splitlines()[0]) from None
     check_macro_bindings(bindings)
-    main()
+    check_positive_macros()
+    try:
+      main()
+    except DataError as e:
+      raise SystemExit(f"error: {e}") from None
 
   app.run(_main, argv=argv)

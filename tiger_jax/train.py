@@ -85,6 +85,10 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp: Experiment,
           trainer_config: TrainerConfig = TrainerConfig(), eval_beam_size: int = 20,
           eval_batch_size: int = 64, eval_examples: int | None = 2000):
   """Trains (resuming by itself), keeps the last and the best checkpoints; returns the state."""
+  data_parallel = exp.mesh.devices.shape[0]
+  if train_steps < 1 or batch_size < 1 or batch_size % data_parallel:
+    raise ValueError(f"train_steps={train_steps}, batch_size={batch_size}: both must be at least "
+                     f"1, and the batch a multiple of the mesh's data axis ({data_parallel})")
   trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
   io_utils.makedirs(model_dir)
   if jax.process_index() == 0:

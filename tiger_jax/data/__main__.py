@@ -9,6 +9,7 @@ r"""Prepares a dataset: read, drop short users, write, and embed item content.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags
@@ -33,6 +34,19 @@ flags.DEFINE_float("cold_start_fraction", 0.0,
                    "Share of items held out of all training data (cold-start study; paper: 0.05).")
 
 
+def check_out_dir(out: str) -> None:
+  """Stops with one line when --out_dir is a file or cannot be written (nothing is created)."""
+  if "://" in out:
+    return
+  existing = os.path.abspath(out)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    sys.exit(f"error: --out_dir={out}: {existing} is a file; pass a folder")
+  if not os.access(existing, os.W_OK):
+    sys.exit(f"error: --out_dir={out}: {existing} is not writable; pass a writable folder")
+
+
 def main(argv: list[str]) -> None:
   del argv
   if FLAGS.download:
@@ -40,6 +54,7 @@ def main(argv: list[str]) -> None:
     if not (FLAGS.data_dir and FLAGS.category):
       sys.exit("--download needs --data_dir and --category")
     download.download(FLAGS.category, FLAGS.data_dir)
+  check_out_dir(FLAGS.out_dir)
   try:
     manifest = prepare(FLAGS.source, FLAGS.out_dir, FLAGS.data_dir, FLAGS.category, FLAGS.content,
                        FLAGS.text_model, FLAGS.attribute_dim, FLAGS.seed,
