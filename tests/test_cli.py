@@ -77,3 +77,24 @@ def test_data_out_dir_that_is_a_file_or_read_only(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == f"error: --out_dir={out}: " + (
         f"{tmp_path / 'afile'} {message}; pass a folder" if "file" in message
         else f"{locked} {message}; pass a writable folder")
+
+
+def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
+  """`pip install .` (not -e): the wheel carries gin_configs/, and a command run from any
+  folder finds a config and its includes there."""
+  subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                  str(tmp_path / "wheel"), REPO], check=True, capture_output=True, timeout=300)
+  wheel = next((tmp_path / "wheel").iterdir())
+  subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                  str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=300)
+  code = ("import gin, tiger_jax; from tiger_jax import cli, main\n"
+          "path = cli.find_gin_file('gin_configs/main_synthetic.gin')\n"
+          "[gin.add_config_file_search_path(r) for r in (cli._ROOT, cli._PACKAGE)]\n"
+          "gin.parse_config_files_and_bindings([path], [])\n"
+          "print(tiger_jax.__file__, path, gin.query_parameter('%BATCH_SIZE'))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")},
+                       timeout=120).stdout.split()
+  site = str(tmp_path / "site")
+  assert out[0].startswith(site) and out[1] == f"{site}/tiger_jax/gin_configs/main_synthetic.gin"
+  assert out[2] == "128"  # main_synthetic.gin's, over base.gin's include

@@ -23,6 +23,8 @@ _QUIET = ("orbax", "tensorflow_datasets", "absl/logging", "jax/_src")
 # The checkout's root, where gin_configs/ lives: gin files and their includes resolve against
 # it too, so the commands work from any working directory.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# An installed package (`pip install .`) carries them as tiger_jax/gin_configs/ (setup.py).
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -38,12 +40,13 @@ def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def find_gin_file(path: str) -> str:
-  """`path` as given, else relative to the checkout's root; a missing file is an error."""
-  for candidate in (path, os.path.join(_ROOT, path)):
+  """`path` as given, else relative to the checkout or the installed package; a missing
+  file is an error."""
+  for candidate in (path, os.path.join(_ROOT, path), os.path.join(_PACKAGE, path)):
     if os.path.isfile(candidate):
       return candidate
-  raise SystemExit(f"error: --gin_file={path}: no such file (looked in {os.getcwd()} and "
-                   f"{_ROOT}); pass an existing gin file, e.g. gin_configs/tiger_beauty.gin")
+  raise SystemExit(f"error: --gin_file={path}: no such file (looked in {os.getcwd()}, {_ROOT} "
+                   f"and {_PACKAGE}); pass an existing gin file, e.g. gin_configs/tiger_beauty.gin")
 
 
 def check_macro_bindings(bindings: Sequence[str]) -> None:
@@ -81,6 +84,8 @@ def check_positive_macros(names: Sequence[str] = POSITIVE_MACROS) -> None:
 
 class _QuietLibraries(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.pathname.endswith(os.path.join("gin", "resource_reader.py")):
+      return False  # "Path not found" while gin tries the include search paths in turn
     return record.levelno >= std_logging.WARNING or not any(q in record.pathname for q in _QUIET)
 
 
@@ -92,7 +97,8 @@ def run(main: Callable[[], None]) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
     jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
-    gin.add_config_file_search_path(_ROOT)
+    for root in (_ROOT, _PACKAGE):  # for `include 'gin_configs/...'` from any directory
+      gin.add_config_file_search_path(root)
     bindings = FLAGS.gin_bindings + extra
     try:
       gin.parse_config_files_and_bindings([find_gin_file(f) for f in FLAGS.gin_file], bindings)
