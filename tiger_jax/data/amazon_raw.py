@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from tiger_jax.data.dataset import Dataset, DataError, drop_short_users
-from tiger_jax.data.item_meta import item_text, leaf_categories
+from tiger_jax.data.item_meta import check_record, item_text, leaf_categories
 
 CATEGORIES = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 REVIEW_FIELDS = ("reviewerID", "asin", "unixReviewTime")
@@ -100,6 +100,7 @@ def read_meta(path: str, keep: set[str] | None = None) -> dict[str, dict[str, An
       raise DataError(f"{path}: line {lineno}: expected a dict")
     if "asin" not in obj:
       raise DataError(f"{path}: line {lineno}: missing field 'asin'")
+    check_record(path, lineno, obj)  # field types: asin, title, brand, price, categories
     if keep is None or obj["asin"] in keep:
       meta[obj["asin"]] = obj
   return meta

@@ -61,7 +61,7 @@ def item_text(meta: dict[str, Any]) -> str:
   return "; ".join(parts)
 
 
-def _check_record(path: str, lineno: int, obj: Any) -> dict[str, Any]:
+def check_record(path: str, lineno: int, obj: Any) -> dict[str, Any]:
   where = f"{path}: line {lineno}"
   if not isinstance(obj, dict):
     raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -70,7 +70,8 @@ def _check_record(path: str, lineno: int, obj: Any) -> dict[str, Any]:
   for field in ("title", "brand"):
     if obj.get(field) is not None and not isinstance(obj[field], str):
       raise DataError(f"{where}: field {field!r} must be a string")
-  if obj.get("price") is not None and not isinstance(obj["price"], (str, int, float)):
+  if obj.get("price") is not None and (isinstance(obj["price"], bool)
+                                       or not isinstance(obj["price"], (str, int, float))):
     raise DataError(f"{where}: field 'price' must be a number or a string")
   cats = obj.get("categories")
   if cats is not None:
@@ -105,7 +106,7 @@ def read_jsonl(path: str, item_asins: Sequence[str]) -> tuple[list[str], list[li
           obj = json.loads(line)
         except json.JSONDecodeError as e:
           raise DataError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from None
-        obj = _check_record(path, lineno, obj)
+        obj = check_record(path, lineno, obj)
         i = index.get(obj["asin"])
         if i is None:
           unknown += 1

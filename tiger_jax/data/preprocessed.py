@@ -22,10 +22,14 @@ from tiger_jax.data.dataset import Dataset, DataError, drop_short_users
 
 def _read_json(path: str) -> dict:
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       obj = json.load(f)
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+  except RecursionError:
+    raise DataError(f"{path}: JSON nested too deeply") from None
   if not isinstance(obj, dict):
     raise DataError(f"{path}: expected a JSON object at the top level")
   return obj
@@ -36,7 +40,7 @@ def read_sequences(path: str) -> tuple[list[int], list[list[int]], list[int]]:
   if not os.path.exists(path):
     raise DataError(f"{path}: file not found")
   users, rows, linenos = [], [], []
-  with open(path) as f:
+  with open(path, encoding="utf-8", errors="replace") as f:  # bad bytes: a non-integer field
     for lineno, line in enumerate(f, 1):
       fields = line.split()
       if not fields:
@@ -82,11 +86,12 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
       if not isinstance(value, list) or not all(isinstance(a, int) for a in value):
         raise DataError(f"{attr_path}: item {key}: attributes must be a list of integers")
       attributes[int(key) - 1] = value
-    uncovered = sorted(set(range(1, num_items + 1)) - {int(k) for k in raw})
+    used = {i for r in rows for i in r}
+    uncovered = sorted(used - {int(k) for k in raw})
     if uncovered:
       raise DataError(f"{seq_path}: line {_first_line(rows, linenos, uncovered[0])}: item id "
-                      f"{uncovered[0]} has no entry in {attr_path} ({len(uncovered)} of "
-                      f"{num_items} item ids have none); use the files of one folder")
+                      f"{uncovered[0]} has no entry in {attr_path} ({len(uncovered)} of the "
+                      f"{len(used)} item ids have none); use the files of one folder")
 
   item_ids = [str(i) for i in range(1, num_items + 1)]
   user_ids = [str(u) for u in users]
@@ -97,12 +102,13 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
         raise DataError(f"{maps_path}: missing field {field!r}")
       if not isinstance(maps[field], dict):
         raise DataError(f"{maps_path}: field {field!r} must be an object of id -> original id")
-    missing = [i for i in item_ids if i not in maps["id2item"]]
+    used = {i for r in rows for i in r}
+    missing = [i for i in item_ids if i not in maps["id2item"] and int(i) in used]
     if missing:
       raise DataError(f"{maps_path}: id2item has no entry for item id {missing[0]} (first in "
                       f"{seq_path} line {_first_line(rows, linenos, int(missing[0]))}; {len(missing)} of "
-                      f"{num_items} item ids missing); use the datamaps.json of the same folder")
-    item_ids = [str(maps["id2item"][i]) for i in item_ids]
+                      f"{len(used)} item ids missing); use the datamaps.json of the same folder")
+    item_ids = [str(maps["id2item"].get(i, f"unused-id-{i}")) for i in item_ids]
     user_ids = [str(maps["id2user"].get(u, u)) for u in user_ids]
 
   else:
