@@ -209,7 +209,7 @@ def test_preprocessed_reader_item_without_attributes(tmp_path, caplog):
   (tmp_path / "sequences.txt").write_text("1 1 2 3\n\n2 1 4 2\n")
   (tmp_path / "item2attributes.json").write_text('{"1": [1], "2": [2], "3": [1, 2]}')
   with pytest.raises(DataError, match=r"sequences.txt: line 3: item id 4 has no entry in "
-                                      r".*item2attributes.json \(1 of 4 item ids"):
+                                      r".*item2attributes.json \(1 of the 4 item ids"):
     preprocessed.read(str(tmp_path))
   (tmp_path / "item2attributes.json").write_text('{"1": [1], "2": [2], "3": [1, 2], "4": [3]}')
   with caplog.at_level("WARNING"):
