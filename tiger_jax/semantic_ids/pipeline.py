@@ -63,6 +63,7 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
       extra[key.replace("_mse", "_relative_error")] = learned[key] / max(learned["input_variance"], 1e-12)
   if learned.get("history"):
     extra["final_losses"] = learned["history"][-1]
+    extra["history"] = learned["history"]  # losses and codewords used, every log_every epochs
   rep = report.make_report(codes, ids, config.codebook_size, extra, dataset.item_categories)
   flat = {"/".join(k): np.asarray(v) for k, v in
           traverse_util.flatten_dict(dict(learned["params"])).items()}
