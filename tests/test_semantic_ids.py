@@ -219,6 +219,11 @@ def test_standardization_is_saved_and_reapplied_at_assignment(tiny_run, tmp_path
   again = pipeline.assign_codes(sid_dir, vectors)  # reapplies the saved statistics
   np.testing.assert_array_equal(again, ids[:, :3])
   assert pipeline.load_config(sid_dir) == config
+  # The fixture's RQ-KMeans run assigns its own vectors back to its codes too.
+  kmeans_dir = tiny_run[1]
+  kmeans_vectors, _ = pipeline.load_item_vectors(data_dir, pipeline.load_config(kmeans_dir))
+  np.testing.assert_array_equal(pipeline.assign_codes(kmeans_dir, kmeans_vectors),
+                                pipeline.load_ids(kmeans_dir)[:, :3])
   # Without them the saved model sees other inputs and gives other codes.
   raw = rqvae.codes_in_batches(
       rqvae.RQVAE(dataclasses.replace(SMALL, codebook_size=16), vectors.shape[1]),

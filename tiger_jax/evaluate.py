@@ -117,16 +117,19 @@ def result_name(split: str, beam_size: int = DEFAULT_BEAM, max_examples: int | N
   return name if constrained else name + "_unconstrained"
 
 
+def check_beam_size(beam_size: int, num_items: int) -> None:
+  if not 1 <= beam_size <= num_items:
+    raise ValueError(f"beam size {beam_size} must be in 1..{num_items} (the number of items): "
+                     "a beam returns that many distinct items")
+
+
 def evaluate_checkpoint(exp, model_dir: str, split: str = "test", beam_size: int = DEFAULT_BEAM,
                         batch_size: int = 64, constrained: bool = True,
                         max_examples: int | None = None, dtype: str | None = None) -> dict:
   """Evaluates the latest checkpoint of model_dir; writes MODEL_DIR/results/<name>.json and
   <name>_ranked.npz, name = result_name(split, beam_size, max_examples, constrained)."""
   from tiger_jax import io_utils
-  num_items = len(exp.ids)
-  if not 1 <= beam_size <= num_items:
-    raise ValueError(f"beam size {beam_size} must be in 1..{num_items} (the number of items): "
-                     "a beam returns that many distinct items")
+  check_beam_size(beam_size, len(exp.ids))
   trainer, state = restore_latest(exp, model_dir)
   start = time.time()
   retriever = Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
@@ -154,10 +157,11 @@ def main() -> None:
   exp = train_lib.experiment_configurable()
   model_dir = gin.query_parameter("%MODEL_DIR")
   try:
-    result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
-                                 not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype)
+    check_beam_size(FLAGS.beam_size, len(exp.ids))
   except ValueError as e:
     raise SystemExit(f"error: --beam_size={FLAGS.beam_size}: {e}") from None
+  result = evaluate_checkpoint(exp, model_dir, FLAGS.split, FLAGS.beam_size, FLAGS.batch_size,
+                               not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype)
   print(json.dumps(result, indent=1))
 
 

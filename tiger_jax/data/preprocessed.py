@@ -76,6 +76,7 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
   users, rows, linenos = read_sequences(seq_path)
 
   num_items = max(max(r) for r in rows)
+  used = {i for r in rows for i in r}  # item ids the sequences use
   attributes: list[list[int]] | None = None
   if os.path.exists(attr_path):
     raw = _read_json(attr_path)
@@ -86,7 +87,6 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
       if not isinstance(value, list) or not all(isinstance(a, int) for a in value):
         raise DataError(f"{attr_path}: item {key}: attributes must be a list of integers")
       attributes[int(key) - 1] = value
-    used = {i for r in rows for i in r}
     uncovered = sorted(used - {int(k) for k in raw})
     if uncovered:
       raise DataError(f"{seq_path}: line {_first_line(rows, linenos, uncovered[0])}: item id "
@@ -102,7 +102,6 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
         raise DataError(f"{maps_path}: missing field {field!r}")
       if not isinstance(maps[field], dict):
         raise DataError(f"{maps_path}: field {field!r} must be an object of id -> original id")
-    used = {i for r in rows for i in r}
     missing = [i for i in item_ids if i not in maps["id2item"] and int(i) in used]
     if missing:
       raise DataError(f"{maps_path}: id2item has no entry for item id {missing[0]} (first in "
@@ -110,7 +109,6 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
                       f"{len(used)} item ids missing); use the datamaps.json of the same folder")
     item_ids = [str(maps["id2item"].get(i, f"unused-id-{i}")) for i in item_ids]
     user_ids = [str(maps["id2user"].get(u, u)) for u in user_ids]
-
   else:
     logging.warning("%s not found: items and users keep their integer ids (no ASINs)", maps_path)
   texts, leaves, report = None, None, None

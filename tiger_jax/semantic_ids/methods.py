@@ -89,17 +89,6 @@ def rq_kmeans(vectors: np.ndarray, num_levels: int, k: int, iters: int, seed: in
           float(jnp.mean(r ** 2)))
 
 
-def assign_residual(vectors: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-  """Codes [n, levels] of vectors under residual codebooks [levels, k, d] (nearest, level by level)."""
-  r = jnp.asarray(vectors, jnp.float32)
-  codes = []
-  for book in jnp.asarray(codebooks):
-    idx = kmeans_lib.assign(r, book)
-    r = r - book[idx]
-    codes.append(idx)
-  return np.asarray(jnp.stack(codes, 1), np.int32)
-
-
 def lsh(vectors: np.ndarray, num_levels: int, k: int, seed: int):
   """log2(k) random hyperplanes per level; the sign bits of an item form its code."""
   bits = int(math.log2(k))

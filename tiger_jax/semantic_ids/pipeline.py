@@ -116,7 +116,8 @@ def assign_codes(semantic_id_dir: str, vectors: np.ndarray) -> np.ndarray:
     cfg = dataclasses.replace(config.rqvae, num_levels=config.num_levels,
                               codebook_size=config.codebook_size)
     return rqvae.codes_in_batches(rqvae.RQVAE(cfg, x.shape[1]), params, x)[0]
-  if config.method == "rq_kmeans":
-    return methods.assign_residual(x, params["codebooks"])
+  if config.method == "rq_kmeans":  # its codebooks quantize residuals as the RQ-VAE's do
+    codes, _, _ = rqvae.residual_quantize(x, params["codebooks"])
+    return np.asarray(codes, np.int32)
   raise ValueError(f"{semantic_id_dir}: codes of method {config.method!r} are not computed "
                    "from a saved model; only rqvae and rq_kmeans can assign new vectors")

@@ -105,13 +105,11 @@ def plot_usage(codes: np.ndarray, codebook_size: int, path: str, title: str = ""
   panels = levels + (1 if coherence else 0)
   fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
   axes = np.atleast_1d(axes)
-  for level, ax in enumerate(axes[:levels]):
+  for level, (ax, usage) in enumerate(zip(axes[:levels], level_usage(codes, codebook_size))):
     counts = np.sort(np.bincount(codes[:, level], minlength=codebook_size))[::-1]
     ax.bar(np.arange(codebook_size), counts, width=1.0, color="C0")
-    used = int((counts > 0).sum())
-    p = counts[counts > 0] / counts.sum()
-    ax.set_title(f"level {level + 1}: {used}/{codebook_size} used, "
-                 f"perplexity {np.exp(-(p * np.log(p)).sum()):.0f}", fontsize=9)
+    ax.set_title(f"level {level + 1}: {usage['used_codewords']}/{codebook_size} used, "
+                 f"perplexity {usage['perplexity']:.0f}", fontsize=9)
     ax.set_xlabel("codeword (sorted by use)")
     ax.set_yscale("log")
   axes[0].set_ylabel("items")
