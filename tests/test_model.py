@@ -78,6 +78,39 @@ def test_matmul_gradients_match_autodiff(dtype):
     np.testing.assert_allclose(f32(g), r, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.25])
+def test_dropout_masks_keep_the_rate_and_differ_by_key(rate):
+  """The counter-hash masks keep 1 - rate of the elements in every row and column,
+  are the same for the same key, and are unrelated across keys and neighbouring counters."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 2)
+  shape = (256, 32, 128)
+  a = np.asarray(network.dropout_keep(keys[0], shape, rate))
+  b = np.asarray(network.dropout_keep(keys[1], shape, rate))
+  n = a.size
+  sigma = np.sqrt(rate * (1 - rate) / n)
+  assert abs(a.mean() - (1 - rate)) < 5 * sigma
+  assert np.array_equal(a, np.asarray(network.dropout_keep(keys[0], shape, rate)))
+  # Per-position rates (a structured bias would show here): 5-sigma bands.
+  for axis in (0, 1, 2):
+    per = a.mean(axis=tuple(i for i in range(3) if i != axis))
+    m = n // per.size
+    assert np.all(np.abs(per - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / m))
+  flat_a, flat_b = a.ravel().astype(float), b.ravel().astype(float)
+  for x, y in ((flat_a, flat_b), (flat_a[1:], flat_a[:-1]), (flat_a, np.roll(flat_b, 1))):
+    corr = np.corrcoef(x, y)[0, 1]
+    assert abs(corr) < 5 / np.sqrt(n), corr
+
+
+def test_dropout_layer_scales_the_kept_and_zeros_the_rest():
+  x = jnp.ones((64, 100), jnp.float32)
+  y = network.Dropout(0.2).apply({}, x, deterministic=False,
+                                 rngs={"dropout": jax.random.PRNGKey(3)})
+  kept = np.asarray(y) != 0
+  np.testing.assert_allclose(np.asarray(y)[kept], 1 / 0.8, rtol=1e-6)
+  assert 0.75 < kept.mean() < 0.85
+  np.testing.assert_array_equal(network.Dropout(0.2).apply({}, x, deterministic=True), x)
+
+
 def test_bfloat16_activations_track_float32():
   """The same parameters with bfloat16 activations give nearly the float32 logits."""
   model, params = _model()
