@@ -13,9 +13,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TIGER_SHARED_DATA", os.path.join(REPO, "..", "shared", "data", "amazon2014"))
 
 
+def cpu_model() -> str:
+  """The CPU's model name and the matrix units XLA:CPU can use (AMX, AVX512-BF16, AVX2)."""
+  name, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          name = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  units = [u for u, flag in (("AMX", "amx_bf16"), ("AVX512-BF16", "avx512_bf16"),
+                             ("AVX-512", "avx512f"), ("AVX2", "avx2")) if flag in flags]
+  return f"{name} ({', '.join(units[:2]) or 'no AVX2'})"
+
+
 def hardware() -> str:
   d = jax.devices()[0]
-  return f"{jax.device_count()} x {d.device_kind} ({d.platform}), {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
+  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  cores = f"{os.cpu_count()} CPU cores" if usable == os.cpu_count() else \
+      f"{usable} of {os.cpu_count()} CPU cores (taskset)"
+  return f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"
 
 
 def prepared_run(category: str, run_dir: str, method: str = "random", **sid_kwargs) -> tuple[str, str]:

@@ -13,6 +13,13 @@ time summed over resumed runs, evaluation and checkpoint writes excluded
 (`trainer.TrainClock`). SASRec (`SASRecConfig` defaults, --sasrec_epochs) is
 evaluated after every epoch on the same users; most-popular and
 item-transition are horizontal lines. Writes --run_dir/learning_curve_<category>.{png,json}.
+
+--ids_from=DIR gives every recipe the same prepared data and Semantic IDs
+(DIR/data and DIR/semantic_ids, or a data folder and an IDs folder as
+DATA,IDS), copied into each recipe's folder before its first run, so recipes
+differ only in training. Each curve's JSON entry names the IDs it used.
+--train_only trains and stops (to run recipes side by side, e.g. each under
+`taskset -c N`); a later --no_train run draws them all.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,8 +38,41 @@ from common import REPO, SHARED, hardware
 KEYS = ("recall@10", "ndcg@10")
 
 
+def seed_ids(ids_from: str, model_dir: str) -> None:
+  """Copies the prepared data and Semantic IDs into model_dir, where absent."""
+  data, _, ids = ids_from.partition(",")
+  sources = {"data": data if ids else os.path.join(data, "data"),
+             "semantic_ids": ids or os.path.join(data, "semantic_ids")}
+  for name, src in sources.items():
+    if not os.path.exists(os.path.join(src, "manifest.json")):
+      raise SystemExit(f"error: --ids_from: {src}/manifest.json not found")
+    dst = os.path.join(model_dir, name)
+    if not os.path.exists(os.path.join(dst, "manifest.json")):
+      shutil.rmtree(dst, ignore_errors=True)
+      shutil.copytree(src, dst + ".tmp", dirs_exist_ok=True)
+      os.replace(dst + ".tmp", dst)
+
+
+def ids_summary(model_dir: str) -> str:
+  """The item vectors and Semantic-ID settings a run used, in one line."""
+  from tiger_jax import io_utils
+  data = io_utils.read_json(os.path.join(model_dir, "data", "manifest.json"))["config"]
+  sid = io_utils.read_json(os.path.join(model_dir, "semantic_ids", "manifest.json"))["config"]
+  vectors = data.get("item_vectors", {})
+  out = (f"{sid['method']} {sid['num_levels']}x{sid['codebook_size']} on "
+         f"{vectors.get('source', data.get('content'))} vectors"
+         f" ({vectors.get('text_model', '')})" * bool(vectors.get("text_model")))
+  if sid.get("collaborative_dim"):
+    out += f" + {sid['collaborative_dim']}-dim collaborative block"
+  if sid["method"] == "rqvae":
+    out += f", {sid['rqvae']['epochs']} epochs"
+  return out + (", standardized" if sid.get("standardize") else "")
+
+
 def train_recipe(args, name: str, gin_file: str) -> str:
   model_dir = os.path.join(args.run_dir, args.category, name)
+  if args.ids_from:
+    seed_ids(args.ids_from, model_dir)
   bindings = [f"MODEL_DIR='{model_dir}'", f"TRAIN_STEPS={args.train_steps}",
               f"pipeline.source_dir='{os.path.join(SHARED, args.category)}'",
               f"pipeline.category='{args.category}'",
@@ -127,6 +168,9 @@ def main():
   p.add_argument("--eval_users", type=int, default=4096)
   p.add_argument("--sasrec_epochs", type=int, default=30)
   p.add_argument("--no_train", action="store_true", help="plot the runs as they stand")
+  p.add_argument("--train_only", action="store_true", help="train the recipes, then stop")
+  p.add_argument("--ids_from", default="", help="DIR (with data/ and semantic_ids/) or DATA,IDS: "
+                 "every recipe starts from these prepared folders")
   p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "learning_curve"))
   p.add_argument("--gin", action="append", default=[], help="a binding for every recipe")
   args = p.parse_args()
@@ -139,6 +183,8 @@ def main():
     recipes.append((name, gin_file))
   model_dirs = {name: (os.path.join(args.run_dir, args.category, name) if args.no_train
                        else train_recipe(args, name, gin_file)) for name, gin_file in recipes}
+  if args.train_only:
+    return
   curves = {name: tiger_curve(d) for name, d in model_dirs.items()}
   first = next(iter(model_dirs.values()))
   ref_path = os.path.join(args.run_dir, args.category,
@@ -157,6 +203,7 @@ def main():
   plot(all_curves, lines, out + ".png", title)
   io_utils.write_json(out + ".json", {"curves": all_curves, "lines": lines,
                                       "recipes": dict(recipes), "hardware": hardware(),
+                                      "ids": {n: ids_summary(d) for n, d in model_dirs.items()},
                                       "command": " ".join(sys.argv)})
   for name, c in all_curves.items():
     if c:

@@ -43,7 +43,9 @@ def test_gin_files_resolve_from_any_directory(tmp_path, monkeypatch):
 def test_bad_gin_input_is_one_error_line(tmp_path):
   for args, message in ((["--gin.TRAIN_STEP=5"], "did you mean TRAIN_STEPS?"),
                         (["--gin_file=nope.gin"], "--gin_file=nope.gin: no such file"),
-                        (["--gin.TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'")):
+                        (["--gin.TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'"),
+                        (["--gin.TrainerConfig.schedule='cosine'"],
+                         "TrainerConfig.total_steps=0 must exceed warmup_steps=0")):
     proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", *args], capture_output=True,
                           text=True, cwd=tmp_path, timeout=120)  # not the checkout: any folder works
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -111,6 +111,25 @@ def test_dropout_layer_scales_the_kept_and_zeros_the_rest():
   np.testing.assert_array_equal(network.Dropout(0.2).apply({}, x, deterministic=True), x)
 
 
+def test_learning_rate_schedules():
+  from tiger_jax.trainer import learning_rate_schedule
+  rsqrt = learning_rate_schedule(TrainerConfig(learning_rate=0.01, decay_start=100))
+  np.testing.assert_allclose([rsqrt(0), rsqrt(100), rsqrt(400)], [0.01, 0.01, 0.005], rtol=1e-6)
+  cos = learning_rate_schedule(TrainerConfig(schedule="cosine", learning_rate=1e-3,
+                                             warmup_steps=10, total_steps=110))
+  np.testing.assert_allclose([cos(0), cos(4), cos(10), cos(60), cos(110), cos(200)],
+                             [1e-4, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
+  const = learning_rate_schedule(TrainerConfig(schedule="constant", learning_rate=5e-4))
+  assert float(const(12345)) == pytest.approx(5e-4)
+  from tiger_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match="TrainerConfig.total_steps=0 must exceed warmup_steps=10"):
+    TrainerConfig(schedule="cosine", warmup_steps=10)
+  with pytest.raises(ConfigError, match="TrainerConfig.schedule='linear'"):
+    TrainerConfig(schedule="linear")
+  with pytest.raises(ConfigError, match="TrainerConfig.optimizer='sgd'"):
+    TrainerConfig(optimizer="sgd")
+
+
 def test_bfloat16_activations_track_float32():
   """The same parameters with bfloat16 activations give nearly the float32 logits."""
   model, params = _model()

@@ -13,6 +13,7 @@ import gin
 from absl import app, flags, logging
 
 from tiger_jax.data.dataset import DataError
+from tiger_jax.errors import ConfigError
 
 flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also accepted as --gin.NAME=VALUE).")
@@ -108,7 +109,7 @@ def run(main: Callable[[], None]) -> None:
     check_positive_macros()
     try:
       main()
-    except DataError as e:
+    except (DataError, ConfigError) as e:
       raise SystemExit(f"error: {e}") from None
 
   app.run(_main, argv=argv)

@@ -46,6 +46,7 @@ def run_pipeline(model_dir: str = gin.REQUIRED, source: str = "synthetic",
   data has it, e.g. item_meta.jsonl beside an S3-Rec folder; else attributes).
   """
   t0 = time.time()
+  train_lib.TrainerConfigurable()  # a bad TrainerConfig binding stops here, before any stage
   data_dir = os.path.join(model_dir, "data")
   sid_dir = os.path.join(model_dir, "semantic_ids")
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):

@@ -45,7 +45,7 @@ class Experiment:
 def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
                data_dir: str | None = None, semantic_id_dir: str | None = None,
                model_config: network.T5Config = network.T5Config(),
-               mesh_shape: Sequence[int] = (-1, 1)) -> Experiment:
+               mesh_shape: Sequence[int] = (-1, 1), label_smoothing: float = 0.0) -> Experiment:
   """Registers the task on the run's folders and builds model and mesh for it."""
   import tasks
   name = mixture_or_task_name
@@ -60,7 +60,7 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   item_tokens, _, layout = tasks.tiger_tasks.token_tables(data_dir, semantic_id_dir)
   ids = layout.tokens_to_ids(item_tokens)
   model_config = dataclasses.replace(model_config, vocab_size=layout.vocab_size)
-  model = EncoderDecoderModel(network.Transformer(model_config))
+  model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing)
   mesh = partitioning.make_mesh(*mesh_shape)
   return Experiment(task, layout, ids, model, mesh, dict(task_feature_lengths), data_dir,
                     semantic_id_dir)
@@ -97,7 +97,9 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp: Experiment,
         "model": dataclasses.asdict(exp.model.config),
         "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,
         "batch_size": batch_size, "mesh_shape": list(exp.mesh.devices.shape),
-        "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]]})
+        "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]],
+        "usable_cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()})
   if jax.process_index() == 0:
     with io_utils.atomic_open(os.path.join(model_dir, "config.gin")) as f:
       f.write(gin.config_str())

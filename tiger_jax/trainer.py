@@ -22,14 +22,22 @@ from clu import metric_writers
 from jax.sharding import Mesh
 
 from tiger_jax import input_pipeline, io_utils, partitioning
+from tiger_jax.errors import ConfigError
 from tiger_jax.models import EncoderDecoderModel, unbox
+
+
+OPTIMIZERS = ("adafactor", "adamw")
+SCHEDULES = ("rsqrt", "cosine", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
   optimizer: str = "adafactor"  # t5x's default; 'adamw' also accepted
   learning_rate: float = 0.01
-  decay_start: int = 10_000  # the paper: constant lr, then inverse square-root decay
+  schedule: str = "rsqrt"  # 'rsqrt' | 'cosine' | 'constant' (see learning_rate_schedule)
+  decay_start: int = 10_000  # rsqrt (the paper): constant lr, then inverse square-root decay
+  warmup_steps: int = 0  # linear warmup from 0, before any schedule
+  total_steps: int = 0  # cosine: the step where lr reaches 0 (bind to %TRAIN_STEPS)
   weight_decay: float = 0.0
   grad_clip: float = 1.0
   seed: int = 0
@@ -39,6 +47,15 @@ class TrainerConfig:
   eval_every: int = 500
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
 
+  def __post_init__(self):
+    if self.optimizer not in OPTIMIZERS:
+      raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
+    if self.schedule not in SCHEDULES:
+      raise ConfigError(f"TrainerConfig.schedule={self.schedule!r}; expected one of {SCHEDULES}")
+    if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
+      raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must exceed warmup_steps="
+                        f"{self.warmup_steps} for the cosine schedule (bind it to %TRAIN_STEPS)")
+
 
 class TrainState(flax.struct.PyTreeNode):
   step: jax.Array
@@ -47,10 +64,23 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
-  """lr for the first `decay_start` steps, then lr * sqrt(decay_start / step)."""
+  """The learning rate by step, after `warmup_steps` of linear warmup from 0:
+
+  rsqrt (the paper, t5x's default): lr until `decay_start`, then lr * sqrt(decay_start / step);
+  cosine: lr decayed to 0 at `total_steps` along a half cosine; constant: lr.
+  """
+  lr, warmup = config.learning_rate, config.warmup_steps
+
   def schedule(step):
-    return config.learning_rate * jax.lax.rsqrt(
-        jnp.maximum(step, config.decay_start).astype(jnp.float32) / config.decay_start)
+    step = jnp.asarray(step, jnp.float32)
+    if config.schedule == "rsqrt":
+      value = lr * jax.lax.rsqrt(jnp.maximum(step, config.decay_start) / config.decay_start)
+    elif config.schedule == "cosine":
+      frac = jnp.clip((step - warmup) / (config.total_steps - warmup), 0.0, 1.0)
+      value = lr * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+    else:
+      value = jnp.asarray(lr, jnp.float32)
+    return value * jnp.minimum(1.0, (step + 1) / warmup) if warmup else value
   return schedule
 
 
@@ -61,7 +91,7 @@ def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
   elif config.optimizer == "adamw":
     opt = optax.adamw(lr, weight_decay=config.weight_decay)
   else:
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected adafactor or adamw")
+    raise AssertionError(config.optimizer)  # TrainerConfig checks it
   return optax.chain(optax.clip_by_global_norm(config.grad_clip), opt) if config.grad_clip else opt
 
 
