@@ -80,8 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 def paper_experiment(args):
   """The paper-size model over the prepared category (random IDs: cost does not depend on them)."""
-  from tiger_jax import network
-  from tiger_jax import train as train_lib
+  from tiger_jax import experiment, network
   data_dir, sid_dir = prepared_run(args.category, os.path.join(args.run_dir, args.category))
-  return train_lib.experiment(f"tiger_{args.category}", {"inputs": 81, "targets": 5}, data_dir,
-                              sid_dir, network.T5Config())
+  return experiment.experiment(f"tiger_{args.category}", None, data_dir, sid_dir,
+                               network.T5Config())

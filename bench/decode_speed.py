@@ -21,14 +21,14 @@ import jax
 jax.config.update("jax_default_prng_impl", "rbg")
 
 from common import hardware, paper_experiment, parser  # noqa: E402
-from tiger_jax import evaluate as evaluate_lib, input_pipeline  # noqa: E402
+from tiger_jax import input_pipeline, retrieval  # noqa: E402
 from tiger_jax.trainer import Trainer, TrainerConfig  # noqa: E402
 
 
 def main():
   p = parser()
   p.add_argument("--users", type=int, default=2048, help="0 = every test user")
-  p.add_argument("--beam", type=int, default=20)
+  p.add_argument("--beam", type=int, default=retrieval.DEFAULT_BEAM)
   p.add_argument("--dtypes", default="float32,bfloat16", help="activations dtypes to time")
   p.set_defaults(batch_size=64)  # users per batch; the fastest on CPU (try 32-256)
   args = p.parse_args()
@@ -40,8 +40,8 @@ def main():
   print(f"{args.category} test split, paper model, beam {args.beam}, batch {args.batch_size}, "
         f"{len(exp.ids)} items, {hardware()}")
   for dtype in args.dtypes.split(","):
-    retriever = evaluate_lib.Retriever(exp.model, exp.layout, exp.ids, args.beam,
-                                       batch_sharding=trainer.batch_sharding, dtype=dtype)
+    retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, args.beam,
+                                    batch_sharding=trainer.batch_sharding, dtype=dtype)
     for shape in sorted({b["inputs"].shape for b in batches}):  # compile each bucket's shape
       retriever(params, next(b for b in batches if b["inputs"].shape == shape)["inputs"])
     start = time.perf_counter()

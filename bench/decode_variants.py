@@ -18,8 +18,8 @@ import jax
 import numpy as np
 from absl import flags
 
-from tiger_jax import cli, evaluate as evaluate_lib, input_pipeline, train as train_lib
-from tiger_jax import main as _main_lib  # noqa: F401  (registers the pipeline's configurables)
+from tiger_jax import cli, configurables, experiment as experiment_lib, input_pipeline, retrieval
+from tiger_jax.metrics import METRIC_NAMES
 
 flags.DEFINE_string("split", "validation", "validation or test.")
 flags.DEFINE_integer("max_examples", 2000, "Users to decode (0 = all).")
@@ -29,25 +29,24 @@ VARIANTS = (("block softmax, float32", True, "float32"), ("full softmax, float32
 
 
 def main() -> None:
-  exp = train_lib.experiment_configurable()
+  exp = configurables.experiment()
   model_dir = gin.query_parameter("%MODEL_DIR")
-  _, state = evaluate_lib.restore_latest(exp, model_dir)
+  _, state = experiment_lib.restore(exp, model_dir)
   batches = list(input_pipeline.eval_batches(exp.task, exp.feature_lengths, FLAGS.split, 64,
                                              FLAGS.max_examples or None))
   first = None
   print(f"{model_dir} step {int(state.step)}, {FLAGS.split}, {FLAGS.max_examples or 'all'} users, "
         f"{jax.device_count()} x {jax.devices()[0].device_kind}")
   for name, block, dtype in VARIANTS:
-    retriever = evaluate_lib.Retriever(exp.model, exp.layout, exp.ids, 20, block_softmax=block,
-                                       dtype=dtype)
+    retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, configurables.beam_size(),
+                                    block_softmax=block, dtype=dtype)
     ranked = {}
     start = time.time()
-    result = evaluate_lib.evaluate(retriever, state.params, batches, ranked)
+    result = retrieval.evaluate(retriever, state.params, batches, ranked)
     top10 = ranked["ranked"][:, :10]
     first = top10 if first is None else first
     same = float(np.mean((top10 == first).all(1)))
-    print(json.dumps({"variant": name, **{k: round(result[k], 4) for k in
-                      ("recall@5", "recall@10", "ndcg@5", "ndcg@10")},
+    print(json.dumps({"variant": name, **{k: round(result[k], 4) for k in METRIC_NAMES},
                       "same_top10_as_first": round(same, 4),
                       "seconds_incl_compile": round(time.time() - start, 1)}), flush=True)
 

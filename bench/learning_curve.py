@@ -102,11 +102,10 @@ def tiger_curve(model_dir: str) -> list[dict]:
 
 def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
   """The users of the trainer's validation pass: the first `eval_users` of the split, as read."""
-  from tiger_jax import input_pipeline, io_utils
-  from tiger_jax import train as train_lib
+  from tiger_jax import experiment, input_pipeline, io_utils
   config = io_utils.read_json(os.path.join(model_dir, "config.json"))
-  exp = train_lib.experiment(config["task"], config["feature_lengths"], config["data_dir"],
-                             config["semantic_id_dir"])
+  exp = experiment.experiment(config["task"], config["feature_lengths"], config["data_dir"],
+                              config["semantic_id_dir"])
   users = [b["user"][b["mask"] > 0] for b in input_pipeline.eval_batches(
       exp.task, exp.feature_lengths, "validation", 256, eval_users)]
   return np.concatenate(users)

@@ -36,16 +36,16 @@ def main():
   sys.argv[1:1] = [f"--gin_file=gin_configs/reproduce_beauty_{config}.gin",
                    f"--gin.pipeline.source_dir='{os.path.join(shared, 'beauty')}'"]
   import gin
-  from tiger_jax import cli, io_utils, main as main_lib
+  from tiger_jax import cli, configurables, io_utils, main as main_lib, results
 
   def run():
     start = time.time()
-    rows = main_lib.run_pipeline()
+    rows = main_lib.run_pipeline(configurables.PipelineConfig())
     model_dir = gin.query_parameter("%MODEL_DIR")
     import jax
     hardware = f"{jax.device_count()} x {jax.devices()[0].device_kind}, {os.cpu_count()} cores, {platform.machine()}"
     rows = {**rows, **PAPER}
-    table = main_lib.results_table(rows, "beauty", "test")
+    table = results.results_table(rows, "beauty", "test")
     table += (f"\nconfig: gin_configs/reproduce_beauty_{config}.gin"
               + "".join(f", {o}" for o in overrides if not o.startswith("MODEL_DIR"))
               + f"; seed 0; hardware: {hardware}; wall time of this command "

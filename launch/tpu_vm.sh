@@ -73,9 +73,11 @@ gin_flags=""
 for f in "${GIN_FILES[@]}"; do gin_flags+=" --gin_file=${f}"; done
 [[ -z "${STEPS}" ]] || gin_flags+=" --gin.TRAIN_STEPS=${STEPS}"
 # The same command on every worker; jax.distributed.initialize() finds its peers on TPU VMs.
-worker_cmd="set -e; cd ~/tiger-jax && export TIGER_DATA_ROOT=\$HOME/tiger_data && \
-mkdir -p \$TIGER_DATA_ROOT && gsutil -m rsync -r ${BUCKET}/data/${TASK} \$TIGER_DATA_ROOT/${TASK} && \
+local_data="\$HOME/tiger_data/${TASK}"  # data/ and semantic_ids/ of the prepared run
+worker_cmd="set -e; cd ~/tiger-jax && mkdir -p ${local_data} && \
+gsutil -m rsync -r ${BUCKET}/data/${TASK} ${local_data} && \
 python3 -m tiger_jax.train --multi_host${gin_flags} --gin.MODEL_DIR=\"'${model_dir}'\" \
+--gin.DATA_DIR=\"'${local_data}/data'\" --gin.SEMANTIC_ID_DIR=\"'${local_data}/semantic_ids'\" \
 2>&1 | tee ~/train.log"
 install_cmd="set -e; rm -rf ~/tiger-jax && mkdir -p ~/tiger-jax && tar -xzf ~/tiger-jax.tgz -C ~/tiger-jax && \
 cd ~/tiger-jax && pip install -q -e . 'jax[tpu]==0.10.2'"

@@ -1,4 +1,4 @@
-"""SeqIO task registrations: importing this package registers the TIGER tasks."""
+"""SeqIO tasks of TIGER, registered on a run's folders when asked (`register_task`)."""
 
-from tasks import tiger_tasks  # noqa: F401
-from tasks.tiger_tasks import TASK_NAMES, register_task  # noqa: F401
+from tasks.tiger_tasks import (TASK_NAMES, feature_lengths, register_task,  # noqa: F401
+                               token_tables)

@@ -5,10 +5,11 @@ tiger_jax.data` built beside the prepared data, and maps item indices to
 tokens: inputs = user token + Semantic IDs of the history (flattened),
 targets = the next item's Semantic ID + eos.
 
-Artifacts are found under `$TIGER_DATA_ROOT/<name>/{data,semantic_ids}`
-(default `./runs`); `register_task` re-registers a task on other folders,
-as the trainer does from its gin config. Files are read when a dataset is
-built, not at import.
+Tasks register when a run asks for one: `register_task(name, data_dir,
+semantic_id_dir)` (what `tiger_jax.experiment.experiment` does with the run's
+folders: MODEL_DIR/data and MODEL_DIR/semantic_ids unless DATA_DIR /
+SEMANTIC_ID_DIR name others). Importing this module registers nothing, and
+files are read when a dataset is built.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from tiger_jax.tokens import EOS_ID, TokenLayout
 
 TASK_NAMES = {"tiger_beauty": "beauty", "tiger_toys": "toys", "tiger_sports": "sports",
               "tiger_synthetic": "synthetic"}
-DATA_ROOT = os.environ.get("TIGER_DATA_ROOT", "runs")
 TFDS_VERSION = "1.0.0"
 MAX_HISTORY = data_lib.MAX_HISTORY
 
@@ -86,7 +86,7 @@ def to_tokens(dataset: tf.data.Dataset, data_dir: str, semantic_id_dir: str) -> 
 
 def postprocess(output, example=None, is_target: bool = False):
   """Targets -> the held-out item index; predictions (ranked item lists from
-  `tiger_jax.evaluate.Retriever`) pass through, for `metrics.seqio_retrieval_metric`."""
+  `tiger_jax.retrieval.Retriever`) pass through, for `metrics.seqio_retrieval_metric`."""
   if is_target:
     return int(example["target_item"])
   return output
@@ -114,8 +114,3 @@ def register_task(name: str, data_dir: str, semantic_id_dir: str, tfds_config: s
       output_features={"inputs": seqio.Feature(vocab, add_eos=False, dtype=tf.int32),
                        "targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)},
       postprocess_fn=postprocess, metric_fns=list(metric_fns), shuffle_buffer_size=10_000)
-
-
-for _task, _name in TASK_NAMES.items():
-  register_task(_task, os.path.join(DATA_ROOT, _name, "data"),
-                os.path.join(DATA_ROOT, _name, "semantic_ids"))

@@ -12,7 +12,7 @@ from tiger_jax import cli
 
 @pytest.fixture
 def parsed():
-  from tiger_jax import main  # noqa: F401  (registers the configurables the files name)
+  from tiger_jax import configurables  # noqa: F401  (registers the names the files bind)
 
   def parse(bindings):
     gin.clear_config()
@@ -89,7 +89,7 @@ def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
   wheel = next((tmp_path / "wheel").iterdir())
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                   str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=300)
-  code = ("import gin, tiger_jax; from tiger_jax import cli, main\n"
+  code = ("import gin, tiger_jax; from tiger_jax import cli, configurables\n"
           "path = cli.find_gin_file('gin_configs/main_synthetic.gin')\n"
           "[gin.add_config_file_search_path(r) for r in (cli._ROOT, cli._PACKAGE)]\n"
           "gin.parse_config_files_and_bindings([path], [])\n"

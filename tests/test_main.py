@@ -28,16 +28,16 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   assert 0.0 <= result["recall@5"] <= result["recall@10"] <= 1.0
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
   assert sasrec["config"]["epochs"] == 1 and "recall@10" in sasrec["result"]  # kept for reruns
-  # MODEL_DIR/config.gin records where the run's data are: evaluate needs nothing else.
+  # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing else.
   config = open(os.path.join(model_dir, "config.gin")).read()
-  assert f"DATA_DIR = '{model_dir}/data'" in config
+  assert f"MODEL_DIR = '{model_dir}'" in config and "DATA_DIR = None" in config
   out = _run("tiger_jax.evaluate", f"--gin_file={model_dir}/config.gin", "--split=validation",
              "--max_examples=64")
   assert json.loads(out[out.index("{"):])["users"] == 64
 
 
 def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):
-  from tiger_jax.main import reuse_or_run
+  from tiger_jax.results import reuse_or_run
   path, calls = str(tmp_path / "results" / "test_sasrec.json"), []
   run = lambda: calls.append(1) or {"recall@10": 0.5 + len(calls)}
   config = {"epochs": 30, "learning_rate": 0.001, "num_items": 7}

@@ -173,15 +173,16 @@ def test_overfits_a_tiny_dataset():
 
 
 def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
-  from tiger_jax import train as train_lib
+  from tiger_jax import experiment as experiment_lib, trainer as trainer_lib
   data_dir, sid_dir = tiny_run
-  exp = train_lib.experiment("tiger_resume_test", {"inputs": 81, "targets": 5}, data_dir, sid_dir,
-                             network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  exp = experiment_lib.experiment("tiger_resume_test", None, data_dir, sid_dir,
+                                  network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  assert exp.feature_lengths == {"inputs": 81, "targets": 5}  # derived from the ID length
   cfg = TrainerConfig(checkpoint_every=3, eval_every=0, log_every=2, num_buckets=5,
                       learning_rate=0.01, decay_start=2)
-  whole = train_lib.train(str(tmp_path / "a"), 6, 8, exp, cfg)
-  train_lib.train(str(tmp_path / "b"), 3, 8, exp, cfg)  # "killed" after step 3
-  resumed = train_lib.train(str(tmp_path / "b"), 6, 8, exp, cfg)
+  whole = trainer_lib.train(str(tmp_path / "a"), 6, 8, exp, cfg)
+  trainer_lib.train(str(tmp_path / "b"), 3, 8, exp, cfg)  # "killed" after step 3
+  resumed = trainer_lib.train(str(tmp_path / "b"), 6, 8, exp, cfg)
   assert int(resumed.step) == 6
   for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -189,7 +190,7 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert sorted(os.listdir(tmp_path / "a" / "checkpoints"))[-1] == "6"
   # The evaluate path on that run: every test user, real items only, the JSON the CLI writes.
   import json
-  from tiger_jax import evaluate as evaluate_lib, io_utils, main as main_lib
+  from tiger_jax import evaluate as evaluate_lib, io_utils, results
   result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", batch_size=32)
   written = json.load(open(tmp_path / "a" / "results" / "test.json"))
   assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 20
@@ -197,7 +198,7 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert written["recall@10"] == result["recall@10"] and written["invalid_rate"] == 0.0
   ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
   assert ranked.shape == (80, 20) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
-  assert main_lib.train_seconds(str(tmp_path / "a")) > 0
+  assert results.train_seconds(str(tmp_path / "a")) > 0
   # A partial evaluation, or one at another beam, writes its own file: test.json stays.
   part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
                                           batch_size=32, max_examples=10)
@@ -207,7 +208,9 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=2000)
   clock = json.load(open(tmp_path / "b" / "train_clock.json"))["steps"]  # resumed at step 3
   assert set(clock) == {"3", "6"} and clock["6"] > clock["3"] > 0
-  assert main_lib.train_seconds(str(tmp_path / "b")) == round(clock["6"], 1)
+  assert results.train_seconds(str(tmp_path / "b")) == round(clock["6"], 1)
+  with pytest.raises(FileNotFoundError, match="best: no checkpoint to evaluate"):  # no validation
+    evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", checkpoint="best")
 
 
 def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_path):
@@ -263,11 +266,11 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capl
 
 
 def test_train_refuses_no_steps_or_a_bad_batch(tiny_run, tmp_path):
-  from tiger_jax import train as train_lib
+  from tiger_jax import experiment as experiment_lib, trainer as trainer_lib
   data_dir, sid_dir = tiny_run
-  exp = train_lib.experiment("tiger_args_test", {"inputs": 81, "targets": 5}, data_dir, sid_dir,
-                             network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  exp = experiment_lib.experiment("tiger_args_test", None, data_dir, sid_dir,
+                                  network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
   for steps, batch in ((0, 8), (5, -4), (5, 0)):
     with pytest.raises(ValueError, match=f"train_steps={steps}, batch_size={batch}: both must"):
-      train_lib.train(str(tmp_path), steps, batch, exp, TrainerConfig())
+      trainer_lib.train(str(tmp_path), steps, batch, exp, TrainerConfig())
   assert not os.listdir(tmp_path)  # nothing written

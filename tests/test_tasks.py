@@ -1,5 +1,7 @@
 """Token layout and SeqIO tasks."""
 
+import os
+
 import numpy as np
 import pytest
 import seqio
@@ -71,10 +73,26 @@ def test_task_yields_the_expected_examples_for_a_hand_made_user(tmp_path):
   seqio.TaskRegistry.remove("tiger_handmade_test")
 
 
-def test_registered_paper_tasks_exist():
-  import tasks  # noqa: F401
-  for name in ("tiger_beauty", "tiger_toys", "tiger_sports", "tiger_synthetic"):
-    assert seqio.get_mixture_or_task(name).name == name
+def test_tasks_register_on_the_run_folders_when_asked(tiny_run, tmp_path):
+  """One convention: a run's data in MODEL_DIR/{data,semantic_ids} unless DATA_DIR /
+  SEMANTIC_ID_DIR say otherwise; the task registers there when the run builds it."""
+  import pytest
+  import tasks
+  from tiger_jax import experiment
+  assert tasks.feature_lengths(4) == {"inputs": 81, "targets": 5}
+  assert experiment.run_dirs("m", None, None) == ("m/data", "m/semantic_ids")
+  assert experiment.run_dirs("m", "d", "s") == ("d", "s")
+  with pytest.raises(data_lib.DataError, match="no MODEL_DIR"):
+    experiment.run_dirs(None, "d", None)
+  assert "tiger_lazy_test" not in seqio.TaskRegistry.names()
+  data_dir, sid_dir = tiny_run
+  os.symlink(data_dir, tmp_path / "data")
+  os.symlink(sid_dir, tmp_path / "semantic_ids")
+  exp = experiment.experiment("tiger_lazy_test", model_dir=str(tmp_path))
+  assert exp.data_dir == str(tmp_path / "data") and exp.feature_lengths["inputs"] == 81
+  task = seqio.get_mixture_or_task("tiger_lazy_test")
+  assert task.source.tfds_dataset.data_dir == str(tmp_path / "data" / "tfds")
+  seqio.TaskRegistry.remove("tiger_lazy_test")
 
 
 def test_eval_batches_cover_each_user_once_in_length_buckets(tiny_run):

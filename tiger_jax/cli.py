@@ -109,7 +109,7 @@ def run(main: Callable[[], None]) -> None:
     check_positive_macros()
     try:
       main()
-    except (DataError, ConfigError) as e:
-      raise SystemExit(f"error: {e}") from None
+    except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
+      raise SystemExit(f"error: {str(e).splitlines()[0]}") from None
 
   app.run(_main, argv=argv)

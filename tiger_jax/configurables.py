@@ -1,14 +1,44 @@
-"""Gin names of the library's config dataclasses, registered once for every command line.
+"""Every gin name, registered once, for every command line.
 
-Library code takes these dataclasses as plain arguments; only the CLIs
-(`main.py`, `semantic_ids/__main__.py`, `evaluate.py`) build them through gin.
+Library code takes plain dataclasses and arguments; only the binaries
+(`main.py`, `train.py`, `evaluate.py`, `semantic_ids/__main__.py`) build them
+through these names. Gin files bind `experiment`, `train`, `pipeline`,
+`T5Config`, `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`
+and the macros of gin_configs/base.gin.
 """
+
+import os
 
 import gin
 
-from tiger_jax import sasrec
+from tiger_jax import experiment as experiment_lib, io_utils, network, pipeline_config, sasrec
+from tiger_jax import trainer
+from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.semantic_ids import methods, rqvae
 
+experiment = gin.external_configurable(experiment_lib.experiment, "experiment")
+train = gin.external_configurable(trainer.train, "train")
+PipelineConfig = gin.external_configurable(pipeline_config.PipelineConfig, "pipeline")
+T5Config = gin.external_configurable(network.T5Config, "T5Config")
+TrainerConfig = gin.external_configurable(trainer.TrainerConfig, "TrainerConfig")
 SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
 RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
 SASRecConfig = gin.external_configurable(sasrec.SASRecConfig, "SASRecConfig")
+
+
+def beam_size() -> int:
+  """The BEAM_SIZE macro where the parsed config defines it, else the paper's beam."""
+  try:
+    return int(gin.query_parameter("%BEAM_SIZE"))
+  except ValueError:
+    return DEFAULT_BEAM
+
+
+def write_config(model_dir: str) -> None:
+  """MODEL_DIR/config.gin: the parsed config, so that file alone serves evaluate and benches."""
+  import jax
+  if jax.process_index():
+    return
+  io_utils.makedirs(model_dir)
+  with io_utils.atomic_open(os.path.join(model_dir, "config.gin")) as f:
+    f.write(gin.config_str())

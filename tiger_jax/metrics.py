@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 KS = (5, 10)
+METRIC_NAMES = tuple(f"{m}@{k}" for m in ("recall", "ndcg") for k in KS)  # the results' columns
 
 
 def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:

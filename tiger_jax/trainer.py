@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from clu import metric_writers
 from jax.sharding import Mesh
 
-from tiger_jax import input_pipeline, io_utils, partitioning
+from tiger_jax import input_pipeline, io_utils, metrics as metrics_lib, partitioning, retrieval
 from tiger_jax.errors import ConfigError
 from tiger_jax.models import EncoderDecoderModel, unbox
 
@@ -46,12 +46,16 @@ class TrainerConfig:
   keep_checkpoints: int = 3
   eval_every: int = 500
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
+  best_metric: str = "ndcg@10"  # validation metric that picks best/ (as public reproductions do)
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
       raise ConfigError(f"TrainerConfig.schedule={self.schedule!r}; expected one of {SCHEDULES}")
+    if self.best_metric not in metrics_lib.METRIC_NAMES:
+      raise ConfigError(f"TrainerConfig.best_metric={self.best_metric!r}; expected one of "
+                        f"{metrics_lib.METRIC_NAMES}")
     if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must exceed warmup_steps="
                         f"{self.warmup_steps} for the cosine schedule (bind it to %TRAIN_STEPS)")
@@ -172,7 +176,7 @@ class Trainer:
 class Checkpoints:
   """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
 
-  def __init__(self, model_dir: str, keep: int, best_metric: str | None = "recall@10"):
+  def __init__(self, model_dir: str, keep: int, best_metric: str | None = "ndcg@10"):
     model_dir = io_utils.abspath(model_dir)
     self.directory = os.path.join(model_dir, "checkpoints")
     self.latest = ocp.CheckpointManager(
@@ -213,6 +217,14 @@ class Checkpoints:
                          f"restores into this model (newest: {failed[0][1]}); a run of another "
                          "model config? Use another MODEL_DIR")
     return None
+
+  def restore_best(self, abstract_state: TrainState) -> TrainState | None:
+    """The checkpoint kept in best/ (the best validation score), or None when there is none."""
+    step = self.best.best_step() if self.best else None
+    if step is None:
+      return None
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    return self.best.restore(step, args=ocp.args.StandardRestore(target))
 
   def _set_aside(self, step: int) -> str:
     src = os.path.join(self.directory, str(step))
@@ -294,7 +306,7 @@ def train_seconds(model_dir: str) -> float | None:
 
 def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], train_steps: int,
                model_dir: str, eval_fn: Callable[[Any, int], dict[str, float]] | None = None,
-               best_metric: str | None = "recall@10", batch_size: int | None = None) -> TrainState:
+               batch_size: int | None = None) -> TrainState:
   """Trains to `train_steps`, resuming from the latest checkpoint in model_dir by itself.
 
   batches_fn(start_step) yields this host's batches from that step on (the
@@ -302,7 +314,8 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
   validation metrics, logged and used to keep the best checkpoint.
   """
   config = trainer.config
-  checkpoints = Checkpoints(model_dir, config.keep_checkpoints, best_metric if eval_fn else None)
+  checkpoints = Checkpoints(model_dir, config.keep_checkpoints,
+                            config.best_metric if eval_fn else None)
   state = trainer.init_state()
   restored = checkpoints.restore_latest(state)
   if restored is not None:
@@ -353,3 +366,52 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
     checkpoints.close()
   logging.info("trained %d steps in %.0fs", train_steps - start, time.time() - t0)
   return state
+
+
+def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: int,
+                 max_examples: int | None) -> Callable[[Any, int], dict[str, float]]:
+  """The validation pass: constrained beam search over the first max_examples users."""
+  retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size)
+
+  def eval_fn(params, step):
+    del step
+    with trainer.context():
+      batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
+                                            max_examples, jax.process_index(), jax.process_count())
+      result = retrieval.evaluate(retriever, params, batches)
+    return {k: result[k] for k in metrics_lib.METRIC_NAMES}
+
+  return eval_fn
+
+
+def train(model_dir: str, train_steps: int, batch_size: int, exp,
+          trainer_config: TrainerConfig = TrainerConfig(),
+          eval_beam_size: int = retrieval.DEFAULT_BEAM, eval_batch_size: int = 64,
+          eval_examples: int | None = 2000) -> TrainState:
+  """Trains `exp` (an `experiment.Experiment`), resuming by itself; keeps the last
+  checkpoints and the best by validation; returns the state."""
+  data_parallel = exp.mesh.devices.shape[0]
+  if train_steps < 1 or batch_size < 1 or batch_size % data_parallel:
+    raise ConfigError(f"train_steps={train_steps}, batch_size={batch_size}: both must be at least "
+                      f"1, and the batch a multiple of the mesh's data axis ({data_parallel})")
+  trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
+  io_utils.makedirs(model_dir)
+  if jax.process_index() == 0:
+    io_utils.write_json(os.path.join(model_dir, "config.json"), {
+        "task": exp.task.name, "data_dir": exp.data_dir, "semantic_id_dir": exp.semantic_id_dir,
+        "model": dataclasses.asdict(exp.model.config), "label_smoothing": exp.model.label_smoothing,
+        "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,
+        "batch_size": batch_size, "mesh_shape": list(exp.mesh.devices.shape),
+        "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]],
+        "usable_cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()})
+
+  def batches_fn(start_step):
+    return input_pipeline.train_batches(
+        exp.task, exp.feature_lengths, batch_size, seed=trainer_config.seed,
+        num_buckets=trainer_config.num_buckets, id_length=exp.layout.id_length,
+        shard_index=jax.process_index(), num_shards=jax.process_count(), start_step=start_step)
+
+  eval_fn = make_eval_fn(exp, trainer, "validation", eval_beam_size, eval_batch_size,
+                         eval_examples) if trainer_config.eval_every else None
+  return train_loop(trainer, batches_fn, train_steps, model_dir, eval_fn, batch_size=batch_size)

@@ -1,0 +1,42 @@
+"""Cold-start rows of the results table: TIGER's saved ranked lists against content-KNN,
+on the users whose held-out item was never seen in training (the paper's experiment)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tiger_jax import baselines, io_utils, metrics as metrics_lib
+from tiger_jax.data import Dataset
+
+
+def cold_start_rows(dataset: Dataset, ranked_path: str, data_dir: str, targets, histories,
+                    epsilon: float, ids: np.ndarray,
+                    prefix_len: int | None = None) -> dict[str, dict]:
+  """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
+  cold items: TIGER (from its ranked lists saved at `ranked_path` by `evaluate`: its beams
+  alone, and with the cold items that share the first `prefix_len` codes of a retrieved
+  item; default: all but the collision token) against content-KNN on the same users."""
+  is_cold = np.zeros(dataset.num_items, bool)
+  is_cold[dataset.cold_items] = True
+  z = io_utils.load_arrays(ranked_path)
+  order = np.argsort(z["users"])
+  ranked, tiger_targets = z["ranked"][order], z["targets"][order]
+  targets = np.asarray(targets)
+  if not np.array_equal(tiger_targets, targets):
+    raise ValueError(f"{ranked_path}: the saved ranked lists do not match this dataset's users")
+  users = np.flatnonzero(is_cold[targets])
+  vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
+  knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)
+  prefix_len = prefix_len or ids.shape[1] - 1
+  by_prefix = metrics_lib.add_cold_by_prefix(ranked[users], ids, is_cold, prefix_len)
+  out = {}
+  for name, lists in ((f"TIGER beams, cold targets (eps={epsilon})", ranked[users]),
+                      (f"TIGER + cold items by {prefix_len}-code prefix, cold targets (eps={epsilon})",
+                       by_prefix),
+                      (f"content-KNN, cold targets (eps={epsilon})", knn)):
+    out[name] = metrics_lib.retrieval_metrics(metrics_lib.cap_cold(lists, is_cold, 10, epsilon),
+                                              targets[users])
+    out[name]["users"] = int(len(users))
+  return out

@@ -1,0 +1,37 @@
+"""What `python -m tiger_jax.main` runs: a plain dataclass (gin name `pipeline`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tiger_jax.retrieval import DEFAULT_BEAM
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Every stage into model_dir: data -> item vectors -> Semantic IDs -> training ->
+  constrained beam search on `split` -> baselines (and cold-start rows).
+
+  data_dir / semantic_id_dir: None = MODEL_DIR/data and MODEL_DIR/semantic_ids
+  (`experiment.run_dirs`). content: the item vectors behind the Semantic IDs
+  ('auto': text where the data has it, e.g. item_meta.jsonl beside an S3-Rec folder;
+  else attributes). checkpoint: which one the final evaluation decodes: 'auto' = the
+  best on validation when the run validated (TrainerConfig.eval_every > 0), else the
+  latest.
+  """
+  model_dir: str
+  source: str = "synthetic"
+  source_dir: str | None = None
+  category: str | None = None
+  content: str = "auto"
+  data_dir: str | None = None
+  semantic_id_dir: str | None = None
+  split: str = "test"
+  beam_size: int = DEFAULT_BEAM
+  eval_batch_size: int = 64
+  checkpoint: str = "auto"
+  run_sasrec: bool = True
+  cold_start_fraction: float = 0.0
+  cold_start_epsilon: float = 0.1
+  cold_start_prefix_len: int | None = None
+  decode_dtype: str | None = None

@@ -1,0 +1,51 @@
+"""The pipeline's results: a small cache of finished rows, training time, the markdown table."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from absl import logging
+
+from tiger_jax import io_utils, trainer
+from tiger_jax.metrics import METRIC_NAMES
+
+
+def reuse_or_run(path: str, config: dict, run: Callable[[], dict]) -> dict:
+  """The result saved at `path` when it was computed with `config`; else run() and save it
+  (a rerun of the pipeline, e.g. to train TIGER longer, keeps the finished stages)."""
+  if io_utils.exists(path):
+    saved = io_utils.read_json(path)
+    if saved.get("config") == config:
+      logging.info("reusing %s", path)
+      return saved["result"]
+  result = run()
+  io_utils.write_json(path, {"config": config, "result": result})
+  return result
+
+
+def train_seconds(model_dir: str) -> float:
+  """Wall time of training, evaluation excluded, summed over resumed runs (the trainer's
+  clock); for runs from before the clock, first to last TensorBoard event of each run."""
+  seconds = trainer.train_seconds(model_dir)
+  if seconds is not None:
+    return round(seconds, 1)
+  import tensorflow as tf
+  total = 0.0
+  for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+    times = [e.wall_time for e in tf.compat.v1.train.summary_iterator(path)]
+    total += max(times) - min(times) if times else 0.0
+  return round(total, 1)
+
+
+def results_table(rows: dict[str, dict], dataset: str, split: str) -> str:
+  """Markdown: one row per model, METRIC_NAMES, invalid rate and training time where known."""
+  lines = [f"{dataset} ({split} split, full ranking over all items)", "",
+           "| model | " + " | ".join(METRIC_NAMES) + " | invalid rate | train time |",
+           "|---|" + "---|" * (len(METRIC_NAMES) + 2)]
+  for name, r in rows.items():
+    inv = f"{r['invalid_rate']:.4f}" if "invalid_rate" in r else "-"
+    train = f"{r['train_seconds'] / 60:.1f} min" if "train_seconds" in r else "-"
+    lines.append(f"| {name} | " + " | ".join(f"{r[k]:.4f}" for k in METRIC_NAMES)
+                 + f" | {inv} | {train} |")
+  return "\n".join(lines) + "\n"
