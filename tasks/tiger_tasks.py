@@ -84,12 +84,29 @@ def to_tokens(dataset: tf.data.Dataset, data_dir: str, semantic_id_dir: str) -> 
   return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def postprocess(output, example=None, is_target: bool = False):
-  """Targets -> the held-out item index; predictions (ranked item lists from
-  `tiger_jax.retrieval.Retriever`) pass through, for `metrics.seqio_retrieval_metric`."""
+@functools.lru_cache(maxsize=8)
+def _item_of_tokens(data_dir: str, semantic_id_dir: str, mtime: float) -> dict[tuple, int]:
+  del mtime  # part of the cache key only
+  item_tokens, _, _ = token_tables(data_dir, semantic_id_dir)
+  return {tuple(t): i for i, t in enumerate(item_tokens.tolist())}
+
+
+def items_of_beams(beams, data_dir: str, semantic_id_dir: str) -> list[int]:
+  """Beams of Semantic-ID tokens [beam, id_length] -> item indices (-1: no such item)."""
+  path = os.path.join(semantic_id_dir, sid_pipeline.IDS_FILE)
+  lookup = _item_of_tokens(io_utils.abspath(data_dir), io_utils.abspath(semantic_id_dir),
+                           io_utils.mtime(path) if io_utils.exists(path) else 0.0)
+  return [lookup.get(tuple(int(t) for t in beam), -1) for beam in beams]
+
+
+def postprocess(output, example=None, is_target: bool = False, *, data_dir: str,
+                semantic_id_dir: str):
+  """Targets -> the held-out item index; predictions (a user's beams of Semantic-ID tokens,
+  best first, from `tiger_jax.retrieval.Retriever.tokens`) -> the ranked item list, for
+  `metrics.seqio_retrieval_metric`."""
   if is_target:
     return int(example["target_item"])
-  return output
+  return items_of_beams(output, data_dir, semantic_id_dir)
 
 
 def feature_lengths(id_length: int = 4, max_history: int = MAX_HISTORY) -> dict[str, int]:
@@ -113,4 +130,6 @@ def register_task(name: str, data_dir: str, semantic_id_dir: str, tfds_config: s
                      *extra_preprocessors, seqio.preprocessors.append_eos_after_trim],
       output_features={"inputs": seqio.Feature(vocab, add_eos=False, dtype=tf.int32),
                        "targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)},
-      postprocess_fn=postprocess, metric_fns=list(metric_fns), shuffle_buffer_size=10_000)
+      postprocess_fn=functools.partial(postprocess, data_dir=data_dir,
+                                       semantic_id_dir=semantic_id_dir),
+      metric_fns=list(metric_fns), shuffle_buffer_size=10_000)

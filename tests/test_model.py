@@ -199,6 +199,19 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
   assert ranked.shape == (80, 20) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
   assert results.train_seconds(str(tmp_path / "a")) > 0
+  # evaluate's numbers come from seqio.Evaluator and the task's metric_fns; the trainer's
+  # validation pass computes them directly: both give the same lists and metrics.
+  from tiger_jax import experiment as experiment_lib, input_pipeline, retrieval
+  from tiger_jax.metrics import METRIC_NAMES
+  _, state = experiment_lib.restore(exp, str(tmp_path / "a"))
+  direct_ranked = {}
+  direct = retrieval.evaluate(
+      retrieval.Retriever(exp.model, exp.layout, exp.ids), state.params,
+      input_pipeline.eval_batches(exp.task, exp.feature_lengths, "test", 32), direct_ranked)
+  assert {k: direct[k] for k in METRIC_NAMES} == {k: result[k] for k in METRIC_NAMES}
+  by_user = lambda z: z["ranked"][np.argsort(z["users"])]
+  seqio_ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))
+  np.testing.assert_array_equal(by_user(direct_ranked), by_user(seqio_ranked))
   # A partial evaluation, or one at another beam, writes its own file: test.json stays.
   part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
                                           batch_size=32, max_examples=10)

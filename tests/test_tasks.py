@@ -61,12 +61,15 @@ def test_task_yields_the_expected_examples_for_a_hand_made_user(tmp_path):
   assert len(train) == 22  # alice: targets at positions 1..22; bob: none
   assert ([user_tok[0]] + item_tok[0].tolist(), item_tok[1].tolist() + [EOS_ID], 1) in train
   assert max(len(x) for x, _, _ in train) == 81
-  # seqio metric plumbing: targets post-process to the item, ranked lists pass through.
+  # seqio metric plumbing: targets post-process to the item, beams of tokens to ranked items.
   ex = next(task.get_dataset(lengths, split="test", shuffle=False).as_numpy_iterator())
   target = task.postprocess_fn(ex["targets"], example=ex, is_target=True)
   assert target == ex["target_item"]
   ranked = [[target, 0, 1, 2, 3], [5, 4, 3, 2, 1]]
-  scores = task.metric_fns[0]([target, 99], [task.postprocess_fn(r) for r in ranked])
+  beams = [item_tok[r].tolist() for r in ranked]
+  assert [task.postprocess_fn(b) for b in beams] == ranked
+  assert task.postprocess_fn([item_tok[2].tolist(), [2, 3, 4, 5]]) == [2, -1]  # no such item
+  scores = task.metric_fns[0]([target, 99], [task.postprocess_fn(b) for b in beams])
   assert scores["recall@5"] == 0.5 and scores["ndcg@5"] == 0.5
   vocab = task.output_features["targets"].vocabulary
   assert vocab.vocab_size == layout.vocab_size and vocab.eos_id == EOS_ID

@@ -4,18 +4,26 @@ r"""Evaluates a trained checkpoint on a split: the evaluate command.
       --gin.MODEL_DIR="'/tmp/tiger_beauty'" --split=test [--checkpoint=best]
 
 writes MODEL_DIR/results/<name>.json (`result_name`): recall@5/10, ndcg@5/10,
-invalid_rate, users, beam, checkpoint step, wall time; and <name>_ranked.npz.
+invalid_rate, users, beam, checkpoint step, wall time; and <name>_ranked.npz. The
+metrics come from `seqio.Evaluator` running the task's own metric_fns, with the
+constrained beam search as its predict function (`seqio_predict_fn`).
 Imports the experiment and the retrieval library, never the train binary.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from typing import Sequence
 
 import jax
+import numpy as np
+import seqio
 
-from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils, retrieval
+import tasks
+from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
+from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax.retrieval import DEFAULT_BEAM
 
 
@@ -41,6 +49,60 @@ def check_beam_size(beam_size: int, num_items: int) -> None:
                      "a beam returns that many distinct items")
 
 
+def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
+                     bucket_bounds: Sequence[int]):
+  """A seqio predict_fn: the (index, features) dataset of `seqio.Evaluator` -> [(index, beams of
+  Semantic-ID tokens [beam, id_length])]. Users are decoded sorted by history length, each
+  batch trimmed to the smallest bucket bound its longest input fits (the trimmed positions
+  are padding, masked: the beams do not change), so short histories are not decoded at 81."""
+  def predict_fn(ds) -> list[tuple[int, list]]:
+    rows = [(int(i), f["encoder_input_tokens"]) for i, f in ds.as_numpy_iterator()]
+    lengths = np.array([int(np.flatnonzero(x).max(initial=0)) + 1 for _, x in rows])
+    order = np.argsort(lengths, kind="stable")
+    out = []
+    for start in range(0, len(order), batch_size):
+      chunk = order[start:start + batch_size]
+      width = min(b for b in bucket_bounds if b >= lengths[chunk].max())
+      inputs = np.zeros((batch_size, width), np.int32)
+      for r, i in enumerate(chunk):
+        inputs[r] = rows[i][1][:width]
+      beams = retriever.tokens(params, inputs)
+      out.extend((rows[i][0], beams[r].tolist()) for r, i in enumerate(chunk))
+    return out
+  return predict_fn
+
+
+def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Retriever, params,
+                        split: str, batch_size: int, max_examples: int | None,
+                        ranked_out: dict | None = None) -> dict:
+  """The task's own metric_fns over `split` through `seqio.Evaluator`, with the constrained
+  beam search as its predict function; plus the invalid rate and speed. ranked_out, when
+  given, receives 'ranked' items [users, beam], 'targets' and 'users' in split order."""
+  evaluator = seqio.Evaluator(exp.task.name, seqio.EncDecFeatureConverter(pack=False),
+                              eval_split=split, sequence_length=exp.feature_lengths,
+                              num_examples=max_examples, async_compute_metrics=False)
+  bounds = input_pipeline.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
+  start = time.time()
+  metrics_future, outputs = evaluator.evaluate(
+      compute_metrics=True, predict_fn=seqio_predict_fn(retriever, params, batch_size, bounds))
+  seconds = time.time() - start
+  scores = metrics_future.result()[exp.task.name]
+  beams = outputs[exp.task.name][seqio.metrics.ModelOutputType.PREDICTION]  # in split order
+  ranked = np.array([tasks.items_of_beams(b, exp.data_dir, exp.semantic_id_dir) for b in beams],
+                    np.int64).reshape(-1, retriever.beam_size)
+  examples = list(evaluator.cached_task_datasets[exp.task.name].as_numpy_iterator())
+  if ranked_out is not None:
+    ranked_out.update(ranked=ranked, targets=np.array([e["target_item"] for e in examples]),
+                      users=np.array([e["user"] for e in examples]))
+  out = {k: float(getattr(v, "value", v)) for k, v in scores.items()}  # Scalar or float
+  out["invalid_rate"] = metrics_lib.invalid_rate(ranked, 10)
+  out.update(users=len(ranked), beam=retriever.beam_size, seconds=round(seconds, 2),
+             users_per_sec=round(len(ranked) / max(seconds, 1e-9), 1))
+  logging.info("evaluated %d users in %.1fs (%.0f users/s)", len(ranked), seconds,
+               out["users_per_sec"])
+  return out
+
+
 def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: str = "test",
                         beam_size: int = DEFAULT_BEAM, batch_size: int = 64,
                         constrained: bool = True, max_examples: int | None = None,
@@ -52,11 +114,15 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   start = time.time()
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
                                   batch_sharding=trainer.batch_sharding, dtype=dtype)
+  ranked = {}
   with trainer.context():
-    batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
-                                          max_examples, jax.process_index(), jax.process_count())
-    ranked = {}
-    result = retrieval.evaluate(retriever, state.params, batches, ranked)
+    if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
+      result = evaluate_with_seqio(exp, retriever, state.params, split, batch_size, max_examples,
+                                   ranked)
+    else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
+      batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
+                                            max_examples, jax.process_index(), jax.process_count())
+      result = retrieval.evaluate(retriever, state.params, batches, ranked)
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
                 dtype=retriever.model.config.dtype,

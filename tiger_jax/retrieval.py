@@ -49,6 +49,12 @@ class Retriever:
                                 layout.level_sizes, self.trie,
                                 block_softmax=self.block_softmax)
 
+  def tokens(self, params: Any, inputs: np.ndarray) -> np.ndarray:
+    """inputs [batch, in_len] -> the beams' Semantic-ID tokens [batch, beam, id_length], best
+    first (what a seqio predict_fn returns; the task's postprocess_fn maps them to items)."""
+    codes, _, _ = self._fn(params, inputs)
+    return np.asarray(codes) + np.asarray(self.layout.level_offsets)[:np.shape(codes)[-1]]
+
   def __call__(self, params: Any, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """inputs [batch, in_len] -> (items [batch, beam] best first, -1 = not an item; scores)."""
     codes, scores, items = self._fn(params, inputs)
