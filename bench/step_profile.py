@@ -5,7 +5,8 @@ r"""Where a training step's time goes, by ablation at one batch shape, with achi
 Times the paper-size model's jitted training step on random tokens of one shape
 (a typical length bucket: Beauty's mean input is 30.6 tokens), in variants that
 each remove one cost: float32 vs bfloat16 activations, dropout on and off, and
-the forward pass alone. FLOPs are XLA's own count of the compiled step
+the forward pass alone; and, in the same run, the step with the dropout masks
+drawn as before (`jax.random.bits`), so the change is measured before and after. FLOPs are XLA's own count of the compiled step
 (`cost_analysis`) beside an analytic count of the matmuls
 (`analytic_flops`), so GFLOP/s can be set against `bench/dot_speed.py`.
 """
@@ -26,6 +27,13 @@ from tiger_jax import models, network, partitioning
 from tiger_jax.trainer import Trainer, TrainerConfig
 
 TARGET_LEN = 5
+
+
+def random_bits_keep(key, shape, rate):
+  """The dropout mask before the counter hash: 8 random bits an element from
+  `jax.random.bits` (kept here to time the change in the same run)."""
+  threshold = int(round(rate * 256))
+  return jax.random.bits(key, shape, jnp.uint8) >= threshold
 
 
 def analytic_flops(c: network.T5Config, batch: int, n_in: int, n_out: int, vocab: int) -> float:
@@ -85,6 +93,8 @@ def main():
   lengths = {"inputs": args.input_len, "targets": TARGET_LEN}
   batch = batch_of(np.random.default_rng(0), args.vocab, args.batch_size, args.input_len)
   variants = {  # name: (dtype, dropout, forward only)
+      "bf16, dropout 0.1, masks from jax.random.bits (before)": ("bfloat16", 0.1, False),
+      "float32, dropout 0.1, masks from jax.random.bits (before)": ("float32", 0.1, False),
       "bf16, dropout 0.1 (the recipe)": ("bfloat16", 0.1, False),
       "bf16, no dropout": ("bfloat16", 0.0, False),
       "float32, dropout 0.1": ("float32", 0.1, False),
@@ -100,7 +110,12 @@ def main():
     c = network.T5Config(**{**config.__dict__, "dtype": dtype, "dropout_rate": rate})
     model = models.EncoderDecoderModel(network.Transformer(c))
     trainer = Trainer(model, TrainerConfig(), mesh, lengths)
-    secs, flops = time_step(trainer, batch, args.repeats, fwd)
+    hashed = network.dropout_keep
+    network.dropout_keep = random_bits_keep if "(before)" in name else hashed
+    try:
+      secs, flops = time_step(trainer, batch, args.repeats, fwd)
+    finally:
+      network.dropout_keep = hashed
     print(f"| {name} | {secs * 1e3:.0f} | {args.batch_size / secs:.1f} | {flops / 1e9:.1f} | "
           f"{flops / secs / 1e9:.0f} |", flush=True)
   ana = analytic_flops(config, args.batch_size, args.input_len, TARGET_LEN, args.vocab)
