@@ -79,7 +79,8 @@ def restore(exp: Experiment, model_dir: str, which: str = "latest") -> tuple[Tra
   if which not in CHECKPOINTS:
     raise ValueError(f"checkpoint {which!r}: expected one of {CHECKPOINTS}")
   trainer = Trainer(exp.model, TrainerConfig(), exp.mesh, exp.feature_lengths)
-  checkpoints = Checkpoints(model_dir, keep=1000, best_metric="ndcg@10" if which == "best" else None)
+  checkpoints = Checkpoints(model_dir, keep=1000,
+                            best_metric=trainer.config.best_metric if which == "best" else None)
   try:
     state = (checkpoints.restore_best if which == "best" else checkpoints.restore_latest)(
         trainer.init_state())
