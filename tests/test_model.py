@@ -22,9 +22,14 @@ def _model(vocab=50, **kw):
   return model, unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
 
 
+VARIANTS = {"tokens": {}, "item_inputs": dict(item_inputs=True, id_length=3),
+            "no_user_token": dict(user_token=False)}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("beams", [1, 3])
-def test_incremental_decoding_matches_full_forward(beams):
-  model, params = _model()
+def test_incremental_decoding_matches_full_forward(beams, variant):
+  model, params = _model(**VARIANTS[variant])
   x = jax.random.randint(jax.random.PRNGKey(1), (2, 7), 1, 50).at[:, 5:].set(0)
   y = jax.random.randint(jax.random.PRNGKey(2), (2 * beams, 5), 2, 50)
   full = model.module.apply({"params": params}, jnp.repeat(x, beams, 0), shift_right(y))
@@ -36,6 +41,48 @@ def test_incremental_decoding_matches_full_forward(beams):
     steps.append(logits)
     prev = y[:, t]
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
+
+
+def test_item_inputs_give_one_encoder_position_per_item():
+  model, params = _model(item_inputs=True, id_length=3)
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23], [9, 11, 12, 13, 0, 0, 0]])
+  encoded = model.encode(params, x)
+  assert encoded.shape == (2, 3, 16)  # user + 2 items
+  np.testing.assert_array_equal(network.encoder_mask(x, model.config),
+                                [[True, True, True], [True, True, False]])
+  # An item's position sees its codes only through their sum: their order does not matter...
+  swapped = model.encode(params, x.at[:, 1:4].set(x[:, 3:0:-1]))
+  np.testing.assert_allclose(swapped, encoded, atol=1e-5)
+  # ...but each code does.
+  assert not np.allclose(model.encode(params, x.at[:, 2].set(14))[:, 1], encoded[:, 1], atol=1e-3)
+  with pytest.raises(ValueError, match="not 1 \\+ a multiple of id_length 3"):
+    model.encode(params, x[:, :6])
+
+
+def test_without_the_user_token_the_user_changes_nothing():
+  y = jnp.asarray([[3, 4, 5, 1]])
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23]])
+  for user_token, same in ((False, True), (True, False)):
+    model, params = _model(user_token=user_token)
+    logits = [model.module.apply({"params": params}, x.at[:, 0].set(u), shift_right(y))
+              for u in (9, 30)]
+    assert np.allclose(*logits, atol=1e-5) == same, user_token
+
+
+def test_per_level_heads_train_what_the_block_softmax_scores():
+  model, params = _model(vocab=30)
+  blocks = ((2, 6), (8, 6), (14, 4))
+  per_level = EncoderDecoderModel(model.module, z_loss=0.0, level_blocks=blocks)
+  x = jax.random.randint(jax.random.PRNGKey(1), (4, 7), 1, 30)
+  codes = jax.random.randint(jax.random.PRNGKey(2), (4, 3), 0, 4)
+  y = jnp.concatenate([codes + jnp.asarray([2, 8, 14]), jnp.ones((4, 1), jnp.int32)], 1)
+  loss, metrics = per_level.loss_fn(params, {"inputs": x, "targets": y}, None)
+  logp = per_level.score(params, x, y, blocks)  # [4]: each level by its block's softmax
+  np.testing.assert_allclose(loss, -logp.sum() / 12, rtol=1e-5)
+  assert int(metrics["num_tokens"]) == 12  # the eos position is not trained
+  full, _ = EncoderDecoderModel(model.module, z_loss=0.0).loss_fn(
+      params, {"inputs": x, "targets": y}, None)
+  assert full > loss  # a softmax over the whole vocabulary spreads mass outside the blocks
 
 
 @pytest.mark.parametrize("tied", [False, True])

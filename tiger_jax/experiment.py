@@ -50,11 +50,13 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
                data_dir: str | None = None, semantic_id_dir: str | None = None,
                model_config: network.T5Config = network.T5Config(),
                mesh_shape: Sequence[int] = (-1, 1), label_smoothing: float = 0.0,
-               model_dir: str | None = None) -> Experiment:
+               model_dir: str | None = None, per_level_heads: bool = False) -> Experiment:
   """Registers the task on the run's folders and builds model and mesh for it.
 
   task_feature_lengths None (t5x's `TASK_FEATURE_LENGTHS = None`) derives them
-  from the Semantic IDs' length: `tasks.feature_lengths(id_length)`.
+  from the Semantic IDs' length: `tasks.feature_lengths(id_length)`. The model's
+  vocabulary and codes per item come from the IDs too; per_level_heads trains one
+  softmax per Semantic-ID level (`EncoderDecoderModel.level_blocks`).
   """
   data_dir, semantic_id_dir = run_dirs(model_dir, data_dir, semantic_id_dir)
   if not io_utils.isdir(os.path.join(data_dir, "tfds")):
@@ -64,8 +66,11 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   item_tokens, _, layout = tasks.token_tables(data_dir, semantic_id_dir)
   ids = layout.tokens_to_ids(item_tokens)
   lengths = dict(task_feature_lengths or tasks.feature_lengths(layout.id_length))
-  model_config = dataclasses.replace(model_config, vocab_size=layout.vocab_size)
-  model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing)
+  model_config = dataclasses.replace(model_config, vocab_size=layout.vocab_size,
+                                     id_length=layout.id_length)
+  blocks = tuple((int(o), int(s)) for o, s in zip(layout.level_offsets, layout.level_sizes))
+  model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing,
+                              level_blocks=blocks if per_level_heads else None)
   mesh = partitioning.make_mesh(*mesh_shape)
   return Experiment(task, layout, ids, model, mesh, lengths, data_dir, semantic_id_dir)
 

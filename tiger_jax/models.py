@@ -27,6 +27,11 @@ class EncoderDecoderModel:
   module: network.Transformer
   label_smoothing: float = 0.0
   z_loss: float = 1e-4
+  # Per-level output heads: target position l is scored by a softmax over level l's
+  # block of tokens only, (start, size) per level, as the block-softmax beam search
+  # decodes; the eos after the last level is not trained. None: one softmax over the
+  # whole vocabulary at every position (the paper's).
+  level_blocks: tuple[tuple[int, int], ...] | None = None
 
   @property
   def config(self) -> network.T5Config:
@@ -44,28 +49,42 @@ class EncoderDecoderModel:
     return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True)
 
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, dict]:
-    """Token cross-entropy over non-pad targets; returns (loss, metrics)."""
+    """Token cross-entropy over non-pad targets (over each level's block with
+    level_blocks); returns (loss, metrics)."""
     targets = batch["targets"]
     logits = self.module.apply(
         {"params": params}, batch["inputs"], shift_right(targets),
         deterministic=dropout_rng is None,
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
-    weights = (targets > 0).astype(jnp.float32)
-    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), self.label_smoothing) \
-        if self.label_smoothing else jax.nn.one_hot(targets, logits.shape[-1])
-    xent = optax.softmax_cross_entropy(logits, labels)
-    log_z = jax.nn.logsumexp(logits, -1)
+    xent, log_z, correct = self._token_losses(logits, targets)
+    weights = (targets[:, :xent.shape[1]] > 0).astype(jnp.float32)
     total = jnp.sum((xent + self.z_loss * log_z ** 2) * weights)
     num_tokens = jnp.maximum(weights.sum(), 1.0)
-    accuracy = jnp.sum((logits.argmax(-1) == targets) * weights) / num_tokens
+    accuracy = jnp.sum(correct * weights) / num_tokens
     return total / num_tokens, {"loss": jnp.sum(xent * weights) / num_tokens,
                                 "token_accuracy": accuracy, "num_tokens": weights.sum()}
+
+  def _token_losses(self, logits: jax.Array, targets: jax.Array):
+    """(cross-entropy, log-partition, correct) per target position: [b, T] from logits
+    [b, T, vocab], or [b, L] over the L levels' blocks with level_blocks."""
+    if self.level_blocks is None:
+      return self._xent(logits, targets)
+    per_level = [self._xent(logits[:, l, start:start + size], targets[:, l] - start)
+                 for l, (start, size) in enumerate(self.level_blocks)]
+    return tuple(jnp.stack(x, 1) for x in zip(*per_level))
+
+  def _xent(self, logits: jax.Array, targets: jax.Array):
+    labels = jax.nn.one_hot(targets, logits.shape[-1])
+    if self.label_smoothing:
+      labels = optax.smooth_labels(labels, self.label_smoothing)
+    return (optax.softmax_cross_entropy(logits, labels), jax.nn.logsumexp(logits, -1),
+            logits.argmax(-1) == targets)
 
   def encode(self, params: Any, inputs: jax.Array) -> jax.Array:
     return self.module.apply({"params": params}, inputs, method=network.Transformer.encode)
 
   def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array) -> Any:
-    """A decode cache: the encoder's keys/values, [batch, heads, in_len, kv], computed once.
+    """A decode cache: the encoder's keys/values, [batch, heads, enc_len, kv], computed once.
 
     Each decode step adds its position's self-attention keys/values. The cache
     serves any number of hypotheses per input row: a step may decode batch * G rows

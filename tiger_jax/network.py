@@ -35,6 +35,32 @@ class T5Config:
   relative_max_distance: int = 128
   dtype: str = "float32"  # activations; 'bfloat16' on TPU/GPU
   param_dtype: str = "float32"
+  # Encoder inputs are [user token, item_1's id_length codes, item_2's, ...].
+  # item_inputs: one encoder position per history item, the sum of its code
+  # embeddings (encoder length 1 + items instead of 1 + id_length * items).
+  item_inputs: bool = False
+  user_token: bool = True  # False: the user token is masked out (the paper's ablation)
+  id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
+
+
+def encoder_mask(tokens: jax.Array, config: T5Config) -> jax.Array:
+  """Input tokens [batch, 1 + id_length * items] -> which encoder positions are real
+  [batch, encoder length]: [batch, 1 + items] with item_inputs, else the tokens' shape."""
+  real = tokens > 0
+  if not config.user_token:
+    real = real.at[:, 0].set(False)
+  if not config.item_inputs:
+    return real
+  return jnp.concatenate([real[:, :1], _items(real, config).any(-1)], 1)
+
+
+def _items(x: jax.Array, config: T5Config) -> jax.Array:
+  """[batch, 1 + id_length * items, ...] -> the items' codes [batch, items, id_length, ...]."""
+  batch, length = x.shape[:2]
+  if (length - 1) % config.id_length:
+    raise ValueError(f"item_inputs: an input length of {length} is not 1 + a multiple of "
+                     f"id_length {config.id_length} (user token + whole Semantic IDs)")
+  return x[:, 1:].reshape(batch, (length - 1) // config.id_length, config.id_length, *x.shape[2:])
 
 
 def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
@@ -355,14 +381,17 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array, deterministic: bool) -> jax.Array:
-    """tokens [batch, in_len] -> encoded [batch, in_len, emb_dim]."""
+    """tokens [batch, in_len] -> encoded [batch, enc_len, emb_dim]: enc_len = in_len, or
+    1 + items with item_inputs (`encoder_mask` says which positions are real)."""
     c = self.config
     x = self.embed(tokens).astype(c.dtype)
+    if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
+      x = jnp.concatenate([x[:, :1], _items(x, c).sum(2)], 1)
     x = Dropout(c.dropout_rate)(x, deterministic=deterministic)
     x = constrain(x, ("batch", "length", "embed"))
-    mask = (tokens > 0)[:, None, None, :]
+    mask = encoder_mask(tokens, c)[:, None, None, :]
     bias = RelativePositionBias(c, bidirectional=True, name="relpos_bias")(
-        tokens.shape[1], tokens.shape[1])
+        x.shape[1], x.shape[1])
     for i in range(c.num_encoder_layers):
       x = EncoderLayer(c, name=f"layer_{i}")(x, mask, bias, deterministic)
     x = RMSNorm(c, name="final_norm")(x)
@@ -411,7 +440,7 @@ class Decoder(nn.Module):
     else:
       bias = rel(q_len, q_len)
       self_mask = jnp.tril(jnp.ones((q_len, q_len), bool))[None, None]
-    cross_mask = (input_tokens > 0)[:, None, None, :]
+    cross_mask = encoder_mask(input_tokens, c)[:, None, None, :]
     for i in range(c.num_decoder_layers):
       y = DecoderLayer(c, name=f"layer_{i}")(y, encoded, self_mask, cross_mask, bias,
                                              deterministic, decode, decode_position)
