@@ -44,7 +44,8 @@ def cpu_model() -> str:
 
 def hardware() -> str:
   d = jax.devices()[0]
-  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  from tiger_jax.partitioning import usable_cpu_cores
+  usable = usable_cpu_cores()
   cores = f"{os.cpu_count()} CPU cores" if usable == os.cpu_count() else \
       f"{usable} of {os.cpu_count()} CPU cores (taskset)"
   return f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"

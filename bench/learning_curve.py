@@ -211,7 +211,21 @@ def main():
             f"(R@10 {best['recall@10']:.4f}) at {best['hours']:.2f} h")
   for name, v in lines.items():
     print(f"{name}: R@10 {v['recall@10']:.4f}, N@10 {v['ndcg@10']:.4f}")
+  print(points_table(curves))
   print(f"wrote {out}.png and {out}.json")
+
+
+def points_table(curves: dict[str, list[dict]]) -> str:
+  """Markdown: every TIGER recipe's validation points, step by step."""
+  names = list(curves)
+  steps = sorted({p["step"] for c in curves.values() for p in c})
+  at = {n: {p["step"]: p for p in c} for n, c in curves.items()}
+  cell = lambda p: (f"{p['hours']:.2f} h: {p['recall@10']:.4f} / {p['ndcg@10']:.4f}"
+                    if p else "")
+  lines = ["| step | " + " | ".join(f"{n}: hours, R@10 / N@10" for n in names) + " |",
+           "|---|" + "---|" * len(names)]
+  lines += [f"| {s:,} | " + " | ".join(cell(at[n].get(s)) for n in names) + " |" for s in steps]
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ shards the wide dimensions ('mlp', 'heads', 'vocab') over 'model'.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -16,6 +17,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 LogicalRules = Sequence[tuple[str, str | None]]
+
+
+def usable_cpu_cores() -> int:
+  """CPU cores this process may run on (fewer than the machine's under taskset)."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def standard_logical_axis_rules() -> LogicalRules:

@@ -173,6 +173,11 @@ class Trainer:
       return self._eval_step(params, batch)
 
 
+def _restore_args(abstract_state: TrainState) -> ocp.args.StandardRestore:
+  """Restore into the shapes, dtypes and shardings of `abstract_state`."""
+  return ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state))
+
+
 class Checkpoints:
   """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
 
@@ -198,11 +203,11 @@ class Checkpoints:
     another model config, and the error says so.
     """
     steps = sorted(self.latest.all_steps(), reverse=True)
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    args = _restore_args(abstract_state)
     failed = []
     for step in steps:
       try:
-        state = self.latest.restore(step, args=ocp.args.StandardRestore(target))
+        state = self.latest.restore(step, args=args)
       except Exception as e:  # orbax/tensorstore raise many types for a damaged checkpoint
         failed.append((step, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"))
         continue
@@ -223,8 +228,7 @@ class Checkpoints:
     step = self.best.best_step() if self.best else None
     if step is None:
       return None
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    return self.best.restore(step, args=ocp.args.StandardRestore(target))
+    return self.best.restore(step, args=_restore_args(abstract_state))
 
   def _set_aside(self, step: int) -> str:
     src = os.path.join(self.directory, str(step))
@@ -403,8 +407,8 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
         "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,
         "batch_size": batch_size, "mesh_shape": list(exp.mesh.devices.shape),
         "feature_lengths": exp.feature_lengths, "devices": [str(d) for d in jax.devices()[:8]],
-        "usable_cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()})
+        "per_level_heads": exp.model.level_blocks is not None,
+        "usable_cpu_cores": partitioning.usable_cpu_cores()})
 
   def batches_fn(start_step):
     return input_pipeline.train_batches(
