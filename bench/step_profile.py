@@ -3,10 +3,12 @@ r"""Where a training step's time goes, by ablation at one batch shape, with achi
   python bench/step_profile.py [--batch_size=256] [--input_len=32] [--repeats=10]
 
 Times the paper-size model's jitted training step on random tokens of one shape
-(a typical length bucket: Beauty's mean input is 30.6 tokens), in variants that
+(a typical length bucket: Beauty's mean input is 30.6 tokens; 33 = user + 8 items), in variants that
 each remove one cost: float32 vs bfloat16 activations, dropout on and off, and
 the forward pass alone; and, in the same run, the step with the dropout masks
-drawn as before (`jax.random.bits`), so the change is measured before and after. FLOPs are XLA's own count of the compiled step
+drawn as before (`jax.random.bits`), so the change is measured before and after,
+and the item-level-input model variant (`T5Config.item_inputs`: 1 + 8 encoder
+positions for the same 33 tokens). FLOPs are XLA's own count of the compiled step
 (`cost_analysis`) beside an analytic count of the matmuls
 (`analytic_flops`), so GFLOP/s can be set against `bench/dot_speed.py`.
 """
@@ -84,7 +86,8 @@ def time_step(trainer: Trainer, batch: dict, repeats: int, forward_only: bool) -
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--batch_size", type=int, default=256)
-  p.add_argument("--input_len", type=int, default=32)
+  p.add_argument("--input_len", type=int, default=33,
+                 help="user token + whole 4-code items (item-level inputs need 1 + 4k)")
   p.add_argument("--repeats", type=int, default=10)
   p.add_argument("--only", default="", help="run only the variants whose name contains this")
   p.add_argument("--vocab", type=int, default=network.T5Config().vocab_size)
@@ -92,22 +95,25 @@ def main():
   mesh = partitioning.make_mesh()
   lengths = {"inputs": args.input_len, "targets": TARGET_LEN}
   batch = batch_of(np.random.default_rng(0), args.vocab, args.batch_size, args.input_len)
-  variants = {  # name: (dtype, dropout, forward only)
-      "bf16, dropout 0.1, masks from jax.random.bits (before)": ("bfloat16", 0.1, False),
-      "float32, dropout 0.1, masks from jax.random.bits (before)": ("float32", 0.1, False),
-      "bf16, dropout 0.1 (the recipe)": ("bfloat16", 0.1, False),
-      "bf16, no dropout": ("bfloat16", 0.0, False),
-      "float32, dropout 0.1": ("float32", 0.1, False),
-      "float32, no dropout": ("float32", 0.0, False),
-      "bf16, forward only": ("bfloat16", 0.1, True),
+  variants = {  # name: (dtype, dropout, forward only, item-level inputs)
+      "bf16, dropout 0.1, masks from jax.random.bits (before)": ("bfloat16", 0.1, False, False),
+      "float32, dropout 0.1, masks from jax.random.bits (before)": ("float32", 0.1, False, False),
+      "bf16, dropout 0.1 (the recipe)": ("bfloat16", 0.1, False, False),
+      "bf16, no dropout": ("bfloat16", 0.0, False, False),
+      "float32, dropout 0.1": ("float32", 0.1, False, False),
+      "float32, no dropout": ("float32", 0.0, False, False),
+      "bf16, forward only": ("bfloat16", 0.1, True, False),
+      "bf16, dropout 0.1, item-level inputs (a model variant)": ("bfloat16", 0.1, False, True),
+      "float32, dropout 0.1, item-level inputs (a model variant)": ("float32", 0.1, False, True),
   }
   config = network.T5Config(vocab_size=args.vocab)
   print(f"paper model, batch {args.batch_size} x {args.input_len} input tokens, {hardware()}")
   print("| variant | ms/step | examples/s | XLA GFLOP | XLA GFLOP/s |\n|---|---|---|---|---|")
-  for name, (dtype, rate, fwd) in variants.items():
+  for name, (dtype, rate, fwd, item_inputs) in variants.items():
     if args.only not in name:
       continue
-    c = network.T5Config(**{**config.__dict__, "dtype": dtype, "dropout_rate": rate})
+    c = network.T5Config(**{**config.__dict__, "dtype": dtype, "dropout_rate": rate,
+                            "item_inputs": item_inputs})
     model = models.EncoderDecoderModel(network.Transformer(c))
     trainer = Trainer(model, TrainerConfig(), mesh, lengths)
     hashed = network.dropout_keep

@@ -10,7 +10,9 @@ round after round, on identical batch shapes:
 
 - training, like for like: plain padding to 81 input tokens, float32 activations;
 - training, best config against best config: ours with length buckets and bfloat16
-  activations (float32 accumulation) against HF with the same length buckets in float32;
+  activations (float32 accumulation) against HF with the same length buckets in float32,
+  and the same with our item-level encoder inputs (`T5Config.item_inputs`: a model
+  variant, one encoder position per history item) against the same HF run;
 - constrained beam search (beam 20, 20 items a user): our `retrieval.Retriever` against
   `generate(num_beams=20, prefix_allowed_tokens_fn=...)` over the same trie of valid IDs.
 
@@ -20,6 +22,7 @@ are medians over rounds; the ratios are ours / theirs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -102,10 +105,13 @@ def main():
   print(f"{hardware()}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"jax {jax.__version__}; vocab {c.vocab_size}, batch {args.batch_size}", flush=True)
   out = {}
-  for name, buckets, dtype in (("like for like: plain padding, float32", 1, "float32"),
-                               ("best config: buckets; ours bfloat16, HF float32", 5, "bfloat16")):
-    trainer = Trainer(exp.model.with_dtype(dtype), TrainerConfig(num_buckets=buckets), exp.mesh,
-                      exp.feature_lengths)
+  for name, buckets, dtype, item_inputs in (
+      ("like for like: plain padding, float32", 1, "float32", False),
+      ("best config: buckets; ours bfloat16, HF float32", 5, "bfloat16", False),
+      ("best config: buckets; ours bfloat16 + item-level inputs, HF float32", 5, "bfloat16", True)):
+    model_ = dataclasses.replace(exp.model, module=network.Transformer(
+        dataclasses.replace(c, dtype=dtype, item_inputs=item_inputs)))
+    trainer = Trainer(model_, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)
     state = trainer.init_state()
     stream = input_pipeline.train_batches(exp.task, exp.feature_lengths, args.batch_size, seed=0,
                                           num_buckets=buckets)
