@@ -4,6 +4,7 @@ r"""TIGER on Amazon Beauty (or Toys), end to end, next to the paper's numbers.
   python bench/reproduce_beauty.py --config=paper   # the paper's schedule, for a GPU/TPU
   python bench/reproduce_beauty.py --config=cpu --category=toys   # the same recipe on Toys
   python bench/reproduce_beauty.py --config=cpu --gin.TRAIN_STEPS=100   # a smoke run
+  python bench/reproduce_beauty.py --config=gin_configs/sweeps/beauty_item_inputs.gin  # a recipe
 
 Runs data -> Semantic IDs -> training -> constrained beam search (test split,
 all users; the checkpoint best on validation when the run validated) plus
@@ -39,13 +40,13 @@ def main():
     raise SystemExit(f"error: --category={category}: expected one of {sorted(CATEGORIES)}")
   overrides = [a[len("--gin."):] for a in sys.argv[1:] if a.startswith("--gin.")]
   os.chdir(REPO)
-  gin_file = f"gin_configs/reproduce_beauty_{config}.gin"
+  gin_file = config if config.endswith(".gin") else f"gin_configs/reproduce_beauty_{config}.gin"
   sys.argv[1:1] = [f"--gin_file={gin_file}",
                    f"--gin.pipeline.source_dir='{os.path.join(SHARED, category)}'"]
   if category != "beauty":  # the Beauty recipe, on another category's data and task
     sys.argv[3:3] = [f"--gin.pipeline.category='{category}'",
                      f"--gin.MIXTURE_OR_TASK_NAME='{CATEGORIES[category]}'",
-                     f"--gin.MODEL_DIR='runs/reproduce_{category}_{config}'"]
+                     f"--gin.MODEL_DIR='runs/reproduce_{category}_{os.path.basename(config)}'"]
   import gin
   from tiger_jax import cli, configurables, io_utils, main as main_lib, results
 
