@@ -7,9 +7,10 @@ import sys
 
 from conftest import REPO
 
-TINY = ["--gin.TRAIN_STEPS=30", "--gin.RQVAEConfig.epochs=10", "--gin.SASRecConfig.epochs=1",
-        "--gin.T5Config.num_encoder_layers=1", "--gin.T5Config.num_decoder_layers=1",
-        "--gin.T5Config.mlp_dim=64", "--gin.TrainerConfig.checkpoint_every=30"]
+TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs=10",
+        "--gin.SASRecConfig.epochs=1", "--gin.T5Config.num_encoder_layers=1",
+        "--gin.T5Config.num_decoder_layers=1", "--gin.T5Config.mlp_dim=64",
+        "--gin.TrainerConfig.num_buckets=2", "--gin.TrainerConfig.checkpoint_every=12"]
 
 
 def _run(*args):
@@ -24,7 +25,7 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   out = _run("tiger_jax.main", f"--gin.MODEL_DIR='{model_dir}'", *TINY)
   assert "| TIGER |" in out and "| SASRec |" in out and "| item-transition |" in out
   result = json.load(open(os.path.join(model_dir, "results", "test.json")))
-  assert result["checkpoint_step"] == 30 and result["invalid_rate"] == 0.0
+  assert result["checkpoint_step"] == 12 and result["invalid_rate"] == 0.0
   assert 0.0 <= result["recall@5"] <= result["recall@10"] <= 1.0
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
   assert sasrec["config"]["epochs"] == 1 and "recall@10" in sasrec["result"]  # kept for reruns

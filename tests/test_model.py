@@ -225,7 +225,7 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   exp = experiment_lib.experiment("tiger_resume_test", None, data_dir, sid_dir,
                                   network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
   assert exp.feature_lengths == {"inputs": 81, "targets": 5}  # derived from the ID length
-  cfg = TrainerConfig(checkpoint_every=3, eval_every=0, log_every=2, num_buckets=5,
+  cfg = TrainerConfig(checkpoint_every=3, eval_every=0, log_every=2, num_buckets=2,
                       learning_rate=0.01, decay_start=2)
   whole = trainer_lib.train(str(tmp_path / "a"), 6, 8, exp, cfg)
   trainer_lib.train(str(tmp_path / "b"), 3, 8, exp, cfg)  # "killed" after step 3
