@@ -46,7 +46,7 @@ def main():
   if category != "beauty":  # the Beauty recipe, on another category's data and task
     sys.argv[3:3] = [f"--gin.pipeline.category='{category}'",
                      f"--gin.MIXTURE_OR_TASK_NAME='{CATEGORIES[category]}'",
-                     f"--gin.MODEL_DIR='runs/reproduce_{category}_{os.path.basename(config)}'"]
+                     f"--gin.MODEL_DIR='runs/reproduce_{category}_{os.path.splitext(os.path.basename(config))[0]}'"]
   import gin
   from tiger_jax import cli, configurables, io_utils, main as main_lib, results
 
