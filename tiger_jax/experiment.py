@@ -68,9 +68,8 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   lengths = dict(task_feature_lengths or tasks.feature_lengths(layout.id_length))
   model_config = dataclasses.replace(model_config, vocab_size=layout.vocab_size,
                                      id_length=layout.id_length)
-  blocks = tuple((int(o), int(s)) for o, s in zip(layout.level_offsets, layout.level_sizes))
   model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing,
-                              level_blocks=blocks if per_level_heads else None)
+                              level_blocks=layout.level_blocks if per_level_heads else None)
   mesh = partitioning.make_mesh(*mesh_shape)
   return Experiment(task, layout, ids, model, mesh, lengths, data_dir, semantic_id_dir)
 

@@ -45,6 +45,11 @@ class TokenLayout:
     return NUM_SPECIAL + np.concatenate([[0], np.cumsum(self.level_sizes)[:-1]]).astype(np.int32)
 
   @property
+  def level_blocks(self) -> tuple[tuple[int, int], ...]:
+    """(first token, size) of each level's block of tokens."""
+    return tuple((int(o), int(s)) for o, s in zip(self.level_offsets, self.level_sizes))
+
+  @property
   def user_offset(self) -> int:
     return NUM_SPECIAL + int(sum(self.level_sizes))
 
@@ -73,7 +78,7 @@ class TokenLayout:
 
   def level_of_token(self, token: int) -> int:
     """Which Semantic-ID level a token belongs to; -1 for special and user tokens."""
-    for l, (o, s) in enumerate(zip(self.level_offsets, self.level_sizes)):
+    for l, (o, s) in enumerate(self.level_blocks):
       if o <= token < o + s:
         return l
     return -1
