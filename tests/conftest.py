@@ -1,12 +1,28 @@
 """Shared fixtures: where the real data lives, and small datasets."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One compile per shape: XLA executables go to an on-disk cache for this test session
+# (a fresh folder that pytest's xdist workers and the CLI subprocesses a test starts
+# inherit; removed at exit), so a trainer that a test runs three times, or a CLI run
+# after an in-process one with the same shapes, compiles once. A size limit turns on
+# JAX's file lock, which the processes sharing the folder need. Set
+# JAX_COMPILATION_CACHE_DIR yourself to choose the folder. Compiles under half a second
+# (eager ops) are not worth a file: caching them made a decoding test 1.4x slower.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _XLA_CACHE = tempfile.mkdtemp(prefix="tiger_jax_test_xla_cache_")
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("TIGER_SHARED_DATA",

@@ -10,7 +10,8 @@ from conftest import REPO
 TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs=10",
         "--gin.SASRecConfig.epochs=1", "--gin.T5Config.num_encoder_layers=1",
         "--gin.T5Config.num_decoder_layers=1", "--gin.T5Config.mlp_dim=64",
-        "--gin.TrainerConfig.num_buckets=2", "--gin.TrainerConfig.checkpoint_every=12"]
+        "--gin.TrainerConfig.num_buckets=2", "--gin.TrainerConfig.checkpoint_every=12",
+        "--gin.SyntheticConfig.num_items=300", "--gin.SyntheticConfig.num_users=600"]
 
 
 def _run(*args):
@@ -26,6 +27,7 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   assert "| TIGER |" in out and "| SASRec |" in out and "| item-transition |" in out
   result = json.load(open(os.path.join(model_dir, "results", "test.json")))
   assert result["checkpoint_step"] == 12 and result["invalid_rate"] == 0.0
+  assert result["users"] == 600  # the SyntheticConfig binding reached the data stage
   assert 0.0 <= result["recall@5"] <= result["recall@10"] <= 1.0
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
   assert sasrec["config"]["epochs"] == 1 and "recall@10" in sasrec["result"]  # kept for reruns

@@ -168,7 +168,13 @@ def test_learning_rate_schedules():
                              [1e-4, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
   const = learning_rate_schedule(TrainerConfig(schedule="constant", learning_rate=5e-4))
   assert float(const(12345)) == pytest.approx(5e-4)
+  cool = learning_rate_schedule(TrainerConfig(learning_rate=0.01, decay_start=100,
+                                              cooldown_steps=200, total_steps=600))
+  np.testing.assert_allclose([cool(100), cool(400), cool(500), cool(600), cool(700)],
+                             [0.01, 0.005, 0.01 * 0.2 ** 0.5 * 0.5, 0.0, 0.0], rtol=1e-6, atol=1e-9)
   from tiger_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match="total_steps=0 must be at least cooldown_steps=5"):
+    TrainerConfig(cooldown_steps=5)
   with pytest.raises(ConfigError, match="TrainerConfig.total_steps=0 must exceed warmup_steps=10"):
     TrainerConfig(schedule="cosine", warmup_steps=10)
   with pytest.raises(ConfigError, match="TrainerConfig.schedule='linear'"):

@@ -3,8 +3,8 @@
 Library code takes plain dataclasses and arguments; only the binaries
 (`main.py`, `train.py`, `evaluate.py`, `semantic_ids/__main__.py`) build them
 through these names. Gin files bind `experiment`, `train`, `pipeline`,
-`T5Config`, `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`
-and the macros of gin_configs/base.gin.
+`T5Config`, `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
+`SyntheticConfig` (the embedded catalog's size) and the macros of gin_configs/base.gin.
 """
 
 import os
@@ -13,6 +13,7 @@ import gin
 
 from tiger_jax import experiment as experiment_lib, io_utils, network, pipeline_config, sasrec
 from tiger_jax import trainer
+from tiger_jax.data import synthetic
 from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.semantic_ids import methods, rqvae
 
@@ -24,6 +25,7 @@ TrainerConfig = gin.external_configurable(trainer.TrainerConfig, "TrainerConfig"
 SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
 RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
 SASRecConfig = gin.external_configurable(sasrec.SASRecConfig, "SASRecConfig")
+SyntheticConfig = gin.external_configurable(synthetic.SyntheticConfig, "SyntheticConfig")
 
 
 def beam_size() -> int:

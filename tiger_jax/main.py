@@ -37,7 +37,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
   data_dir, sid_dir = experiment_lib.run_dirs(c.model_dir, c.data_dir, c.semantic_id_dir)
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
     prepare(c.source, data_dir, c.source_dir, c.category, content_source=c.content,
-            cold_start_fraction=c.cold_start_fraction)
+            cold_start_fraction=c.cold_start_fraction,
+            synthetic_config=configurables.SyntheticConfig() if c.source == "synthetic" else None)
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
   if not io_utils.exists(os.path.join(sid_dir, "manifest.json")):  # written last by the stage
     sid_pipeline.run(data_dir, sid_dir,

@@ -37,7 +37,8 @@ class TrainerConfig:
   schedule: str = "rsqrt"  # 'rsqrt' | 'cosine' | 'constant' (see learning_rate_schedule)
   decay_start: int = 10_000  # rsqrt (the paper): constant lr, then inverse square-root decay
   warmup_steps: int = 0  # linear warmup from 0, before any schedule
-  total_steps: int = 0  # cosine: the step where lr reaches 0 (bind to %TRAIN_STEPS)
+  total_steps: int = 0  # cosine, cooldown: the step where lr reaches 0 (bind to %TRAIN_STEPS)
+  cooldown_steps: int = 0  # linear decay to 0 over the last steps before total_steps
   weight_decay: float = 0.0
   grad_clip: float = 1.0
   seed: int = 0
@@ -59,6 +60,9 @@ class TrainerConfig:
     if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must exceed warmup_steps="
                         f"{self.warmup_steps} for the cosine schedule (bind it to %TRAIN_STEPS)")
+    if self.cooldown_steps and self.total_steps < self.cooldown_steps:
+      raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must be at least "
+                        f"cooldown_steps={self.cooldown_steps} (bind it to %TRAIN_STEPS)")
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -72,6 +76,10 @@ def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
 
   rsqrt (the paper, t5x's default): lr until `decay_start`, then lr * sqrt(decay_start / step);
   cosine: lr decayed to 0 at `total_steps` along a half cosine; constant: lr.
+  `cooldown_steps` then multiplies any of them by a linear ramp from 1 to 0 over the
+  last cooldown_steps before `total_steps` (big_vision's rsqrt with cooldown; the
+  warmup-stable-decay recipe): one long run gives annealed checkpoints at any budget
+  by branching a copy at a checkpoint with a shorter total (bench/README.md).
   """
   lr, warmup = config.learning_rate, config.warmup_steps
 
@@ -84,6 +92,8 @@ def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
       value = lr * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
     else:
       value = jnp.asarray(lr, jnp.float32)
+    if config.cooldown_steps:
+      value = value * jnp.clip((config.total_steps - step) / config.cooldown_steps, 0.0, 1.0)
     return value * jnp.minimum(1.0, (step + 1) / warmup) if warmup else value
   return schedule
 
