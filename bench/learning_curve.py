@@ -20,12 +20,23 @@ DATA,IDS), copied into each recipe's folder before its first run, so recipes
 differ only in training. Each curve's JSON entry names the IDs it used.
 --train_only trains and stops (to run recipes side by side, e.g. each under
 `taskset -c N`); a later --no_train run draws them all.
+
+--branch_from=RUN_DIR@STEP starts each recipe as a copy of another run at one of
+its checkpoints (data, Semantic IDs, that checkpoint, best/ up to it, the clock),
+e.g. to anneal a long constant-rate run with TrainerConfig.cooldown_steps:
+
+  python bench/learning_curve.py --recipes=collab_cooldown:gin_configs/sweeps/X.gin \
+      --branch_from=runs/learning_curve/beauty/collab@8000 --train_steps=9500 \
+      --gin=TrainerConfig.cooldown_steps=1500 --gin=TrainerConfig.total_steps=9500
+
+The branch's curve starts with the source's points up to STEP (branch.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +64,34 @@ def seed_ids(ids_from: str, model_dir: str) -> None:
       os.replace(dst + ".tmp", dst)
 
 
+def branch(spec: str, model_dir: str) -> None:
+  """Starts model_dir as a copy of run RUN_DIR at checkpoint STEP (spec 'RUN_DIR@STEP')."""
+  src, _, step = spec.rpartition("@")
+  ckpt = os.path.join(src, "checkpoints", step)
+  if os.path.exists(os.path.join(model_dir, "branch.json")):
+    return  # a resumed branch
+  if not step.isdigit() or not os.path.isdir(ckpt):
+    kept = sorted(os.listdir(os.path.join(src, "checkpoints"))) if os.path.isdir(
+        os.path.join(src, "checkpoints")) else []
+    raise SystemExit(f"error: --branch_from={spec}: no checkpoint {ckpt} (kept: {kept})")
+  if os.path.exists(model_dir):
+    raise SystemExit(f"error: --branch_from: {model_dir} exists and is not a branch; "
+                     "choose another recipe name")
+  tmp = model_dir + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  for name in ("data", "semantic_ids"):
+    shutil.copytree(os.path.join(src, name), os.path.join(tmp, name))
+  shutil.copytree(ckpt, os.path.join(tmp, "checkpoints", step))
+  for best in os.listdir(os.path.join(src, "best")) if os.path.isdir(
+      os.path.join(src, "best")) else []:
+    if best.isdigit() and int(best) <= int(step):
+      shutil.copytree(os.path.join(src, "best", best), os.path.join(tmp, "best", best))
+  shutil.copy(os.path.join(src, "train_clock.json"), os.path.join(tmp, "train_clock.json"))
+  with open(os.path.join(tmp, "branch.json"), "w") as f:
+    json.dump({"from": os.path.abspath(src), "step": int(step)}, f)
+  os.replace(tmp, model_dir)
+
+
 def ids_summary(model_dir: str) -> str:
   """The item vectors and Semantic-ID settings a run used, in one line."""
   from tiger_jax import io_utils
@@ -71,6 +110,8 @@ def ids_summary(model_dir: str) -> str:
 
 def train_recipe(args, name: str, gin_file: str) -> str:
   model_dir = os.path.join(args.run_dir, args.category, name)
+  if args.branch_from:
+    branch(args.branch_from, model_dir)
   if args.ids_from:
     seed_ids(args.ids_from, model_dir)
   bindings = [f"MODEL_DIR='{model_dir}'", f"TRAIN_STEPS={args.train_steps}",
@@ -87,17 +128,23 @@ def train_recipe(args, name: str, gin_file: str) -> str:
 
 
 def tiger_curve(model_dir: str) -> list[dict]:
-  """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events."""
+  """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events;
+  a branch (branch.json) starts with its source's points up to the step it copied."""
   import tensorflow as tf
   points: dict[int, dict] = {}
+  if os.path.exists(os.path.join(model_dir, "branch.json")):
+    with open(os.path.join(model_dir, "branch.json")) as f:
+      b = json.load(f)
+    points = {p["step"]: p for p in tiger_curve(b["from"]) if p["step"] <= b["step"]}
   for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
         if v.tag.startswith("validation/"):
           value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
           points.setdefault(int(event.step), {})[v.tag.split("/", 1)[1]] = value
-  return [{"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
-          for s, p in sorted(points.items()) if "train_hours" in p and all(k in p for k in KEYS)]
+  points = {s: {"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
+            if "train_hours" in p else p for s, p in points.items()}
+  return [p for _, p in sorted(points.items()) if "hours" in p and all(k in p for k in KEYS)]
 
 
 def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
@@ -170,6 +217,8 @@ def main():
   p.add_argument("--train_only", action="store_true", help="train the recipes, then stop")
   p.add_argument("--ids_from", default="", help="DIR (with data/ and semantic_ids/) or DATA,IDS: "
                  "every recipe starts from these prepared folders")
+  p.add_argument("--branch_from", default="", help="RUN_DIR@STEP: each recipe starts as a "
+                 "copy of that run's checkpoint STEP (e.g. a cooldown of a long run)")
   p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "learning_curve"))
   p.add_argument("--gin", action="append", default=[], help="a binding for every recipe")
   args = p.parse_args()

@@ -6,8 +6,8 @@ r"""What the Semantic IDs buy: the same TIGER trained on IDs from different item
 
 One row per kind of Semantic ID: text (item_meta.jsonl through MiniLM),
 attributes, text + attributes, text + collaborative block, and random codes
-(the paper's ablation). Every row is `python -m tiger_jax.main` with
-gin_configs/reproduce_beauty_cpu.gin (the paper's model), the same seed and the same
+(the paper's ablation). Every row is `python -m tiger_jax.main` with --config
+(default gin_configs/reproduce_beauty_cpu.gin, the paper's model), the same seed and the same
 number of training steps, in its own --run_dir/<category>/<row> folder, so an
 interrupted table resumes row by row and step by step (checkpoints).
 Evaluation: constrained beam search (beam 20) over every test user. The
@@ -24,13 +24,16 @@ import sys
 
 from common import PAPER, REPO, SHARED, write_table
 
-# row -> (content source, extra gin bindings)
+# row -> (content source, extra gin bindings). Every row binds collaborative_dim: the CPU
+# recipes add a 32-dim block by default, which would make "text" the same as
+# "text+collaborative".
+NO_COLLAB = "SemanticIdConfig.collaborative_dim=0"
 ROWS = {
-    "text": ("text", []),
-    "attributes": ("attributes", []),
-    "text+attributes": ("text+attributes", []),
+    "text": ("text", [NO_COLLAB]),
+    "attributes": ("attributes", [NO_COLLAB]),
+    "text+attributes": ("text+attributes", [NO_COLLAB]),
     "text+collaborative": ("text", ["SemanticIdConfig.collaborative_dim=32"]),
-    "random": ("text", ["SemanticIdConfig.method='random'"]),
+    "random": ("text", ["SemanticIdConfig.method='random'", NO_COLLAB]),
 }
 DEFAULT_ROWS = {"beauty": list(ROWS), "toys": ["text", "attributes"]}
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
@@ -50,7 +53,7 @@ def run_row(args, category: str, row: str) -> dict:
               f"pipeline.category='{category}'", f"MIXTURE_OR_TASK_NAME='tiger_{category}'",
               f"pipeline.content='{content}'", "pipeline.run_sasrec=False",
               f"RQVAEConfig.epochs={args.rqvae_epochs}", *bindings, *args.gin]
-  cmd = [sys.executable, "-m", "tiger_jax.main", "--gin_file=gin_configs/reproduce_beauty_cpu.gin",
+  cmd = [sys.executable, "-m", "tiger_jax.main", f"--gin_file={args.config}",
          *[f"--gin.{b}" for b in bindings]]
   print(f"== {category}/{row}: {' '.join(cmd[1:])}", flush=True)
   subprocess.run(cmd, cwd=REPO, check=True)
@@ -65,6 +68,9 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--categories", default="beauty,toys")
   p.add_argument("--rows", default=None, help=f"comma-separated, from {list(ROWS)}")
+  p.add_argument("--config", default="gin_configs/reproduce_beauty_cpu.gin",
+                 help="the recipe of every row, e.g. gin_configs/sweeps/beauty_item_inputs.gin "
+                      "(a third of the paper model's step time)")
   p.add_argument("--train_steps", type=int, default=3000)
   p.add_argument("--rqvae_epochs", type=int, default=3000)
   p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "semantic_id_ablation"))
@@ -76,7 +82,7 @@ def main():
     unknown = set(rows) - set(ROWS)
     if unknown:
       raise SystemExit(f"error: --rows: unknown {sorted(unknown)}; choose from {list(ROWS)}")
-    lines += [f"{category} (test split, all users, beam 20): the paper's model, "
+    lines += [f"{category} (test split, all users, beam 20): {args.config}, "
               f"{args.train_steps:,} steps x 256, seed 0, RQ-VAE {args.rqvae_epochs} epochs", "",
               "| Semantic IDs from | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
     for row in rows:
