@@ -32,6 +32,9 @@ def table(runs: dict[str, str]) -> str:
   """Markdown: one block of rows per category (ours, then the paper's), then how each was made."""
   lines = ["| data | model | R@5 | R@10 | N@5 | N@10 | training |", "|---|---|---|---|---|---|---|"]
   notes = []
+  configs = [json.load(open(p))["config"] for p in (
+      os.path.join(d, "results", "reproduction.json") for d in runs.values()) if os.path.exists(p)]
+  recipe = configs[0] if configs else "cpu"  # what a missing category's run would use
   for category in PAPER:
     path = os.path.join(runs[category], "results", "reproduction.json") if category in runs else None
     if path and not os.path.exists(path):
@@ -40,8 +43,8 @@ def table(runs: dict[str, str]) -> str:
     run = json.load(open(path)) if path else None
     name = category.capitalize()
     if run is None:
-      lines.append(f"| {name} | ours: not run yet (`python bench/reproduce_beauty.py --config=cpu "
-                   f"--category={category}`) | | | | | |")
+      lines.append(f"| {name} | ours: not run yet (`python bench/reproduce_beauty.py "
+                   f"--config={recipe} --category={category}`) | | | | | |")
     for model in (OURS if run else ()):
       r = run["rows"].get(model)
       if r is None:
