@@ -23,7 +23,7 @@ differ only in training. Each curve's JSON entry names the IDs it used.
 
 --branch_from=RUN_DIR@STEP starts each recipe as a copy of another run at one of
 its checkpoints (data, Semantic IDs, that checkpoint, best/ up to it, the clock),
-e.g. to anneal a long constant-rate run with TrainerConfig.cooldown_steps:
+e.g. to anneal a long run with TrainerConfig.cooldown_steps:
 
   python bench/learning_curve.py --recipes=collab_cooldown:gin_configs/sweeps/X.gin \
       --branch_from=runs/learning_curve/beauty/collab@8000 --train_steps=9500 \
@@ -131,20 +131,21 @@ def tiger_curve(model_dir: str) -> list[dict]:
   """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events;
   a branch (branch.json) starts with its source's points up to the step it copied."""
   import tensorflow as tf
-  points: dict[int, dict] = {}
+  prior = []
   if os.path.exists(os.path.join(model_dir, "branch.json")):
     with open(os.path.join(model_dir, "branch.json")) as f:
       b = json.load(f)
-    points = {p["step"]: p for p in tiger_curve(b["from"]) if p["step"] <= b["step"]}
+    prior = [p for p in tiger_curve(b["from"]) if p["step"] <= b["step"]]
+  points: dict[int, dict] = {}
   for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
         if v.tag.startswith("validation/"):
           value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
           points.setdefault(int(event.step), {})[v.tag.split("/", 1)[1]] = value
-  points = {s: {"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
-            if "train_hours" in p else p for s, p in points.items()}
-  return [p for _, p in sorted(points.items()) if "hours" in p and all(k in p for k in KEYS)]
+  return prior + [{"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
+                  for s, p in sorted(points.items())
+                  if "train_hours" in p and all(k in p for k in KEYS)]
 
 
 def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
