@@ -23,6 +23,7 @@ def _model(vocab=50, **kw):
 
 
 VARIANTS = {"tokens": {}, "item_inputs": dict(item_inputs=True, id_length=3),
+            "item_embedding": dict(item_inputs=True, id_length=3, item_embed_buckets=64),
             "no_user_token": dict(user_token=False)}
 
 
@@ -57,6 +58,25 @@ def test_item_inputs_give_one_encoder_position_per_item():
   assert not np.allclose(model.encode(params, x.at[:, 2].set(14))[:, 1], encoded[:, 1], atol=1e-3)
   with pytest.raises(ValueError, match="not 1 \\+ a multiple of id_length 3"):
     model.encode(params, x[:, :6])
+
+
+def test_item_buckets_tell_items_apart_and_the_embedding_sees_the_whole_id():
+  ids = np.unique(np.random.default_rng(0).integers(0, 256, (6000, 4)), axis=0)
+  rows = np.asarray(network.item_buckets(jnp.asarray(ids), 4096, 2))
+  assert rows.shape == (len(ids), 2) and rows.min() >= 0 and rows.max() < 4096
+  assert len(np.unique(rows, axis=0)) == len(ids)  # no two items share both rows
+  assert (rows[:, 0] != rows[:, 1]).mean() > 0.99  # the two hashes are unrelated
+  single = np.asarray(network.item_buckets(jnp.asarray(ids), 4096, 1))[:, 0]
+  assert len(np.unique(single)) < len(ids)  # one hash alone collides at this load
+  np.testing.assert_array_equal(network.item_buckets(jnp.asarray(ids[:5]), 4096, 2), rows[:5])
+  # The codes' sum is order-free, the item's embedding is not: a permuted ID is another item.
+  model, params = _model(item_inputs=True, id_length=3, item_embed_buckets=64)
+  assert params["encoder"]["item_embedder"]["embedding"].shape == (64, 16)
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23]])
+  swapped = model.encode(params, x.at[:, 1:4].set(x[:, 3:0:-1]))
+  assert not np.allclose(swapped[:, 1], model.encode(params, x)[:, 1], atol=1e-3)
+  with pytest.raises(ValueError, match="item_embed_buckets needs T5Config.item_inputs"):
+    _model(item_embed_buckets=64)
 
 
 def test_without_the_user_token_the_user_changes_nothing():

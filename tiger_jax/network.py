@@ -39,6 +39,13 @@ class T5Config:
   # item_inputs: one encoder position per history item, the sum of its code
   # embeddings (encoder length 1 + items instead of 1 + id_length * items).
   item_inputs: bool = False
+  # item_embed_buckets > 0 (item_inputs only): each history item's position also gets a
+  # learned embedding of the item itself, looked up by `item_embed_hashes` hashes of its
+  # whole Semantic ID into a table of this many rows and summed, so that the encoder can
+  # tell two items apart beyond what their codes share (an ID embedding, with no item
+  # table the model must be given: the codes are the item).
+  item_embed_buckets: int = 0
+  item_embed_hashes: int = 2
   user_token: bool = True  # False: the user token is masked out (the paper's ablation)
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
@@ -117,6 +124,18 @@ def _fmix32(h: jax.Array) -> jax.Array:
   h = h ^ (h >> 13)
   h = h * jnp.uint32(0xC2B2AE35)
   return h ^ (h >> 16)
+
+
+def item_buckets(codes: jax.Array, num_buckets: int, num_hashes: int) -> jax.Array:
+  """Codes [..., id_length] (ints) -> [..., num_hashes] rows in [0, num_buckets): hash k of
+  an item is an fmix32 chain over its codes, seeded by k. Two items with different IDs share
+  all their rows with probability about num_buckets ** -num_hashes."""
+  codes = codes.astype(jnp.uint32)
+  h = jnp.broadcast_to(jnp.arange(1, num_hashes + 1, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9),
+                       (*codes.shape[:-1], num_hashes))
+  for level in range(codes.shape[-1]):
+    h = _fmix32(h ^ codes[..., level, None]) + jnp.uint32(0x7F4A7C15)
+  return (_fmix32(h) % jnp.uint32(num_buckets)).astype(jnp.int32)
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
@@ -386,7 +405,19 @@ class Encoder(nn.Module):
     c = self.config
     x = self.embed(tokens).astype(c.dtype)
     if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
-      x = jnp.concatenate([x[:, :1], _items(x, c).sum(2)], 1)
+      items = _items(x, c).sum(2)
+      if c.item_embed_buckets:  # + the sum of the item's rows of the item table
+        table = nn.Embed(c.item_embed_buckets, c.emb_dim, dtype=c.dtype,
+                         param_dtype=jnp.dtype(c.param_dtype),
+                         embedding_init=nn.with_logical_partitioning(
+                             nn.initializers.normal(1.0), ("vocab", "embed")),
+                         name="item_embedder")
+        rows = item_buckets(_items(tokens, c), c.item_embed_buckets, c.item_embed_hashes)
+        items = items + table(rows).astype(c.dtype).sum(-2)
+      x = jnp.concatenate([x[:, :1], items], 1)
+    elif c.item_embed_buckets:
+      raise ValueError("T5Config.item_embed_buckets needs T5Config.item_inputs = True "
+                       "(one encoder position per item to add the item's embedding to)")
     x = Dropout(c.dropout_rate)(x, deterministic=deterministic)
     x = constrain(x, ("batch", "length", "embed"))
     mask = encoder_mask(tokens, c)[:, None, None, :]
