@@ -1,0 +1,77 @@
+r"""How much of a run's validation quality survives on test, against the floors' own drop.
+
+  python bench/val_test_gap.py --model_dir=runs/reproduce_beauty_collab_cooldown
+
+TIGER's checkpoint (--checkpoint, default best: the one picked on validation) decodes
+every validation and every test user (beam 20, constrained; skipped where
+MODEL_DIR/results already holds that split's ranked lists), and item-transition and
+most-popular rank the same users. Validation predicts each user's second-last item from
+the items before it, test the last item from everything before it, so every model drops
+from validation to test; a ratio far below the floors' says that the validation curve
+overstates what a recipe buys on test. Writes MODEL_DIR/results/val_test_gap.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from common import write_table
+
+KEYS = ("recall@10", "ndcg@10")
+
+
+def tiger_lists(model_dir: str, split: str, checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
+  """(ranked [users, k], targets [users]) in user order, decoding the split if not saved."""
+  import gin
+  from tiger_jax import configurables, evaluate, io_utils
+  path = os.path.join(model_dir, "results",
+                      f"{evaluate.result_name(split, checkpoint=checkpoint)}_ranked.npz")
+  if not os.path.exists(path):
+    gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
+    evaluate.evaluate_checkpoint(configurables.experiment(), model_dir, split,
+                                 checkpoint=checkpoint)
+  z = io_utils.load_arrays(path)
+  order = np.argsort(z["users"])
+  return z["ranked"][order], z["targets"][order]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--model_dir", required=True, help="a finished run (config.gin, data/, checkpoints)")
+  p.add_argument("--checkpoint", default="best", help="best (picked on validation) or latest")
+  args = p.parse_args()
+  if not os.path.exists(os.path.join(args.model_dir, "config.gin")):
+    raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
+  from tiger_jax import baselines, data as data_lib, metrics
+  dataset = data_lib.load(os.path.join(args.model_dir, "data"))
+  train = data_lib.training_sequences(dataset)
+  rows = {}
+  for split in ("validation", "test"):
+    examples = list(data_lib.iter_examples(dataset, split))
+    targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
+    ranked, tiger_targets = tiger_lists(args.model_dir, split, args.checkpoint)
+    if not np.array_equal(tiger_targets, targets):
+      raise SystemExit(f"error: {args.model_dir}/results: the saved {split} lists are not this "
+                       "run's users; remove them and rerun")
+    lists = {"TIGER": ranked,
+             "item-transition": baselines.item_transition(train, dataset.num_items, histories),
+             "most-popular": baselines.most_popular(train, dataset.num_items, histories)}
+    for name, ranked_lists in lists.items():
+      rows.setdefault(name, {})[split] = metrics.retrieval_metrics(ranked_lists, targets)
+  lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint}; all "
+           f"{dataset.num_users:,} users, beam 20", "",
+           "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation |",
+           "|---|---|---|---|"]
+  for name, r in rows.items():
+    v, t = r["validation"], r["test"]
+    lines.append(f"| {name} | {v['recall@10']:.4f} / {v['ndcg@10']:.4f} | "
+                 f"{t['recall@10']:.4f} / {t['ndcg@10']:.4f} | "
+                 + " / ".join(f"{t[k] / v[k]:.2f}" for k in KEYS) + " |")
+  write_table(os.path.join(args.model_dir, "results"), "val_test_gap", lines + [""], rows)
+
+
+if __name__ == "__main__":
+  main()
