@@ -8,7 +8,9 @@ MODEL_DIR/results already holds that split's ranked lists), and item-transition 
 most-popular rank the same users. Validation predicts each user's second-last item from
 the items before it, test the last item from everything before it, so every model drops
 from validation to test; a ratio far below the floors' says that the validation curve
-overstates what a recipe buys on test. Writes MODEL_DIR/results/val_test_gap.{md,json}.
+overstates what a recipe buys on test. Beside each model: the median training count (in
+training sequences) of the items in its top 10, and of the targets: whether a model leans
+on what was frequent in training. Writes MODEL_DIR/results/val_test_gap.{md,json}.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def main():
   from tiger_jax import baselines, data as data_lib, metrics
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   train = data_lib.training_sequences(dataset)
-  rows = {}
+  counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)
+  rows, target_counts = {}, {}
   for split in ("validation", "test"):
     examples = list(data_lib.iter_examples(dataset, split))
     targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
@@ -59,18 +62,25 @@ def main():
     lists = {"TIGER": ranked,
              "item-transition": baselines.item_transition(train, dataset.num_items, histories),
              "most-popular": baselines.most_popular(train, dataset.num_items, histories)}
+    target_counts[split] = float(np.median(counts[targets]))
     for name, ranked_lists in lists.items():
-      rows.setdefault(name, {})[split] = metrics.retrieval_metrics(ranked_lists, targets)
+      rows.setdefault(name, {})[split] = {
+          **metrics.retrieval_metrics(ranked_lists, targets),
+          "top10_median_train_count": float(np.median(counts[np.asarray(ranked_lists)[:, :10]]))}
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint}; all "
            f"{dataset.num_users:,} users, beam 20", "",
-           "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation |",
-           "|---|---|---|---|"]
+           "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation | "
+           "top-10 median training count, validation / test |", "|---|---|---|---|---|"]
   for name, r in rows.items():
     v, t = r["validation"], r["test"]
     lines.append(f"| {name} | {v['recall@10']:.4f} / {v['ndcg@10']:.4f} | "
                  f"{t['recall@10']:.4f} / {t['ndcg@10']:.4f} | "
-                 + " / ".join(f"{t[k] / v[k]:.2f}" for k in KEYS) + " |")
-  write_table(os.path.join(args.model_dir, "results"), "val_test_gap", lines + [""], rows)
+                 + " / ".join(f"{t[k] / v[k]:.2f}" for k in KEYS)
+                 + f" | {v['top10_median_train_count']:g} / {t['top10_median_train_count']:g} |")
+  lines += ["", "median training count of the targets: validation "
+            f"{target_counts['validation']:g}, test {target_counts['test']:g}", ""]
+  write_table(os.path.join(args.model_dir, "results"), "val_test_gap", lines,
+              {**rows, "target_median_train_count": target_counts})
 
 
 if __name__ == "__main__":
