@@ -25,19 +25,20 @@ from common import write_table
 KEYS = ("recall@10", "ndcg@10")
 
 
-def tiger_lists(model_dir: str, split: str, checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
-  """(ranked [users, k], targets [users]) in user order, decoding the split if not saved."""
+def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray) -> np.ndarray:
+  """TIGER's ranked lists [users, k] in user order, decoding the split if not saved."""
   import gin
-  from tiger_jax import configurables, evaluate, io_utils
+  from tiger_jax import configurables, evaluate, retrieval
   path = os.path.join(model_dir, "results",
                       f"{evaluate.result_name(split, checkpoint=checkpoint)}_ranked.npz")
   if not os.path.exists(path):
     gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
     evaluate.evaluate_checkpoint(configurables.experiment(), model_dir, split,
                                  checkpoint=checkpoint)
-  z = io_utils.load_arrays(path)
-  order = np.argsort(z["users"])
-  return z["ranked"][order], z["targets"][order]
+  try:
+    return retrieval.load_ranked(path, targets)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
 def main():
@@ -55,10 +56,7 @@ def main():
   for split in ("validation", "test"):
     examples = list(data_lib.iter_examples(dataset, split))
     targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
-    ranked, tiger_targets = tiger_lists(args.model_dir, split, args.checkpoint)
-    if not np.array_equal(tiger_targets, targets):
-      raise SystemExit(f"error: {args.model_dir}/results: the saved {split} lists are not this "
-                       "run's users; remove them and rerun")
+    ranked = tiger_lists(args.model_dir, split, args.checkpoint, targets)
     lists = {"TIGER": ranked,
              "item-transition": baselines.item_transition(train, dataset.num_items, histories),
              "most-popular": baselines.most_popular(train, dataset.num_items, histories)}

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from tiger_jax import baselines, io_utils, metrics as metrics_lib
+from tiger_jax import baselines, io_utils, metrics as metrics_lib, retrieval
 from tiger_jax.data import Dataset
 
 
@@ -20,12 +20,8 @@ def cold_start_rows(dataset: Dataset, ranked_path: str, data_dir: str, targets, 
   item; default: all but the collision token) against content-KNN on the same users."""
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
-  z = io_utils.load_arrays(ranked_path)
-  order = np.argsort(z["users"])
-  ranked, tiger_targets = z["ranked"][order], z["targets"][order]
   targets = np.asarray(targets)
-  if not np.array_equal(tiger_targets, targets):
-    raise ValueError(f"{ranked_path}: the saved ranked lists do not match this dataset's users")
+  ranked = retrieval.load_ranked(ranked_path, targets)
   users = np.flatnonzero(is_cold[targets])
   vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
   knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import jax
 import numpy as np
 
-from tiger_jax import decoding, metrics as metrics_lib
+from tiger_jax import decoding, io_utils, metrics as metrics_lib
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.tokens import TokenLayout
 
@@ -96,3 +96,13 @@ def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, n
              users_per_sec=round(users / max(seconds, 1e-9), 1))
   logging.info("evaluated %d users in %.1fs (%.0f users/s)", users, seconds, out["users_per_sec"])
   return out
+
+
+def load_ranked(path: str, targets: np.ndarray) -> np.ndarray:
+  """The ranked lists [users, k] that `evaluate_checkpoint` saved at `path` (its
+  `<name>_ranked.npz`), in user order; ValueError unless their targets are `targets`."""
+  z = io_utils.load_arrays(path)
+  order = np.argsort(z["users"])
+  if not np.array_equal(z["targets"][order], np.asarray(targets)):
+    raise ValueError(f"{path}: the saved ranked lists do not match this dataset's users")
+  return z["ranked"][order]
