@@ -32,15 +32,17 @@ def table(runs: dict[str, str]) -> str:
   """Markdown: one block of rows per category (ours, then the paper's), then how each was made."""
   lines = ["| data | model | R@5 | R@10 | N@5 | N@10 | training |", "|---|---|---|---|---|---|---|"]
   notes = []
-  configs = [json.load(open(p))["config"] for p in (
-      os.path.join(d, "results", "reproduction.json") for d in runs.values()) if os.path.exists(p)]
-  recipe = configs[0] if configs else "cpu"  # what a missing category's run would use
-  for category in PAPER:
-    path = os.path.join(runs[category], "results", "reproduction.json") if category in runs else None
-    if path and not os.path.exists(path):
+  loaded = {}
+  for category, d in runs.items():
+    path = os.path.join(d, "results", "reproduction.json")
+    if not os.path.exists(path):
       raise SystemExit(f"error: --runs: {path} not found; run bench/reproduce_beauty.py "
                        f"--category={category} with that MODEL_DIR first")
-    run = json.load(open(path)) if path else None
+    with open(path) as f:
+      loaded[category] = json.load(f)
+  recipe = next(iter(loaded.values()))["config"] if loaded else "cpu"  # for a missing category
+  for category in PAPER:
+    run = loaded.get(category)
     name = category.capitalize()
     if run is None:
       lines.append(f"| {name} | ours: not run yet (`python bench/reproduce_beauty.py "

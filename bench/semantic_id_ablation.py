@@ -33,14 +33,15 @@ from common import PAPER, REPO, SHARED, write_table
 # recipes add a 32-dim block by default, which would make "text" the same as
 # "text+collaborative".
 NO_COLLAB = "SemanticIdConfig.collaborative_dim=0"
+COLD_FRACTION, COLD_EPSILON = 0.05, 0.1  # the cold-start row: items held out, prefix epsilon
 ROWS = {
     "text": ("text", [NO_COLLAB]),
     "attributes": ("attributes", [NO_COLLAB]),
     "text+attributes": ("text+attributes", [NO_COLLAB]),
     "text+collaborative": ("text", ["SemanticIdConfig.collaborative_dim=32"]),
     "random": ("text", ["SemanticIdConfig.method='random'", NO_COLLAB]),
-    "text_cold_start": ("text", [NO_COLLAB, "pipeline.cold_start_fraction=0.05",
-                                 "pipeline.cold_start_epsilon=0.1"]),
+    "text_cold_start": ("text", [NO_COLLAB, f"pipeline.cold_start_fraction={COLD_FRACTION}",
+                                 f"pipeline.cold_start_epsilon={COLD_EPSILON}"]),
 }
 COLD_START_ROWS = {"text_cold_start"}  # tabled apart: they train on 95% of the items
 DEFAULT_ROWS = {"beauty": list(ROWS), "toys": ["text", "attributes"]}
@@ -108,8 +109,8 @@ def main():
     lines += ["| TIGER (paper, 200k steps) | " + " | ".join(f"{PAPER[category]['TIGER (paper)'][k]:.4f}" for k in KEYS)
               + " |", ""]
     if cold:
-      lines += [f"{category} cold start: text IDs, 5% of items never in training sequences, "
-                "test users whose target is one of them; same recipe and budget", "",
+      lines += [f"{category} cold start: text IDs, {COLD_FRACTION:.0%} of items never in training "
+                f"sequences (epsilon {COLD_EPSILON}), test users whose target is one of them; same recipe and budget", "",
                 "| ranked by | users | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS),
                 *cold, ""]
   write_table(args.run_dir, "semantic_id_ablation", lines, results)

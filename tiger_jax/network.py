@@ -394,6 +394,15 @@ class DecoderLayer(nn.Module):
     return constrain(y, ("batch", "length", "embed"))
 
 
+def _embedding(config: T5Config, rows: int, name: str) -> nn.Embed:
+  """A [rows, emb_dim] table, unit-normal init, partitioned ("vocab", "embed")."""
+  return nn.Embed(rows, config.emb_dim, dtype=config.dtype,
+                  param_dtype=jnp.dtype(config.param_dtype),
+                  embedding_init=nn.with_logical_partitioning(
+                      nn.initializers.normal(1.0), ("vocab", "embed")),
+                  name=name)
+
+
 class Encoder(nn.Module):
   config: T5Config
   embed: nn.Module
@@ -407,11 +416,7 @@ class Encoder(nn.Module):
     if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
       items = _items(x, c).sum(2)
       if c.item_embed_buckets:  # + the sum of the item's rows of the item table
-        table = nn.Embed(c.item_embed_buckets, c.emb_dim, dtype=c.dtype,
-                         param_dtype=jnp.dtype(c.param_dtype),
-                         embedding_init=nn.with_logical_partitioning(
-                             nn.initializers.normal(1.0), ("vocab", "embed")),
-                         name="item_embedder")
+        table = _embedding(c, c.item_embed_buckets, "item_embedder")
         rows = item_buckets(_items(tokens, c), c.item_embed_buckets, c.item_embed_hashes)
         items = items + table(rows).astype(c.dtype).sum(-2)
       x = jnp.concatenate([x[:, :1], items], 1)
@@ -493,10 +498,7 @@ class Transformer(nn.Module):
 
   def setup(self):
     c = self.config
-    self.embed = nn.Embed(c.vocab_size, c.emb_dim, dtype=c.dtype, param_dtype=jnp.dtype(c.param_dtype),
-                          embedding_init=nn.with_logical_partitioning(
-                              nn.initializers.normal(1.0), ("vocab", "embed")),
-                          name="token_embedder")
+    self.embed = _embedding(c, c.vocab_size, "token_embedder")
     self.encoder = Encoder(c, self.embed)
     self.decoder = Decoder(c, self.embed)
 
