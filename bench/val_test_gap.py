@@ -10,7 +10,10 @@ the items before it, test the last item from everything before it, so every mode
 from validation to test; a ratio far below the floors' says that the validation curve
 overstates what a recipe buys on test. Beside each model: the median training count (in
 training sequences) of the items in its top 10, and of the targets: whether a model leans
-on what was frequent in training. Writes MODEL_DIR/results/val_test_gap.{md,json}.
+on what was frequent in training. A second table splits the users by whether the pair
+(last history item -> target) occurs in some training sequence: what memorised
+transitions buy each model, and how many users each split has of them.
+Writes MODEL_DIR/results/val_test_gap.{md,json}.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray
     raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
+def seen_transition(train: list[np.ndarray], histories: list[np.ndarray],
+                    targets: np.ndarray, num_items: int) -> np.ndarray:
+  """[users] bool: the pair (history[-1], target) follows in some training sequence."""
+  pairs = np.unique(np.concatenate([s[:-1].astype(np.int64) * num_items + s[1:]
+                                    for s in train if len(s) > 1]))
+  keys = np.asarray([int(h[-1]) for h in histories], np.int64) * num_items + targets
+  return np.isin(keys, pairs)
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--model_dir", required=True, help="a finished run (config.gin, data/, checkpoints)")
@@ -52,7 +64,7 @@ def main():
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   train = data_lib.training_sequences(dataset)
   counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)
-  rows, target_counts = {}, {}
+  rows, target_counts, seen = {}, {}, {}
   for split in ("validation", "test"):
     examples = list(data_lib.iter_examples(dataset, split))
     targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
@@ -61,10 +73,14 @@ def main():
              "item-transition": baselines.item_transition(train, dataset.num_items, histories),
              "most-popular": baselines.most_popular(train, dataset.num_items, histories)}
     target_counts[split] = float(np.median(counts[targets]))
+    seen[split] = seen_transition(train, histories, targets, dataset.num_items)
     for name, ranked_lists in lists.items():
+      ranked_lists = np.asarray(ranked_lists)
       rows.setdefault(name, {})[split] = {
           **metrics.retrieval_metrics(ranked_lists, targets),
-          "top10_median_train_count": float(np.median(counts[np.asarray(ranked_lists)[:, :10]]))}
+          "top10_median_train_count": float(np.median(counts[ranked_lists[:, :10]])),
+          **{f"{part}_transition": metrics.retrieval_metrics(ranked_lists[m], targets[m])
+             for part, m in (("seen", seen[split]), ("unseen", ~seen[split]))}}
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint}; all "
            f"{dataset.num_users:,} users, beam 20", "",
            "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation | "
@@ -76,9 +92,20 @@ def main():
                  + " / ".join(f"{t[k] / v[k]:.2f}" for k in KEYS)
                  + f" | {v['top10_median_train_count']:g} / {t['top10_median_train_count']:g} |")
   lines += ["", "median training count of the targets: validation "
-            f"{target_counts['validation']:g}, test {target_counts['test']:g}", ""]
+            f"{target_counts['validation']:g}, test {target_counts['test']:g}", "",
+            "R@10 / N@10 by whether the user's (last item -> target) pair occurs in training "
+            "sequences: " + ", ".join(f"{split} {m.mean():.1%} seen ({m.sum():,} users)"
+                                      for split, m in seen.items()), "",
+            "| model | validation seen | validation unseen | test seen | test unseen |",
+            "|---|---|---|---|---|"]
+  for name, r in rows.items():
+    lines.append(f"| {name} | " + " | ".join(
+        " / ".join(f"{r[split][f'{part}_transition'][k]:.4f}" for k in KEYS)
+        for split in ("validation", "test") for part in ("seen", "unseen")) + " |")
+  lines.append("")
   write_table(os.path.join(args.model_dir, "results"), "val_test_gap", lines,
-              {**rows, "target_median_train_count": target_counts})
+              {**rows, "target_median_train_count": target_counts,
+               "seen_transition_share": {k: float(m.mean()) for k, m in seen.items()}})
 
 
 if __name__ == "__main__":

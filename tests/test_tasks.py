@@ -73,6 +73,21 @@ def test_task_yields_the_expected_examples_for_a_hand_made_user(tmp_path):
   assert scores["recall@5"] == 0.5 and scores["ndcg@5"] == 0.5
   vocab = task.output_features["targets"].vocabulary
   assert vocab.vocab_size == layout.vocab_size and vocab.eos_id == EOS_ID
+  # Every contiguous sub-sequence (at most 20 items) with the item after it, from the prefixes.
+  from tiger_jax import input_pipeline
+  subs = sorted((list(e["inputs"]), list(e["targets"])) for e in input_pipeline.history_suffixes(
+      task.get_dataset(lengths, split="train", shuffle=False), id_length=4).as_numpy_iterator())
+  want = sorted(([user_tok[0]] + item_tok[alice[i:t]].ravel().tolist(),
+                 item_tok[alice[t]].tolist() + [EOS_ID])
+                for t in range(1, 23) for i in range(max(0, t - 20), t))
+  assert subs == want and len(want) == sum(min(t, 20) for t in range(1, 23))  # 250
+  batches = input_pipeline.train_batches(task, lengths, 8, seed=0, num_buckets=1,
+                                         histories="subsequences")
+  batch = next(batches)
+  assert batch["inputs"].shape == (8, 81) and set(map(tuple, batch["targets"].tolist())) <= {
+      tuple(t) for _, t in want}
+  with pytest.raises(ValueError, match="histories='suffixes'"):
+    next(input_pipeline.train_batches(task, lengths, 8, seed=0, histories="suffixes"))
   seqio.TaskRegistry.remove("tiger_handmade_test")
 
 

@@ -29,16 +29,38 @@ def bucket_boundaries(input_length: int, id_length: int, num_buckets: int) -> li
   return [1 + e * id_length for e in ends]
 
 
+TRAIN_HISTORIES = ("prefixes", "subsequences")
+
+
+def history_suffixes(ds: tf.data.Dataset, id_length: int) -> tf.data.Dataset:
+  """Each example {inputs: [user, item_1 .. item_n codes], targets} -> n examples whose
+  histories are item_i .. item_n (same user token and target), longest first.
+
+  Over the prefix examples of a sequence, these are all its contiguous
+  sub-sequences, each with the item that follows it (at most MAX_HISTORY long).
+  """
+  def expand(ex):
+    starts = 1 + tf.range(tf.maximum((tf.shape(ex["inputs"])[0] - 1) // id_length, 1)) * id_length
+    return tf.data.Dataset.from_tensor_slices(starts).map(
+        lambda s: {**ex, "inputs": tf.concat([ex["inputs"][:1], ex["inputs"][s:]], 0)})
+  return ds.flat_map(expand)
+
+
 def train_batches(task: seqio.Task, feature_lengths: Mapping[str, int], batch_size: int,
                   seed: int, num_buckets: int = 5, id_length: int = 4,
-                  shard_index: int = 0, num_shards: int = 1, start_step: int = 0) -> Iterator[Batch]:
+                  shard_index: int = 0, num_shards: int = 1, start_step: int = 0,
+                  histories: str = "prefixes", shuffle_buffer: int = 10_000) -> Iterator[Batch]:
   """Endless per-host training batches [batch_size // num_shards, length].
 
   The order is fixed by `seed`; `start_step` skips the batches a resumed run
   already trained on, so a restart sees the same data from that step. With
   num_buckets > 1 (single host only) each batch takes the shortest bucket
-  length its examples fit.
+  length its examples fit. histories='subsequences' trains on every contiguous
+  sub-sequence of each training sequence (`history_suffixes`, reshuffled with
+  `shuffle_buffer`) instead of its prefixes.
   """
+  if histories not in TRAIN_HISTORIES:
+    raise ValueError(f"histories={histories!r}: expected one of {TRAIN_HISTORIES}")
   if batch_size % num_shards:
     raise ValueError(f"batch size {batch_size} does not split over {num_shards} hosts")
   local = batch_size // num_shards
@@ -46,6 +68,8 @@ def train_batches(task: seqio.Task, feature_lengths: Mapping[str, int], batch_si
                         shard_info=seqio.ShardInfo(shard_index, num_shards), num_epochs=None,
                         use_cached=False)
   in_len, tgt_len = feature_lengths["inputs"], feature_lengths["targets"]
+  if histories == "subsequences":
+    ds = history_suffixes(ds, id_length).shuffle(shuffle_buffer, seed=seed)
   ds = ds.map(lambda ex: {"inputs": ex["inputs"], "targets": _pad_to(ex["targets"], tgt_len)},
               num_parallel_calls=tf.data.AUTOTUNE)
   if num_buckets > 1 and num_shards == 1:
@@ -81,6 +105,8 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
   if max_examples:
     ds = ds.take(max_examples)
   in_len, tgt_len = feature_lengths["inputs"], feature_lengths["targets"]
+  if histories == "subsequences":
+    ds = history_suffixes(ds, id_length).shuffle(shuffle_buffer, seed=seed)
   ds = ds.map(lambda ex: {"inputs": ex["inputs"], "targets": _pad_to(ex["targets"], tgt_len),
                           "target_item": ex["target_item"], "user": ex["user"],
                           "mask": tf.constant(1, tf.int32)})

@@ -47,6 +47,7 @@ class TrainerConfig:
   keep_checkpoints: int = 3
   eval_every: int = 500
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
+  train_histories: str = "prefixes"  # or 'subsequences' (input_pipeline.history_suffixes)
   best_metric: str = "ndcg@10"  # validation metric that picks best/ (as public reproductions do)
 
   def __post_init__(self):
@@ -54,6 +55,9 @@ class TrainerConfig:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
       raise ConfigError(f"TrainerConfig.schedule={self.schedule!r}; expected one of {SCHEDULES}")
+    if self.train_histories not in input_pipeline.TRAIN_HISTORIES:
+      raise ConfigError(f"TrainerConfig.train_histories={self.train_histories!r}; expected one "
+                        f"of {input_pipeline.TRAIN_HISTORIES}")
     if self.best_metric not in metrics_lib.METRIC_NAMES:
       raise ConfigError(f"TrainerConfig.best_metric={self.best_metric!r}; expected one of "
                         f"{metrics_lib.METRIC_NAMES}")
@@ -424,7 +428,8 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
     return input_pipeline.train_batches(
         exp.task, exp.feature_lengths, batch_size, seed=trainer_config.seed,
         num_buckets=trainer_config.num_buckets, id_length=exp.layout.id_length,
-        shard_index=jax.process_index(), num_shards=jax.process_count(), start_step=start_step)
+        shard_index=jax.process_index(), num_shards=jax.process_count(), start_step=start_step,
+        histories=trainer_config.train_histories)
 
   eval_fn = make_eval_fn(exp, trainer, "validation", eval_beam_size, eval_batch_size,
                          eval_examples) if trainer_config.eval_every else None
