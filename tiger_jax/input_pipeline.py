@@ -105,8 +105,6 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
   if max_examples:
     ds = ds.take(max_examples)
   in_len, tgt_len = feature_lengths["inputs"], feature_lengths["targets"]
-  if histories == "subsequences":
-    ds = history_suffixes(ds, id_length).shuffle(shuffle_buffer, seed=seed)
   ds = ds.map(lambda ex: {"inputs": ex["inputs"], "targets": _pad_to(ex["targets"], tgt_len),
                           "target_item": ex["target_item"], "user": ex["user"],
                           "mask": tf.constant(1, tf.int32)})
