@@ -79,6 +79,32 @@ def test_item_buckets_tell_items_apart_and_the_embedding_sees_the_whole_id():
     _model(item_embed_buckets=64)
 
 
+def test_item_embedding_dropout_drops_whole_items_in_training_only():
+  kw = dict(item_inputs=True, id_length=3, item_embed_buckets=64, dropout_rate=0.0)
+  model, params = _model(**kw)
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23, 11, 22, 13]])
+
+  def encode(rate, rng, table_scale=1.0):
+    p = {**params, "encoder": {**params["encoder"], "item_embedder": {
+        "embedding": params["encoder"]["item_embedder"]["embedding"] * table_scale}}}
+    m = network.Transformer(network.T5Config(vocab_size=50, **{
+        **TINY_MODEL, "num_encoder_layers": 2, "num_decoder_layers": 2, **kw,
+        "item_embed_dropout": rate}))
+    return m.apply({"params": p}, x, rng is None, method=m.encode,
+                   rngs=None if rng is None else {"dropout": rng})
+
+  plain = encode(0.0, None)
+  np.testing.assert_allclose(encode(0.5, None), plain, atol=1e-6)  # evaluation: no dropout
+  np.testing.assert_allclose(encode(1.0, jax.random.PRNGKey(3)), encode(0.0, None, 0.0), atol=1e-6)
+  draws = [encode(0.5, jax.random.PRNGKey(k)) for k in range(8)]
+  assert not all(np.allclose(d, draws[0], atol=1e-4) for d in draws[1:])  # masks vary
+  # Each item keeps its whole row (scaled 2x) or none: some draw keeps all three items.
+  assert any(np.allclose(d, encode(0.0, None, 2.0), atol=1e-5) for d in
+             [encode(0.5, jax.random.PRNGKey(k)) for k in range(32)])
+  with pytest.raises(ValueError, match="item_embed_dropout=0.5: a probability, and only with"):
+    _model(item_embed_dropout=0.5)
+
+
 def test_without_the_user_token_the_user_changes_nothing():
   y = jnp.asarray([[3, 4, 5, 1]])
   x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23]])

@@ -46,6 +46,11 @@ class T5Config:
   # table the model must be given: the codes are the item).
   item_embed_buckets: int = 0
   item_embed_hashes: int = 2
+  # In training, drop a history item's whole table embedding with this probability (its
+  # codes stay), so that the codes, which generalise to items seen rarely, keep carrying
+  # the history (bench/val_test_gap.py: the table alone trades unseen-pair quality for
+  # memorised pairs).
+  item_embed_dropout: float = 0.0
   user_token: bool = True  # False: the user token is masked out (the paper's ablation)
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
@@ -412,13 +417,18 @@ class Encoder(nn.Module):
     """tokens [batch, in_len] -> encoded [batch, enc_len, emb_dim]: enc_len = in_len, or
     1 + items with item_inputs (`encoder_mask` says which positions are real)."""
     c = self.config
+    if not 0.0 <= c.item_embed_dropout <= 1.0 or (c.item_embed_dropout and not c.item_embed_buckets):
+      raise ValueError(f"T5Config.item_embed_dropout={c.item_embed_dropout}: a probability, "
+                       "and only with T5Config.item_embed_buckets > 0")
     x = self.embed(tokens).astype(c.dtype)
     if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
       items = _items(x, c).sum(2)
       if c.item_embed_buckets:  # + the sum of the item's rows of the item table
         table = _embedding(c, c.item_embed_buckets, "item_embedder")
         rows = item_buckets(_items(tokens, c), c.item_embed_buckets, c.item_embed_hashes)
-        items = items + table(rows).astype(c.dtype).sum(-2)
+        keep = Dropout(c.item_embed_dropout)(  # [batch, items, 1]: one draw per item
+            jnp.ones(rows.shape[:-1] + (1,), c.dtype), deterministic=deterministic)
+        items = items + table(rows).astype(c.dtype).sum(-2) * keep
       x = jnp.concatenate([x[:, :1], items], 1)
     elif c.item_embed_buckets:
       raise ValueError("T5Config.item_embed_buckets needs T5Config.item_inputs = True "
