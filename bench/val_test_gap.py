@@ -44,11 +44,10 @@ def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray
     raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
-def seen_transition(train: list[np.ndarray], histories: list[np.ndarray],
-                    targets: np.ndarray, num_items: int) -> np.ndarray:
-  """[users] bool: the pair (history[-1], target) follows in some training sequence."""
-  pairs = np.unique(np.concatenate([s[:-1].astype(np.int64) * num_items + s[1:]
-                                    for s in train if len(s) > 1]))
+def seen_transition(pairs: np.ndarray, histories: list[np.ndarray], targets: np.ndarray,
+                    num_items: int) -> np.ndarray:
+  """[users] bool: the pair (history[-1], target) is among `pairs`, the training
+  sequences' consecutive pairs encoded as previous * num_items + next."""
   keys = np.asarray([int(h[-1]) for h in histories], np.int64) * num_items + targets
   return np.isin(keys, pairs)
 
@@ -64,6 +63,8 @@ def main():
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   train = data_lib.training_sequences(dataset)
   counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)
+  prev, nxt = baselines.train_pairs(train)
+  pairs = np.unique(prev.astype(np.int64) * dataset.num_items + nxt)
   rows, target_counts, seen = {}, {}, {}
   for split in ("validation", "test"):
     examples = list(data_lib.iter_examples(dataset, split))
@@ -73,7 +74,7 @@ def main():
              "item-transition": baselines.item_transition(train, dataset.num_items, histories),
              "most-popular": baselines.most_popular(train, dataset.num_items, histories)}
     target_counts[split] = float(np.median(counts[targets]))
-    seen[split] = seen_transition(train, histories, targets, dataset.num_items)
+    seen[split] = seen_transition(pairs, histories, targets, dataset.num_items)
     for name, ranked_lists in lists.items():
       ranked_lists = np.asarray(ranked_lists)
       rows.setdefault(name, {})[split] = {

@@ -15,10 +15,13 @@ from tiger_jax.models import EncoderDecoderModel, shift_right, unbox
 from tiger_jax.trainer import TrainerConfig
 
 
-def _model(vocab=50, **kw):
-  cfg = network.T5Config(vocab_size=vocab, **{**TINY_MODEL, "num_encoder_layers": 2,
+def _config(vocab=50, **kw):
+  return network.T5Config(vocab_size=vocab, **{**TINY_MODEL, "num_encoder_layers": 2,
                                                "num_decoder_layers": 2, **kw})
-  model = EncoderDecoderModel(network.Transformer(cfg))
+
+
+def _model(vocab=50, **kw):
+  model = EncoderDecoderModel(network.Transformer(_config(vocab, **kw)))
   return model, unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
 
 
@@ -87,9 +90,7 @@ def test_item_embedding_dropout_drops_whole_items_in_training_only():
   def encode(rate, rng, table_scale=1.0):
     p = {**params, "encoder": {**params["encoder"], "item_embedder": {
         "embedding": params["encoder"]["item_embedder"]["embedding"] * table_scale}}}
-    m = network.Transformer(network.T5Config(vocab_size=50, **{
-        **TINY_MODEL, "num_encoder_layers": 2, "num_decoder_layers": 2, **kw,
-        "item_embed_dropout": rate}))
+    m = network.Transformer(_config(**kw, item_embed_dropout=rate))
     return m.apply({"params": p}, x, rng is None, method=m.encode,
                    rngs=None if rng is None else {"dropout": rng})
 

@@ -8,7 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def _train_pairs(train_sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def train_pairs(train_sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """(previous items, next items): every consecutive pair of the training sequences."""
   prev = [s[:-1] for s in train_sequences if len(s) > 1]
   nxt = [s[1:] for s in train_sequences if len(s) > 1]
   return (np.concatenate(prev), np.concatenate(nxt)) if prev else (np.zeros(0, int), np.zeros(0, int))
@@ -25,7 +26,7 @@ def most_popular(train_sequences: Sequence[np.ndarray], num_items: int, historie
 def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,
                     histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
   """Items that followed the user's last item in training sequences, by count; popularity fills up."""
-  prev, nxt = _train_pairs(train_sequences)
+  prev, nxt = train_pairs(train_sequences)
   trans = sp.csr_matrix((np.ones(len(prev)), (prev, nxt)), shape=(num_items, num_items))
   trans.sum_duplicates()
   popularity = np.bincount(np.concatenate(list(train_sequences)), minlength=num_items)

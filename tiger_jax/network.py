@@ -426,9 +426,11 @@ class Encoder(nn.Module):
       if c.item_embed_buckets:  # + the sum of the item's rows of the item table
         table = _embedding(c, c.item_embed_buckets, "item_embedder")
         rows = item_buckets(_items(tokens, c), c.item_embed_buckets, c.item_embed_hashes)
-        keep = Dropout(c.item_embed_dropout)(  # [batch, items, 1]: one draw per item
-            jnp.ones(rows.shape[:-1] + (1,), c.dtype), deterministic=deterministic)
-        items = items + table(rows).astype(c.dtype).sum(-2) * keep
+        item_vectors = table(rows).astype(c.dtype).sum(-2)
+        if c.item_embed_dropout:  # in training, keep or drop each item's whole vector
+          item_vectors = item_vectors * Dropout(c.item_embed_dropout)(
+              jnp.ones(rows.shape[:-1] + (1,), c.dtype), deterministic=deterministic)
+        items = items + item_vectors
       x = jnp.concatenate([x[:, :1], items], 1)
     elif c.item_embed_buckets:
       raise ValueError("T5Config.item_embed_buckets needs T5Config.item_inputs = True "
