@@ -1,5 +1,6 @@
 """The encoder-decoder, its sharding, and the trainer."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -25,8 +26,10 @@ def _model(vocab=50, **kw):
   return model, unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
 
 
-# item_inputs with the hashed item embedding: one compile covers both encoder additions.
-VARIANTS = {"tokens": {}, "item_inputs": dict(item_inputs=True, id_length=3, item_embed_buckets=64),
+# item_inputs with the hashed item and recency embeddings: one compile covers the encoder's
+# additions.
+VARIANTS = {"tokens": {}, "item_inputs": dict(item_inputs=True, id_length=3, item_embed_buckets=64,
+                                              recency_positions=4),
             "no_user_token": dict(user_token=False)}
 
 
@@ -104,6 +107,28 @@ def test_item_embedding_dropout_drops_whole_items_in_training_only():
              [encode(0.5, jax.random.PRNGKey(k)) for k in range(32)])
   with pytest.raises(ValueError, match="item_embed_dropout=0.5: a probability, and only with"):
     _model(item_embed_dropout=0.5)
+
+
+def test_recency_embedding_marks_each_item_by_its_distance_from_the_end():
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23], [9, 11, 12, 13, 0, 0, 0]])
+  tokens, items = _config(id_length=3), _config(id_length=3, item_inputs=True)
+  np.testing.assert_array_equal(network.item_recency(x, tokens),
+                                [[-1, 1, 1, 1, 0, 0, 0], [-1, 0, 0, 0, -1, -1, -1]])
+  np.testing.assert_array_equal(network.item_recency(x, items), [[-1, 1, 0], [-1, 0, -1]])
+  # With no encoder layers each position's output is its own input, normalised: a table
+  # with only row 0 (the last item) set moves the last item's position(s) and nothing else.
+  for config in (tokens, items):
+    m = network.Transformer(dataclasses.replace(config, num_encoder_layers=0, recency_positions=2))
+    params = unbox(m.init(jax.random.PRNGKey(0), x, shift_right(x[:, :4])))["params"]
+    table = params["encoder"]["recency_embedder"]["embedding"]
+    encode = lambda t: m.apply({"params": {**params, "encoder": {
+        **params["encoder"], "recency_embedder": {"embedding": t}}}}, x, True, method=m.encode)
+    moved = ~np.isclose(encode(jnp.zeros_like(table).at[0].set(table[0])),
+                        encode(jnp.zeros_like(table)), atol=1e-6).all(-1)
+    real = np.asarray(network.encoder_mask(x, config))
+    np.testing.assert_array_equal(moved[real], (network.item_recency(x, config) == 0)[real])
+  with pytest.raises(ValueError, match="recency_positions=-1: 0 \\(off\\) or more"):
+    _model(recency_positions=-1)
 
 
 def test_without_the_user_token_the_user_changes_nothing():

@@ -51,6 +51,13 @@ class T5Config:
   # the history (bench/val_test_gap.py: the table alone trades unseen-pair quality for
   # memorised pairs).
   item_embed_dropout: float = 0.0
+  # recency_positions > 0: each history item's encoder position(s) also get a learned
+  # embedding of how recent the item is (0 = the last item of the history, the one a
+  # first-order transition model looks at; items older than recency_positions - 1 share
+  # the last row). Without it the encoder can tell the last item only indirectly (inputs
+  # are right-padded and relative positions do not say where a history ends), and the
+  # decoder's cross-attention has no positions at all.
+  recency_positions: int = 0
   user_token: bool = True  # False: the user token is masked out (the paper's ablation)
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
@@ -64,6 +71,18 @@ def encoder_mask(tokens: jax.Array, config: T5Config) -> jax.Array:
   if not config.item_inputs:
     return real
   return jnp.concatenate([real[:, :1], _items(real, config).any(-1)], 1)
+
+
+def item_recency(tokens: jax.Array, config: T5Config) -> jax.Array:
+  """Input tokens [batch, 1 + id_length * items] -> each encoder position's item recency
+  [batch, encoder length] (int32): 0 for the last history item's position(s), 1 for the one
+  before, ...; -1 for the user token and padding."""
+  real = encoder_mask(tokens, config)
+  per = 1 if config.item_inputs else config.id_length  # encoder positions per item
+  pos = jnp.arange(real.shape[1])
+  num_items = (real[:, 1:].sum(-1, keepdims=True) + per - 1) // per
+  recency = num_items - 1 - (pos - 1) // per
+  return jnp.where(real & (pos >= 1), recency, -1).astype(jnp.int32)
 
 
 def _items(x: jax.Array, config: T5Config) -> jax.Array:
@@ -420,6 +439,8 @@ class Encoder(nn.Module):
     if not 0.0 <= c.item_embed_dropout <= 1.0 or (c.item_embed_dropout and not c.item_embed_buckets):
       raise ValueError(f"T5Config.item_embed_dropout={c.item_embed_dropout}: a probability, "
                        "and only with T5Config.item_embed_buckets > 0")
+    if c.recency_positions < 0:
+      raise ValueError(f"T5Config.recency_positions={c.recency_positions}: 0 (off) or more")
     x = self.embed(tokens).astype(c.dtype)
     if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
       items = _items(x, c).sum(2)
@@ -435,6 +456,11 @@ class Encoder(nn.Module):
     elif c.item_embed_buckets:
       raise ValueError("T5Config.item_embed_buckets needs T5Config.item_inputs = True "
                        "(one encoder position per item to add the item's embedding to)")
+    if c.recency_positions:  # + the embedding of how recent the position's item is
+      recency = item_recency(tokens, c)
+      rows = _embedding(c, c.recency_positions, "recency_embedder")(
+          jnp.clip(recency, 0, c.recency_positions - 1)).astype(c.dtype)
+      x = x + jnp.where((recency >= 0)[..., None], rows, 0)
     x = Dropout(c.dropout_rate)(x, deterministic=deterministic)
     x = constrain(x, ("batch", "length", "embed"))
     mask = encoder_mask(tokens, c)[:, None, None, :]
