@@ -1,6 +1,7 @@
 r"""Where a training step's time goes, by ablation at one batch shape, with achieved GFLOP/s.
 
   python bench/step_profile.py [--batch_size=256] [--input_len=32] [--repeats=10]
+  python bench/step_profile.py --input_len=81 --only="float32, dropout 0.1" --trace_dir=/tmp/t
 
 Times the paper-size model's jitted training step on random tokens of one shape
 (a typical length bucket: Beauty's mean input is 30.6 tokens; 33 = user + 8 items), in variants that
@@ -11,11 +12,19 @@ and the item-level-input model variant (`T5Config.item_inputs`: 1 + 8 encoder
 positions for the same 33 tokens). FLOPs are XLA's own count of the compiled step
 (`cost_analysis`) beside an analytic count of the matmuls
 (`analytic_flops`), so GFLOP/s can be set against `bench/dot_speed.py`.
+--trace_dir also traces two steps of each variant (`jax.profiler`, a Perfetto trace) and
+prints where the executor's threads spent them, by kind of XLA operation.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
 import time
 
 import jax
@@ -83,6 +92,34 @@ def time_step(trainer: Trainer, batch: dict, repeats: int, forward_only: bool) -
   return (time.perf_counter() - start) / repeats, flops
 
 
+def trace_by_kind(trainer: Trainer, batch: dict, trace_dir: str, steps: int = 2) -> list:
+  """[(kind, thread-ms per step, ops)] of `steps` traced training steps, most time first:
+  a kind is an XLA operation's name without its .N suffix (dots run as ynn_fusion /
+  dot_general, layout changes as *copy*/transpose fusions)."""
+  state = trainer.init_state()
+  with trainer.context():
+    for _ in range(2):  # compile and warm
+      state, m = trainer.train_step(state, batch)
+    jax.block_until_ready(m["loss"])
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      for _ in range(steps):
+        state, m = trainer.train_step(state, batch)
+      jax.block_until_ready(m["loss"])
+  path = max(glob.glob(os.path.join(trace_dir, "**", "*perfetto_trace.json.gz"), recursive=True),
+             key=os.path.getmtime)
+  events = json.load(gzip.open(path))
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  micros, count = collections.Counter(), collections.Counter()
+  for e in events:
+    name = e.get("name", "")
+    if e.get("ph") == "X" and "dur" in e and not name.startswith("$") and "Thunk" not in name \
+        and "Await" not in name and "PjitFunction" not in name:
+      kind = re.sub(r"\.\d+$", "", name)
+      micros[kind] += e["dur"]
+      count[kind] += 1
+  return [(k, v / 1e3 / steps, count[k] // steps) for k, v in micros.most_common()]
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--batch_size", type=int, default=256)
@@ -91,6 +128,7 @@ def main():
   p.add_argument("--repeats", type=int, default=10)
   p.add_argument("--only", default="", help="run only the variants whose name contains this")
   p.add_argument("--vocab", type=int, default=network.T5Config().vocab_size)
+  p.add_argument("--trace_dir", default="", help="also trace each variant's steps here")
   args = p.parse_args()
   mesh = partitioning.make_mesh()
   lengths = {"inputs": args.input_len, "targets": TARGET_LEN}
@@ -109,6 +147,7 @@ def main():
   config = network.T5Config(vocab_size=args.vocab)
   print(f"paper model, batch {args.batch_size} x {args.input_len} input tokens, {hardware()}")
   print("| variant | ms/step | examples/s | XLA GFLOP | XLA GFLOP/s |\n|---|---|---|---|---|")
+  traces = {}
   for name, (dtype, rate, fwd, item_inputs) in variants.items():
     if args.only not in name:
       continue
@@ -124,7 +163,20 @@ def main():
       network.dropout_keep = hashed
     print(f"| {name} | {secs * 1e3:.0f} | {args.batch_size / secs:.1f} | {flops / 1e9:.1f} | "
           f"{flops / secs / 1e9:.0f} |", flush=True)
+    if args.trace_dir and not fwd:
+      network.dropout_keep = random_bits_keep if "(before)" in name else hashed
+      try:
+        kinds = trace_by_kind(trainer, batch, os.path.join(args.trace_dir, re.sub(r"\W+", "_", name)))
+      finally:
+        network.dropout_keep = hashed
+      traces[name] = kinds
   ana = analytic_flops(config, args.batch_size, args.input_len, TARGET_LEN, args.vocab)
+  for name, kinds in traces.items():
+    total = sum(ms for _, ms, _ in kinds)
+    print(f"\n{name}: {total:.0f} thread-ms a step, by kind of XLA operation (top 8)")
+    print("| kind | ops a step | thread-ms a step | share |\n|---|---|---|---|")
+    for kind, ms, n in kinds[:8]:
+      print(f"| {kind} | {n} | {ms:.0f} | {ms / total:.0%} |")
   print(f"analytic matmul FLOPs of a training step: {ana / 1e9:.1f} GFLOP")
 
 
