@@ -19,6 +19,7 @@ Writes MODEL_DIR/results/val_test_gap.{md,json}.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import numpy as np
@@ -28,15 +29,22 @@ from common import write_table
 KEYS = ("recall@10", "ndcg@10")
 
 
+@functools.cache
+def run_experiment(model_dir: str):
+  """The run's experiment, from its config.gin (parsed once: gin locks it after)."""
+  import gin
+  from tiger_jax import configurables
+  gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
+  return configurables.experiment()
+
+
 def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray) -> np.ndarray:
   """TIGER's ranked lists [users, k] in user order, decoding the split if not saved."""
-  import gin
-  from tiger_jax import configurables, evaluate, retrieval
+  from tiger_jax import evaluate, retrieval
   path = os.path.join(model_dir, "results",
                       f"{evaluate.result_name(split, checkpoint=checkpoint)}_ranked.npz")
   if not os.path.exists(path):
-    gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
-    evaluate.evaluate_checkpoint(configurables.experiment(), model_dir, split,
+    evaluate.evaluate_checkpoint(run_experiment(model_dir), model_dir, split,
                                  checkpoint=checkpoint)
   try:
     return retrieval.load_ranked(path, targets)

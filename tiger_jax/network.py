@@ -418,12 +418,13 @@ class DecoderLayer(nn.Module):
     return constrain(y, ("batch", "length", "embed"))
 
 
-def _embedding(config: T5Config, rows: int, name: str) -> nn.Embed:
-  """A [rows, emb_dim] table, unit-normal init, partitioned ("vocab", "embed")."""
+def _embedding(config: T5Config, rows: int, name: str,
+               axes: tuple[str | None, str] = ("vocab", "embed")) -> nn.Embed:
+  """A [rows, emb_dim] table, unit-normal init, partitioned by `axes` (a few rows: (None,
+  "embed"), replicated rather than split unevenly over the vocab axis)."""
   return nn.Embed(rows, config.emb_dim, dtype=config.dtype,
                   param_dtype=jnp.dtype(config.param_dtype),
-                  embedding_init=nn.with_logical_partitioning(
-                      nn.initializers.normal(1.0), ("vocab", "embed")),
+                  embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0), axes),
                   name=name)
 
 
@@ -458,7 +459,7 @@ class Encoder(nn.Module):
                        "(one encoder position per item to add the item's embedding to)")
     if c.recency_positions:  # + the embedding of how recent the position's item is
       recency = item_recency(tokens, c)
-      rows = _embedding(c, c.recency_positions, "recency_embedder")(
+      rows = _embedding(c, c.recency_positions, "recency_embedder", (None, "embed"))(
           jnp.clip(recency, 0, c.recency_positions - 1)).astype(c.dtype)
       x = x + jnp.where((recency >= 0)[..., None], rows, 0)
     x = Dropout(c.dropout_rate)(x, deterministic=deterministic)
