@@ -22,13 +22,13 @@ def _setup(num_items=20, seed=0):
   return ids, layout, model, params
 
 
-def _search(model, params, layout, x, beams, trie, block_softmax=True):
+def _search(model, params, layout, x, beams, trie, block_softmax=True, exclude=None):
   enc = model.encode(params, x)
   cache = model.init_cache(params, enc, x)
   step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position, block)
   return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
                               layout.level_sizes, trie,
-                              block_softmax=block_softmax)
+                              block_softmax=block_softmax, exclude=exclude)
 
 
 def test_trie_children_by_hand():
@@ -59,6 +59,52 @@ def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax):
     np.testing.assert_allclose(np.asarray(scores[b, :len(ids)]), brute[order], atol=1e-4)
     assert (np.asarray(items[b, len(ids):]) == -1).all()  # more beams than items
     np.testing.assert_array_equal(np.asarray(codes[b, :len(ids)]), ids[order])
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_excluded_ids_leave_the_beams_to_the_next_best(constrained):
+  """Excluding IDs (a user's history) gives the search's own list with them taken out, and
+  their beams go to the next best."""
+  ids, layout, model, params = _setup()
+  x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
+  trie = decoding.Trie.build(ids) if constrained else None
+  beams = len(ids) + 3 if constrained else 8  # constrained: every item fits in the beams
+  full = [np.asarray(a) for a in _search(model, params, layout, x, beams, trie)]
+  ranks = [[0, 2, 5], [1], []]  # exclude the IDs the plain search ranked here
+  exclude = np.full((3, 3, ids.shape[1]), -1, np.int32)  # rows of -1: padding
+  for b, r in enumerate(ranks):
+    exclude[b, :len(r)] = full[0][b, r]
+  got = [np.asarray(a) for a in _search(model, params, layout, x, beams, trie,
+                                        exclude=jnp.asarray(exclude))]
+  for b, r in enumerate(ranks):
+    keep = [i for i in range(beams) if i not in r and full[1][b, i] > -1e8]
+    np.testing.assert_array_equal(got[0][b, :len(keep)], full[0][b, keep])
+    np.testing.assert_allclose(got[1][b, :len(keep)], full[1][b, keep], atol=1e-4)
+    real = got[1][b] > -1e8
+    assert not any(c in exclude[b].tolist() for c in got[0][b, real].tolist())
+    if constrained:  # every other item, then nothing
+      assert real.sum() == len(ids) - len(r) and (got[2][b, ~real] == -1).all()
+    else:  # the freed beams hold the next-best of the last level's beams x codes
+      assert real.sum() == min(beams, beams * layout.level_sizes[-1] - len(r))
+
+
+def test_retriever_reads_the_history_from_the_inputs_and_excludes_it():
+  from tiger_jax import retrieval
+  ids, layout, model, params = _setup(num_items=60, seed=1)
+  user = layout.user_tokens(["u"])[0]
+  histories = [[3, 7, 11], [5], [0, 1, 2, 4, 6, 8]]
+  x = np.zeros((3, 1 + 6 * ids.shape[1]), np.int32)
+  for b, h in enumerate(histories):
+    x[b, 0], x[b, 1:1 + len(h) * ids.shape[1]] = user, layout.item_tokens(ids[h]).ravel()
+  codes = np.asarray(retrieval.history_codes(jnp.asarray(x), layout))
+  np.testing.assert_array_equal(codes[2], ids[histories[2]])
+  np.testing.assert_array_equal(codes[1, 1:], -1)  # padding
+  plain = retrieval.Retriever(model, layout, ids, 8)(params, x)[0]
+  items = retrieval.Retriever(model, layout, ids, 8, exclude_history=True)(params, x)[0]
+  assert any(set(r) & set(h) for r, h in zip(plain.tolist(), histories))  # what it removes
+  for r, p, h in zip(items.tolist(), plain.tolist(), histories):
+    assert not set(r) & set(h)
+    assert r[:8 - len(set(p) & set(h))] == [i for i in p if i not in h]  # then the next best
 
 
 def test_expanded_first_position_gives_the_same_search():

@@ -99,7 +99,7 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
                 cache: Any, batch: int, beams: int, level_offsets: np.ndarray,
                 level_sizes: tuple[int, ...], trie: Trie | None,
                 expand_cache: Callable[[Any], Any] | None = None, start_token: int = 0,
-                block_softmax: bool = True):
+                block_softmax: bool = True, exclude: jax.Array | None = None):
   """Top-`beams` Semantic IDs per row.
 
   step_fn(tokens [rows], cache, position, block) -> (logits [rows, ...], cache):
@@ -118,6 +118,13 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
   mass outside the level's block being ~0), at ~vocab/block times the logits
   cost. With a trie every beam is a prefix of a real item; without, any code
   of the block may follow.
+
+  exclude [batch, E, L] (codes relative to each block; rows with a negative code are
+  ignored): IDs a row's beams may not end in, e.g. the items of the user's history. The
+  last level masks them: their beams go to the next best of that level's candidates (the
+  beams' prefixes x codes), and where an excluded item is the only one under its prefix
+  (most items, when 3 codes tell items apart) the list is the search's own with it taken
+  out, one beam shorter.
 
   Returns (codes [batch, beams, L] relative to each block, log-probs [batch, beams],
   items [batch, beams] (-1 where a beam is not an item; needs the trie)).
@@ -138,6 +145,8 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
     if trie is not None:
       allowed, child = trie.children(level, node, size)
       logp = jnp.where(allowed, logp, NEG_INF)
+    if exclude is not None and level == depth - 1:
+      logp = jnp.where(_excluded(codes, exclude, size), NEG_INF, logp)
     cand = (scores[:, :, None] + logp).reshape(batch, hyps * size)
     if hyps * size < beams:  # fewer candidates than beams: pad with impossible ones
       cand = jnp.pad(cand, ((0, 0), (0, beams - hyps * size)), constant_values=2 * NEG_INF)
@@ -157,6 +166,15 @@ def beam_search(step_fn: Callable[[jax.Array, Any, int, tuple[int, int] | None],
            else jnp.full((batch, beams), -1, jnp.int32))
   items = jnp.where(scores > NEG_INF / 2, items, -1)  # fewer valid items than beams
   return codes, scores, items
+
+
+def _excluded(prefix: jax.Array, exclude: jax.Array, size: int) -> jax.Array:
+  """[batch, hyps, size] bool: the beam's prefix [batch, hyps, L - 1] followed by code c is
+  one of the row's excluded IDs [batch, E, L] (rows with a negative code never match)."""
+  real = (exclude >= 0).all(-1)  # [batch, E]
+  same_prefix = (prefix[:, :, None, :] == exclude[:, None, :, :-1]).all(-1) & real[:, None]
+  last = exclude[:, None, :, -1, None] == jnp.arange(size)  # [batch, 1, E, size]
+  return (same_prefix[..., None] & last).any(2)
 
 
 def lookup_items(codes: np.ndarray, ids: np.ndarray) -> np.ndarray:

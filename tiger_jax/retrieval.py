@@ -11,6 +11,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax import decoding, io_utils, metrics as metrics_lib
@@ -26,16 +27,22 @@ class Retriever:
   `dtype` overrides the activations' dtype for decoding ('bfloat16': what t5x
   decodes in; dots accumulate in float32, several times faster than float32 dots on
   TPU/GPU and on CPUs with AMX/AVX512-BF16).
+
+  `exclude_history`: no beam ends in an item of the user's own history (read from the
+  inputs; `decoding.beam_search`'s exclude says where their beams go). In the Amazon
+  5-core data no target is in its history, yet the model spends top-10 places on
+  them: bench/decode_variants.py.
   """
 
   def __init__(self, model: EncoderDecoderModel, layout: TokenLayout, ids: np.ndarray,
                beam_size: int = DEFAULT_BEAM, constrained: bool = True,
                batch_sharding: jax.sharding.Sharding | None = None, block_softmax: bool = True,
-               dtype: str | None = None):
+               dtype: str | None = None, exclude_history: bool = False):
     if dtype is not None and dtype != model.config.dtype:  # e.g. bfloat16 activations, f32 params
       model = model.with_dtype(dtype)
     self.model, self.layout, self.ids = model, layout, np.asarray(ids)
     self.beam_size, self.constrained, self.block_softmax = beam_size, constrained, block_softmax
+    self.exclude_history = exclude_history
     self.trie = decoding.Trie.build(self.ids) if constrained else None
     self._fn = jax.jit(self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None)
 
@@ -45,9 +52,10 @@ class Retriever:
     cache = model.init_cache(params, encoded, inputs)
     step = lambda tokens, cache, position, block: model.decode_step(
         params, cache, encoded, inputs, tokens, position, block)
+    exclude = history_codes(inputs, layout) if self.exclude_history else None
     return decoding.beam_search(step, cache, inputs.shape[0], k, layout.level_offsets,
                                 layout.level_sizes, self.trie,
-                                block_softmax=self.block_softmax)
+                                block_softmax=self.block_softmax, exclude=exclude)
 
   def tokens(self, params: Any, inputs: np.ndarray) -> np.ndarray:
     """inputs [batch, in_len] -> the beams' Semantic-ID tokens [batch, beam, id_length], best
@@ -61,6 +69,17 @@ class Retriever:
     if not self.constrained:
       items = decoding.lookup_items(np.asarray(codes), self.ids)
     return np.asarray(items), np.asarray(scores)
+
+
+def history_codes(inputs: jax.Array, layout: TokenLayout) -> jax.Array:
+  """Input tokens [batch, 1 + id_length * items] (user token, then whole IDs; right-padded)
+  -> the history's Semantic IDs [batch, items, id_length] relative to each level's block,
+  -1 for padding."""
+  batch, length = inputs.shape
+  width = -(-(length - 1) // layout.id_length) * layout.id_length  # whole IDs
+  tokens = jnp.pad(inputs[:, 1:], ((0, 0), (0, width - (length - 1))))
+  tokens = tokens.reshape(batch, -1, layout.id_length)
+  return jnp.where(tokens > 0, tokens - jnp.asarray(layout.level_offsets), -1)
 
 
 def retrieve(retriever: Retriever, params: Any,
