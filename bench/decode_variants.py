@@ -52,8 +52,11 @@ def main() -> None:
   batches = list(input_pipeline.eval_batches(exp.task, exp.feature_lengths, FLAGS.split, 64,
                                              FLAGS.max_examples or None))
   first, history = None, histories(batches, exp.layout, exp.ids)
+  targets = {int(u): int(t) for b in batches
+             for u, t in zip(b["user"][b["mask"] > 0], b["target_item"][b["mask"] > 0])}
   print(f"{model_dir} step {int(state.step)}, {FLAGS.split}, {FLAGS.max_examples or 'all'} users, "
-        f"{jax.device_count()} x {jax.devices()[0].device_kind}")
+        f"{jax.device_count()} x {jax.devices()[0].device_kind}; targets in their own history: "
+        f"{np.mean([t in history[u] for u, t in targets.items()]):.4f}", flush=True)
   for name, block, dtype, exclude in VARIANTS:
     retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, configurables.beam_size(),
                                     block_softmax=block, dtype=dtype, exclude_history=exclude)
