@@ -21,7 +21,8 @@ import jax
 import numpy as np
 from absl import flags
 
-from tiger_jax import cli, configurables, experiment as experiment_lib, input_pipeline, retrieval
+from tiger_jax import (cli, configurables, decoding, experiment as experiment_lib,
+                       input_pipeline, retrieval)
 from tiger_jax.metrics import METRIC_NAMES
 
 flags.DEFINE_string("split", "validation", "validation or test.")
@@ -35,13 +36,13 @@ VARIANTS = (("block softmax, float32", True, "float32", False),
 
 def histories(batches, layout, ids) -> dict[int, set[int]]:
   """user -> the items of their history, read back from the batches' input tokens."""
-  item_of = {tuple(r): i for i, r in enumerate(np.asarray(ids).tolist())}
   out = {}
   for b in batches:
     keep = b["mask"] > 0
     codes = np.asarray(retrieval.history_codes(b["inputs"], layout))[keep]
-    for user, row in zip(b["user"][keep], codes.tolist()):
-      out[int(user)] = {item_of[tuple(c)] for c in row if min(c) >= 0}
+    items = decoding.lookup_items(codes, ids)
+    for user, row in zip(b["user"][keep], items.tolist()):
+      out[int(user)] = {i for i in row if i >= 0}  # -1: padding
   return out
 
 

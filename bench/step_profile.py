@@ -159,17 +159,13 @@ def main():
     network.dropout_keep = random_bits_keep if "(before)" in name else hashed
     try:
       secs, flops = time_step(trainer, batch, args.repeats, fwd)
+      print(f"| {name} | {secs * 1e3:.0f} | {args.batch_size / secs:.1f} | {flops / 1e9:.1f} | "
+            f"{flops / secs / 1e9:.0f} |", flush=True)
+      if args.trace_dir and not fwd:
+        traces[name] = trace_by_kind(trainer, batch,
+                                     os.path.join(args.trace_dir, re.sub(r"\W+", "_", name)))
     finally:
       network.dropout_keep = hashed
-    print(f"| {name} | {secs * 1e3:.0f} | {args.batch_size / secs:.1f} | {flops / 1e9:.1f} | "
-          f"{flops / secs / 1e9:.0f} |", flush=True)
-    if args.trace_dir and not fwd:
-      network.dropout_keep = random_bits_keep if "(before)" in name else hashed
-      try:
-        kinds = trace_by_kind(trainer, batch, os.path.join(args.trace_dir, re.sub(r"\W+", "_", name)))
-      finally:
-        network.dropout_keep = hashed
-      traces[name] = kinds
   ana = analytic_flops(config, args.batch_size, args.input_len, TARGET_LEN, args.vocab)
   for name, kinds in traces.items():
     total = sum(ms for _, ms, _ in kinds)

@@ -70,7 +70,7 @@ def encoder_mask(tokens: jax.Array, config: T5Config) -> jax.Array:
     real = real.at[:, 0].set(False)
   if not config.item_inputs:
     return real
-  return jnp.concatenate([real[:, :1], _items(real, config).any(-1)], 1)
+  return jnp.concatenate([real[:, :1], history_items(real, config.id_length).any(-1)], 1)
 
 
 def item_recency(tokens: jax.Array, config: T5Config) -> jax.Array:
@@ -85,13 +85,14 @@ def item_recency(tokens: jax.Array, config: T5Config) -> jax.Array:
   return jnp.where(real & (pos >= 1), recency, -1).astype(jnp.int32)
 
 
-def _items(x: jax.Array, config: T5Config) -> jax.Array:
-  """[batch, 1 + id_length * items, ...] -> the items' codes [batch, items, id_length, ...]."""
+def history_items(x: jax.Array, id_length: int) -> jax.Array:
+  """[batch, 1 + id_length * items, ...] (user token, then whole Semantic IDs) -> the items'
+  codes [batch, items, id_length, ...]."""
   batch, length = x.shape[:2]
-  if (length - 1) % config.id_length:
-    raise ValueError(f"item_inputs: an input length of {length} is not 1 + a multiple of "
-                     f"id_length {config.id_length} (user token + whole Semantic IDs)")
-  return x[:, 1:].reshape(batch, (length - 1) // config.id_length, config.id_length, *x.shape[2:])
+  if (length - 1) % id_length:
+    raise ValueError(f"an input length of {length} is not 1 + a multiple of "
+                     f"id_length {id_length} (user token + whole Semantic IDs)")
+  return x[:, 1:].reshape(batch, (length - 1) // id_length, id_length, *x.shape[2:])
 
 
 def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
@@ -444,10 +445,11 @@ class Encoder(nn.Module):
       raise ValueError(f"T5Config.recency_positions={c.recency_positions}: 0 (off) or more")
     x = self.embed(tokens).astype(c.dtype)
     if c.item_inputs:  # a history item's position: the sum of its codes' embeddings
-      items = _items(x, c).sum(2)
+      items = history_items(x, c.id_length).sum(2)
       if c.item_embed_buckets:  # + the sum of the item's rows of the item table
         table = _embedding(c, c.item_embed_buckets, "item_embedder")
-        rows = item_buckets(_items(tokens, c), c.item_embed_buckets, c.item_embed_hashes)
+        rows = item_buckets(history_items(tokens, c.id_length), c.item_embed_buckets,
+                            c.item_embed_hashes)
         item_vectors = table(rows).astype(c.dtype).sum(-2)
         if c.item_embed_dropout:  # in training, keep or drop each item's whole vector
           item_vectors = item_vectors * Dropout(c.item_embed_dropout)(

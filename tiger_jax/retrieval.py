@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tiger_jax import decoding, io_utils, metrics as metrics_lib
+from tiger_jax import decoding, io_utils, metrics as metrics_lib, network
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.tokens import TokenLayout
 
@@ -75,10 +75,7 @@ def history_codes(inputs: jax.Array, layout: TokenLayout) -> jax.Array:
   """Input tokens [batch, 1 + id_length * items] (user token, then whole IDs; right-padded)
   -> the history's Semantic IDs [batch, items, id_length] relative to each level's block,
   -1 for padding."""
-  batch, length = inputs.shape
-  width = -(-(length - 1) // layout.id_length) * layout.id_length  # whole IDs
-  tokens = jnp.pad(inputs[:, 1:], ((0, 0), (0, width - (length - 1))))
-  tokens = tokens.reshape(batch, -1, layout.id_length)
+  tokens = network.history_items(jnp.asarray(inputs), layout.id_length)
   return jnp.where(tokens > 0, tokens - jnp.asarray(layout.level_offsets), -1)
 
 
