@@ -5,7 +5,8 @@ r"""The README's real-data results table, generated from reproduction runs (neve
 
 Each DIR holds results/reproduction.json from `bench/reproduce_beauty.py`. Our
 rows (TIGER, SASRec, the item-transition and most-popular floors) sit beside the
-paper's; a category with no run yet shows the paper's rows and the command that
+paper's, followed by the same models with the user's own history items left out of
+every list where DIR also holds reproduction_nohistory.json (`EXCLUDE_HISTORY`); a category with no run yet shows the paper's rows and the command that
 would fill it in. With --readme the table replaces what stands between the
 README's `<!-- readme_table:begin -->` and `<!-- readme_table:end -->` lines.
 """
@@ -28,11 +29,31 @@ def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
+def _rows(name: str, run: dict, protocol: str) -> list[str]:
+  """Our models' rows of one reproduction.json; protocol ends each label."""
+  lines = []
+  for model in OURS:
+    r = run["rows"].get(model)
+    if r is None:
+      continue
+    label, train = model, ""
+    if model == "TIGER":
+      label = (f"TIGER, ours (step {r['checkpoint_step']:,} of {run['train_steps']:,}, "
+               f"{r['checkpoint']} checkpoint)")
+    elif model == "SASRec":
+      label = "SASRec, ours"
+    if "train_seconds" in r:
+      train = _hours(r["train_seconds"])
+    lines.append(f"| {name} | {label}{protocol} | " + " | ".join(f"{r[k]:.4f}" for k in KEYS)
+                 + f" | {train} |")
+  return lines
+
+
 def table(runs: dict[str, str]) -> str:
   """Markdown: one block of rows per category (ours, then the paper's), then how each was made."""
   lines = ["| data | model | R@5 | R@10 | N@5 | N@10 | training |", "|---|---|---|---|---|---|---|"]
   notes = []
-  loaded = {}
+  loaded, excluded = {}, {}
   for category, d in runs.items():
     path = os.path.join(d, "results", "reproduction.json")
     if not os.path.exists(path):
@@ -40,6 +61,10 @@ def table(runs: dict[str, str]) -> str:
                        f"--category={category} with that MODEL_DIR first")
     with open(path) as f:
       loaded[category] = json.load(f)
+    path = os.path.join(d, "results", "reproduction_nohistory.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        excluded[category] = json.load(f)
   recipe = next(iter(loaded.values()))["config"] if loaded else "cpu"  # for a missing category
   for category in PAPER:
     run = loaded.get(category)
@@ -47,26 +72,16 @@ def table(runs: dict[str, str]) -> str:
     if run is None:
       lines.append(f"| {name} | ours: not run yet (`python bench/reproduce_beauty.py "
                    f"--config={recipe} --category={category}`) | | | | | |")
-    for model in (OURS if run else ()):
-      r = run["rows"].get(model)
-      if r is None:
-        continue
-      label, train = model, ""
-      if model == "TIGER":
-        label = (f"TIGER, ours (step {r['checkpoint_step']:,} of {run['train_steps']:,}, "
-                 f"{r['checkpoint']} checkpoint)")
-      elif model == "SASRec":
-        label = "SASRec, ours"
-      if "train_seconds" in r:
-        train = _hours(r["train_seconds"])
-      lines.append(f"| {name} | {label} | " + " | ".join(f"{r[k]:.4f}" for k in KEYS) + f" | {train} |")
+    lines += _rows(name, run, "") if run else []
+    if category in excluded:
+      lines += _rows(name, excluded[category], ", own history excluded")
     for model, r in PAPER[category].items():
       budget = "200k steps x 256, TPU" if model.startswith("TIGER") else ""
       lines.append(f"| {name} | {model.replace(' (paper)', ', paper')} | "
                    + " | ".join(f"{r[k]:.4f}" for k in KEYS) + f" | {budget} |")
-    if run:
-      notes.append(f"{name}: `{run['command']}` ({run['config']}, batch {run['batch_size']}, "
-                   f"seed 0; {run['hardware']}).")
+    for r in filter(None, (run, excluded.get(category))):
+      notes.append(f"{name}: `{r['command']}` ({r['config']}, batch {r['batch_size']}, "
+                   f"seed 0; {r['hardware']}).")
   return "\n".join(lines + [""] + notes) + "\n"
 
 

@@ -5,12 +5,14 @@ r"""TIGER on Amazon Beauty (or Toys), end to end, next to the paper's numbers.
   python bench/reproduce_beauty.py --config=cpu --category=toys   # the same recipe on Toys
   python bench/reproduce_beauty.py --config=cpu --gin.TRAIN_STEPS=100   # a smoke run
   python bench/reproduce_beauty.py --config=gin_configs/sweeps/beauty_item_inputs.gin  # a recipe
+  python bench/reproduce_beauty.py ... --gin.EXCLUDE_HISTORY=True   # no model returns history items
 
 Runs data -> Semantic IDs -> training -> constrained beam search (test split,
 all users; the checkpoint best on validation when the run validated) plus
 SASRec, most-popular and item-transition on the same splits, and writes
 MODEL_DIR/results/reproduction.{md,json}; `bench/readme_table.py` turns those
-into the README's table. Stages already done in MODEL_DIR are skipped, so
+into the README's table. With --gin.EXCLUDE_HISTORY=True every model leaves the
+user's own history items out of its list (reproduction_nohistory.{md,json}). Stages already done in MODEL_DIR are skipped, so
 pointing MODEL_DIR at a finished run (e.g. a learning-curve recipe's) only
 decodes and runs the baselines.
 """
@@ -52,21 +54,25 @@ def main():
 
   def run():
     start = time.time()
-    rows = main_lib.run_pipeline(configurables.PipelineConfig())
+    pipeline = configurables.PipelineConfig()
+    rows = main_lib.run_pipeline(pipeline)
     model_dir = gin.query_parameter("%MODEL_DIR")
     rows = {**rows, **PAPER[category]}
-    table = results.results_table(rows, category, "test")
+    protocol = "_nohistory" if pipeline.exclude_history else ""
+    table = results.results_table(
+        rows, category + (", own history excluded" if protocol else ""), "test")
     command = " ".join(["python bench/reproduce_beauty.py", f"--config={config}",
                         f"--category={category}", *(f"--gin.{o}" for o in overrides)])
     table += (f"\nconfig: {gin_file}" + "".join(f", {o}" for o in overrides)
               + f"; seed 0; hardware: {hardware()}; wall time of this command "
               f"{time.time() - start:.0f}s (stages already done in MODEL_DIR are skipped)\n")
-    io_utils.write_json(os.path.join(model_dir, "results", "reproduction.json"),
+    io_utils.write_json(os.path.join(model_dir, "results", f"reproduction{protocol}.json"),
                         {"rows": rows, "category": category, "config": gin_file,
+                         "exclude_history": pipeline.exclude_history,
                          "overrides": overrides, "command": command, "hardware": hardware(),
                          "train_steps": gin.query_parameter("%TRAIN_STEPS"),
                          "batch_size": gin.query_parameter("%BATCH_SIZE")})
-    with io_utils.atomic_open(os.path.join(model_dir, "results", "reproduction.md")) as f:
+    with io_utils.atomic_open(os.path.join(model_dir, "results", f"reproduction{protocol}.md")) as f:
       f.write(table)
     print(table)
 

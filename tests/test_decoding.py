@@ -176,6 +176,19 @@ def test_metrics_match_hand_computed_values():
   assert metrics.seqio_retrieval_metric(list(targets), list(ranked)) == m
 
 
+def test_without_history_drops_each_users_own_items_and_keeps_the_order():
+  ranked = np.array([[4, 1, 7, 2, 9, 3],
+                     [5, 6, 7, 8, 9, 0],
+                     [2, -1, 3, 4, 5, 6]])
+  histories = [np.array([1, 9]), np.array([0]), np.array([2, 3, 4, 5, 6])]
+  out = metrics.without_history(ranked, histories, 4)
+  # Row 3 keeps only what is neither history nor padding: -1 pads it to k.
+  np.testing.assert_array_equal(out, [[4, 7, 2, 3], [5, 6, 7, 8], [-1, -1, -1, -1]])
+  targets = np.array([3, 0, 6])  # hit at rank 3 only once history is out; never; never
+  assert metrics.recall_at_k(ranked, targets, 4) == 0.0
+  assert metrics.recall_at_k(out, targets, 4) == pytest.approx(1 / 3)
+
+
 def test_cold_start_cap_and_content_knn():
   from tiger_jax import baselines
   is_cold = np.zeros(10, bool)

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from conftest import REPO
 
 TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs=10",
@@ -30,7 +32,25 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   assert result["users"] == 600  # the SyntheticConfig binding reached the data stage
   assert 0.0 <= result["recall@5"] <= result["recall@10"] <= 1.0
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
-  assert sasrec["config"]["epochs"] == 1 and "recall@10" in sasrec["result"]  # kept for reruns
+  assert sasrec["config"]["epochs"] == 1 and "train_seconds" in sasrec["result"]  # for reruns
+  # The same run under EXCLUDE_HISTORY: training and SASRec are reused, every model's list
+  # leaves out the user's history, and the results get their own names.
+  out = _run("tiger_jax.main", f"--gin.MODEL_DIR='{model_dir}'", *TINY,
+             "--gin.EXCLUDE_HISTORY=True")
+  assert "own history excluded" in out
+  assert json.load(open(os.path.join(model_dir, "results", "test_sasrec.json"))) == sasrec
+  from tiger_jax import data as data_lib
+  from tiger_jax.io_utils import load_arrays
+  dataset = data_lib.load(os.path.join(model_dir, "data"))
+  history = {e.user: e.history for e in data_lib.iter_examples(dataset, "test")}
+  for name in ("test", "test_nohistory"):
+    saved = load_arrays(os.path.join(model_dir, "results", f"{name}_ranked.npz"))
+    in_history = sum(np.isin(r[:10], history[u]).sum()
+                     for r, u in zip(saved["ranked"], saved["users"]))
+    assert (in_history > 0) == (name == "test"), (name, in_history)
+  rows = json.load(open(os.path.join(model_dir, "results", "test_nohistory_baselines.json")))
+  assert rows["SASRec"]["train_seconds"] == sasrec["result"]["train_seconds"]
+  assert rows["TIGER"]["exclude_history"] is True
   # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing else.
   import gin
   from tiger_jax import configurables  # noqa: F401  (the names config.gin binds)

@@ -13,11 +13,13 @@ from tiger_jax.data import Dataset
 
 def cold_start_rows(dataset: Dataset, ranked_path: str, data_dir: str, targets, histories,
                     epsilon: float, ids: np.ndarray,
-                    prefix_len: int | None = None) -> dict[str, dict]:
+                    prefix_len: int | None = None, exclude_history: bool = False) -> dict[str, dict]:
   """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
   cold items: TIGER (from its ranked lists saved at `ranked_path` by `evaluate`: its beams
   alone, and with the cold items that share the first `prefix_len` codes of a retrieved
-  item; default: all but the collision token) against content-KNN on the same users."""
+  item; default: all but the collision token) against content-KNN on the same users.
+  exclude_history: every list leaves out the user's own history items, as the evaluation
+  that wrote `ranked_path` did (`metrics.without_history`)."""
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
   targets = np.asarray(targets)
@@ -32,6 +34,8 @@ def cold_start_rows(dataset: Dataset, ranked_path: str, data_dir: str, targets, 
                       (f"TIGER + cold items by {prefix_len}-code prefix, cold targets (eps={epsilon})",
                        by_prefix),
                       (f"content-KNN, cold targets (eps={epsilon})", knn)):
+    if exclude_history:
+      lists = metrics_lib.without_history(lists, [histories[u] for u in users], lists.shape[1])
     out[name] = metrics_lib.retrieval_metrics(metrics_lib.cap_cold(lists, is_cold, 10, epsilon),
                                               targets[users])
     out[name]["users"] = int(len(users))

@@ -36,6 +36,15 @@ def beam_size() -> int:
     return DEFAULT_BEAM
 
 
+def exclude_history() -> bool:
+  """The EXCLUDE_HISTORY macro where the parsed config defines it, else False (the paper's
+  protocol, and that of every run made before the option)."""
+  try:
+    return bool(gin.query_parameter("%EXCLUDE_HISTORY"))
+  except ValueError:
+    return False
+
+
 def write_config(model_dir: str) -> None:
   """MODEL_DIR/config.gin: the parsed config, so that file alone serves evaluate and benches."""
   import jax

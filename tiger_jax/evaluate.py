@@ -28,16 +28,19 @@ from tiger_jax.retrieval import DEFAULT_BEAM
 
 
 def result_name(split: str, beam_size: int = DEFAULT_BEAM, max_examples: int | None = None,
-                constrained: bool = True, checkpoint: str = "latest") -> str:
+                constrained: bool = True, checkpoint: str = "latest",
+                exclude_history: bool = False) -> str:
   """The results file stem: `<split>` for the full split at the default beam, constrained,
-  latest checkpoint; anything else says what it is (`test_beam50`, `test_best`,
-  `test_first32users_unconstrained`), so a partial or non-default evaluation never
-  overwrites the full one."""
+  latest checkpoint, history not excluded; anything else says what it is (`test_beam50`,
+  `test_best_nohistory`, `test_first32users_unconstrained`), so a partial or non-default
+  evaluation never overwrites the full one."""
   name = split
   if checkpoint != "latest":
     name += f"_{checkpoint}"
   if beam_size != DEFAULT_BEAM:
     name += f"_beam{beam_size}"
+  if exclude_history:
+    name += "_nohistory"
   if max_examples:
     name += f"_first{max_examples}users"
   return name if constrained else name + "_unconstrained"
@@ -106,14 +109,17 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
 def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: str = "test",
                         beam_size: int = DEFAULT_BEAM, batch_size: int = 64,
                         constrained: bool = True, max_examples: int | None = None,
-                        dtype: str | None = None, checkpoint: str = "latest") -> dict:
+                        dtype: str | None = None, checkpoint: str = "latest",
+                        exclude_history: bool = False) -> dict:
   """Evaluates model_dir's latest checkpoint, or its best on validation (checkpoint='best');
-  writes MODEL_DIR/results/<name>.json and <name>_ranked.npz (name: `result_name`)."""
+  writes MODEL_DIR/results/<name>.json and <name>_ranked.npz (name: `result_name`).
+  exclude_history: no returned item is in the user's own history (`retrieval.Retriever`)."""
   check_beam_size(beam_size, len(exp.ids))
   trainer, state = experiment_lib.restore(exp, model_dir, checkpoint)
   start = time.time()
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
-                                  batch_sharding=trainer.batch_sharding, dtype=dtype)
+                                  batch_sharding=trainer.batch_sharding, dtype=dtype,
+                                  exclude_history=exclude_history)
   ranked = {}
   with trainer.context():
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
@@ -125,9 +131,9 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
       result = retrieval.evaluate(retriever, state.params, batches, ranked)
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
-                dtype=retriever.model.config.dtype,
+                dtype=retriever.model.config.dtype, exclude_history=exclude_history,
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
-  name = result_name(split, beam_size, max_examples, constrained, checkpoint)
+  name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)
   io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
   io_utils.write_npz(os.path.join(model_dir, "results", f"{name}_ranked.npz"), **ranked)
   return result
@@ -146,9 +152,11 @@ def main() -> None:
     check_beam_size(beam_size, len(exp.ids))
   except ValueError as e:
     raise SystemExit(f"error: --beam_size={beam_size}: {e}") from None
+  exclude_history = (configurables.exclude_history() if FLAGS.exclude_history is None
+                     else FLAGS.exclude_history)
   result = evaluate_checkpoint(exp, model_dir, FLAGS.split, beam_size, FLAGS.batch_size,
                                not FLAGS.unconstrained, FLAGS.max_examples, FLAGS.decode_dtype,
-                               FLAGS.checkpoint)
+                               FLAGS.checkpoint, exclude_history)
   print(json.dumps(result, indent=1))
 
 
@@ -162,6 +170,8 @@ if __name__ == "__main__":
   flags.DEFINE_integer("batch_size", 64, "Users per decoding batch (64 is fastest on CPU: "
                        "bench/decode_speed.py; accelerators want more).")
   flags.DEFINE_integer("max_examples", None, "Evaluate only the first N users.")
+  flags.DEFINE_bool("exclude_history", None, "Return no item of the user's own history; "
+                    "default: the gin macro EXCLUDE_HISTORY, else False.")
   flags.DEFINE_bool("unconstrained", False, "Free decoding: measures the invalid-ID rate.")
   flags.DEFINE_string("decode_dtype", None, "Activations dtype for decoding, e.g. bfloat16 "
                       "(default: the model's).")

@@ -17,6 +17,7 @@ import os
 import time
 
 from absl import logging
+import numpy as np
 
 from tiger_jax import baselines, cli, configurables, data as data_lib, evaluate as evaluate_lib
 from tiger_jax import experiment as experiment_lib, io_utils, metrics as metrics_lib, results
@@ -54,25 +55,38 @@ def run_pipeline(config: PipelineConfig) -> dict:
         io_utils.listdir(os.path.join(c.model_dir, "best")) else "latest"
   result = evaluate_lib.evaluate_checkpoint(exp, c.model_dir, c.split, c.beam_size,
                                             c.eval_batch_size, dtype=c.decode_dtype,
-                                            checkpoint=checkpoint)
+                                            checkpoint=checkpoint,
+                                            exclude_history=c.exclude_history)
   dataset = data_lib.load(data_dir)
   rows = {"TIGER": {**result, "train_seconds": results.train_seconds(c.model_dir)}}
   examples = list(data_lib.iter_examples(dataset, c.split))
   targets = [e.target for e in examples]
   histories = [e.history for e in examples]
   train_seqs = data_lib.training_sequences(dataset)
+  k = metrics_lib.KS[-1]
+  width = k + (data_lib.MAX_HISTORY if c.exclude_history else 0)  # room for what is left out
+
+  def scores(ranked):
+    if c.exclude_history:
+      ranked = metrics_lib.without_history(ranked, histories, k)
+    return metrics_lib.retrieval_metrics(ranked, targets)
+
   for name, fn in (("most-popular", baselines.most_popular),
                    ("item-transition", baselines.item_transition)):
-    rows[name] = metrics_lib.retrieval_metrics(fn(train_seqs, dataset.num_items, histories), targets)
+    rows[name] = scores(fn(train_seqs, dataset.num_items, histories, k=width))
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
-    rows["SASRec"] = sasrec_row(dataset, train_seqs, targets, c)
+    ranked, seconds = sasrec_ranked(dataset, train_seqs, c)
+    rows["SASRec"] = {**scores(ranked), "train_seconds": seconds}
+  name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
+                                  exclude_history=c.exclude_history)
   if dataset.cold_items is not None and len(dataset.cold_items):
-    name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint)
     rows.update(cold_start_rows(dataset, os.path.join(c.model_dir, "results", f"{name}_ranked.npz"),
                                 data_dir, targets, histories, c.cold_start_epsilon, exp.ids,
-                                c.cold_start_prefix_len))
-  table = results.results_table(rows, dataset.name, c.split)
-  io_utils.write_json(os.path.join(c.model_dir, "results", f"{c.split}_baselines.json"), rows)
+                                c.cold_start_prefix_len, c.exclude_history))
+  protocol = ", own history excluded" if c.exclude_history else ""
+  table = results.results_table(rows, dataset.name + protocol, c.split)
+  io_utils.write_json(os.path.join(c.model_dir, "results", evaluate_lib.result_name(
+      c.split, exclude_history=c.exclude_history) + "_baselines.json"), rows)
   with io_utils.atomic_open(os.path.join(c.model_dir, "results", "results.md")) as f:
     f.write(table)
   print(table)
@@ -80,22 +94,31 @@ def run_pipeline(config: PipelineConfig) -> dict:
   return rows
 
 
-def sasrec_row(dataset, train_seqs, targets, c: PipelineConfig) -> dict:
-  """SASRec (configured by gin's SASRecConfig) on the same split, reused when already run."""
+SASREC_K = metrics_lib.KS[-1] + data_lib.MAX_HISTORY  # room for `exclude_history`
+
+
+def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, float]:
+  """SASRec (configured by gin's SASRecConfig) on the same split: its top SASREC_K items per
+  user [users, SASREC_K] and its training seconds; saved, and reused when already run."""
   config = configurables.SASRecConfig()
+  ranked_path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec_ranked.npz")
 
   def run() -> dict:
     t = time.time()
     model, params = sasrec.train(train_seqs, dataset.num_items, config)
+    seconds = round(time.time() - t, 1)
     full_histories = [s[:-1] if c.split == "test" else s[:-2] for s in dataset.sequences]
-    ranked = sasrec.recommend(model, params, full_histories, k=20)
-    return {**metrics_lib.retrieval_metrics(ranked, targets),
-            "train_seconds": round(time.time() - t, 1)}
+    io_utils.write_npz(ranked_path, ranked=sasrec.recommend(model, params, full_histories,
+                                                            k=SASREC_K))
+    return {"train_seconds": seconds}
 
-  return results.reuse_or_run(
-      os.path.join(c.model_dir, "results", f"{c.split}_sasrec.json"),
-      {**dataclasses.asdict(config), "num_items": dataset.num_items,
-       "train_sequences": len(train_seqs)}, run)
+  key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
+         "train_sequences": len(train_seqs), "k": SASREC_K}
+  path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec.json")
+  if not io_utils.exists(ranked_path) and io_utils.exists(path):
+    io_utils.remove(path)  # a result without its lists: train again
+  seconds = results.reuse_or_run(path, key, run)["train_seconds"]
+  return io_utils.load_arrays(ranked_path)["ranked"], seconds
 
 
 def main() -> None:

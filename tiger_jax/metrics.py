@@ -37,6 +37,19 @@ def retrieval_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int]
   return out
 
 
+def without_history(ranked: np.ndarray, histories: Sequence[np.ndarray], k: int) -> np.ndarray:
+  """The evaluation option `exclude_history` for any ranked list: each row of ranked [n, K]
+  without the items of that user's history (the example's, as the model reads it), order
+  kept, cut to k; -1 pads a row left short. Give K >= k + the longest history and no row
+  is short. TIGER excludes them inside its beam search instead (`decoding.beam_search`)."""
+  ranked = np.asarray(ranked)
+  out = np.full((len(ranked), k), -1, np.int64)
+  for u, (row, history) in enumerate(zip(ranked, histories)):
+    kept = row[(row >= 0) & ~np.isin(row, history)][:k]
+    out[u, :len(kept)] = kept
+  return out
+
+
 def invalid_rate(ranked: np.ndarray, k: int | None = None) -> float:
   """Share of the top-k beams that are not a real item (-1)."""
   r = np.asarray(ranked)[:, :k] if k else np.asarray(ranked)

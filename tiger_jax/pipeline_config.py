@@ -17,7 +17,9 @@ class PipelineConfig:
   ('auto': text where the data has it, e.g. item_meta.jsonl beside an S3-Rec folder;
   else attributes). checkpoint: which one the final evaluation decodes: 'auto' = the
   best on validation when the run validated (TrainerConfig.eval_every > 0), else the
-  latest.
+  latest. exclude_history: every model's lists leave out the user's own history items
+  (TIGER inside its beam search, the others by `metrics.without_history`), and results
+  carry a `_nohistory` name.
   """
   model_dir: str
   source: str = "synthetic"
@@ -28,6 +30,7 @@ class PipelineConfig:
   semantic_id_dir: str | None = None
   split: str = "test"
   beam_size: int = DEFAULT_BEAM
+  exclude_history: bool = False
   eval_batch_size: int = 64
   checkpoint: str = "auto"
   run_sasrec: bool = True

@@ -387,9 +387,12 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
 
 
 def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: int,
-                 max_examples: int | None) -> Callable[[Any, int], dict[str, float]]:
-  """The validation pass: constrained beam search over the first max_examples users."""
-  retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size)
+                 max_examples: int | None,
+                 exclude_history: bool = False) -> Callable[[Any, int], dict[str, float]]:
+  """The validation pass: constrained beam search over the first max_examples users
+  (exclude_history: returning none of the user's own history items)."""
+  retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size,
+                                  exclude_history=exclude_history)
 
   def eval_fn(params, step):
     del step
@@ -405,9 +408,10 @@ def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: 
 def train(model_dir: str, train_steps: int, batch_size: int, exp,
           trainer_config: TrainerConfig = TrainerConfig(),
           eval_beam_size: int = retrieval.DEFAULT_BEAM, eval_batch_size: int = 64,
-          eval_examples: int | None = 2000) -> TrainState:
+          eval_examples: int | None = 2000, eval_exclude_history: bool = False) -> TrainState:
   """Trains `exp` (an `experiment.Experiment`), resuming by itself; keeps the last
-  checkpoints and the best by validation; returns the state."""
+  checkpoints and the best by validation (decoded as the final evaluation will be: same
+  beam, same `exclude_history`); returns the state."""
   data_parallel = exp.mesh.devices.shape[0]
   if train_steps < 1 or batch_size < 1 or batch_size % data_parallel:
     raise ConfigError(f"train_steps={train_steps}, batch_size={batch_size}: both must be at least "
@@ -432,5 +436,5 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
         histories=trainer_config.train_histories)
 
   eval_fn = make_eval_fn(exp, trainer, "validation", eval_beam_size, eval_batch_size,
-                         eval_examples) if trainer_config.eval_every else None
+                         eval_examples, eval_exclude_history) if trainer_config.eval_every else None
   return train_loop(trainer, batches_fn, train_steps, model_dir, eval_fn, batch_size=batch_size)
