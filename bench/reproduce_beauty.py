@@ -50,7 +50,8 @@ def main():
                      f"--gin.MIXTURE_OR_TASK_NAME='{CATEGORIES[category]}'",
                      f"--gin.MODEL_DIR='runs/reproduce_{category}_{os.path.splitext(os.path.basename(config))[0]}'"]
   import gin
-  from tiger_jax import cli, configurables, io_utils, main as main_lib, results
+  from tiger_jax import cli, configurables, evaluate as evaluate_lib, io_utils, main as main_lib
+  from tiger_jax import results
 
   def run():
     start = time.time()
@@ -58,7 +59,7 @@ def main():
     rows = main_lib.run_pipeline(pipeline)
     model_dir = gin.query_parameter("%MODEL_DIR")
     rows = {**rows, **PAPER[category]}
-    protocol = "_nohistory" if pipeline.exclude_history else ""
+    protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
     table = results.results_table(
         rows, category + (", own history excluded" if protocol else ""), "test")
     command = " ".join(["python bench/reproduce_beauty.py", f"--config={config}",

@@ -27,6 +27,11 @@ from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax.retrieval import DEFAULT_BEAM
 
 
+def protocol_suffix(exclude_history: bool) -> str:
+  """What every results file of a run under `EXCLUDE_HISTORY` ends its stem with."""
+  return "_nohistory" if exclude_history else ""
+
+
 def result_name(split: str, beam_size: int = DEFAULT_BEAM, max_examples: int | None = None,
                 constrained: bool = True, checkpoint: str = "latest",
                 exclude_history: bool = False) -> str:
@@ -39,8 +44,7 @@ def result_name(split: str, beam_size: int = DEFAULT_BEAM, max_examples: int | N
     name += f"_{checkpoint}"
   if beam_size != DEFAULT_BEAM:
     name += f"_beam{beam_size}"
-  if exclude_history:
-    name += "_nohistory"
+  name += protocol_suffix(exclude_history)
   if max_examples:
     name += f"_first{max_examples}users"
   return name if constrained else name + "_unconstrained"

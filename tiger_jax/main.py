@@ -83,11 +83,12 @@ def run_pipeline(config: PipelineConfig) -> dict:
     rows.update(cold_start_rows(dataset, os.path.join(c.model_dir, "results", f"{name}_ranked.npz"),
                                 data_dir, targets, histories, c.cold_start_epsilon, exp.ids,
                                 c.cold_start_prefix_len, c.exclude_history))
-  protocol = ", own history excluded" if c.exclude_history else ""
-  table = results.results_table(rows, dataset.name + protocol, c.split)
-  io_utils.write_json(os.path.join(c.model_dir, "results", evaluate_lib.result_name(
-      c.split, exclude_history=c.exclude_history) + "_baselines.json"), rows)
-  with io_utils.atomic_open(os.path.join(c.model_dir, "results", "results.md")) as f:
+  protocol = evaluate_lib.protocol_suffix(c.exclude_history)
+  table = results.results_table(
+      rows, dataset.name + (", own history excluded" if protocol else ""), c.split)
+  io_utils.write_json(os.path.join(c.model_dir, "results", f"{c.split}{protocol}_baselines.json"),
+                      rows)
+  with io_utils.atomic_open(os.path.join(c.model_dir, "results", f"results{protocol}.md")) as f:
     f.write(table)
   print(table)
   print(f"pipeline finished in {time.time() - t0:.0f}s; results in {c.model_dir}/results/")

@@ -19,7 +19,7 @@ class PipelineConfig:
   best on validation when the run validated (TrainerConfig.eval_every > 0), else the
   latest. exclude_history: every model's lists leave out the user's own history items
   (TIGER inside its beam search, the others by `metrics.without_history`), and results
-  carry a `_nohistory` name.
+  carry a `_nohistory` name (test_nohistory.json, results_nohistory.md).
   """
   model_dir: str
   source: str = "synthetic"
