@@ -6,8 +6,8 @@ r"""The README's real-data results table, generated from reproduction runs (neve
 Each DIR holds results/reproduction.json from `bench/reproduce_beauty.py`. Our
 rows (TIGER, SASRec, the item-transition and most-popular floors) sit beside the
 paper's, followed by the same models with the user's own history items left out of
-every list where DIR also holds reproduction_nohistory.json (`EXCLUDE_HISTORY`); a category with no run yet shows the paper's rows and the command that
-would fill it in. With --readme the table replaces what stands between the
+every list where DIR also holds reproduction_nohistory.json (`EXCLUDE_HISTORY`); a
+category with no run yet shows the paper's rows and the command that would fill it in. With --readme the table replaces what stands between the
 README's `<!-- readme_table:begin -->` and `<!-- readme_table:end -->` lines.
 """
 

@@ -12,9 +12,9 @@ all users; the checkpoint best on validation when the run validated) plus
 SASRec, most-popular and item-transition on the same splits, and writes
 MODEL_DIR/results/reproduction.{md,json}; `bench/readme_table.py` turns those
 into the README's table. With --gin.EXCLUDE_HISTORY=True every model leaves the
-user's own history items out of its list (reproduction_nohistory.{md,json}). Stages already done in MODEL_DIR are skipped, so
-pointing MODEL_DIR at a finished run (e.g. a learning-curve recipe's) only
-decodes and runs the baselines.
+user's own history items out of its list (reproduction_nohistory.{md,json}).
+Stages already done in MODEL_DIR are skipped, so pointing MODEL_DIR at a
+finished run (e.g. a learning-curve recipe's) only decodes and runs the baselines.
 """
 
 from __future__ import annotations
