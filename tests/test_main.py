@@ -61,7 +61,11 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   gin.clear_config()
   out = _run("tiger_jax.evaluate", f"--gin_file={model_dir}/config.gin", "--split=validation",
              "--max_examples=64")
-  assert json.loads(out[out.index("{"):])["users"] == 64
+  result = json.loads(out[out.index("{"):])
+  # The default comes from config.gin's EXCLUDE_HISTORY, which the last run set.
+  assert result["users"] == 64 and result["exclude_history"] is True
+  assert os.path.exists(os.path.join(model_dir, "results",
+                                     "validation_nohistory_first64users.json"))
 
 
 def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):
