@@ -30,6 +30,11 @@ e.g. to anneal a long run with TrainerConfig.cooldown_steps:
       --gin=TrainerConfig.cooldown_steps=1500 --gin=TrainerConfig.total_steps=9500
 
 The branch's curve starts with the source's points up to STEP (branch.json).
+
+--exclude_history runs every model under EXCLUDE_HISTORY=True (no list holds an item
+of the user's own history; TIGER's validation too, so its recipes need run folders
+of their own, e.g. --run_dir=runs/learning_curve_nohistory) and writes
+learning_curve_<category>_nohistory.{png,json}.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def train_recipe(args, name: str, gin_file: str) -> str:
               f"pipeline.category='{args.category}'",
               f"MIXTURE_OR_TASK_NAME='tiger_{args.category}'", "pipeline.run_sasrec=False",
               f"TrainerConfig.eval_every={args.eval_every}", f"train.eval_examples={args.eval_users}",
-              *args.gin]
+              *(["EXCLUDE_HISTORY=True"] if args.exclude_history else []), *args.gin]
   cmd = [sys.executable, "-m", "tiger_jax.main", f"--gin_file={gin_file}",
          *[f"--gin.{b}" for b in bindings]]
   print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
@@ -159,21 +164,30 @@ def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
   return np.concatenate(users)
 
 
-def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int) -> dict:
-  """SASRec after every epoch, and the most-popular and item-transition lines, on `users`."""
+def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int,
+                     exclude_history: bool = False) -> dict:
+  """SASRec after every epoch, and the most-popular and item-transition lines, on `users`
+  (exclude_history: each list without the user's own history items, as EXCLUDE_HISTORY)."""
   from tiger_jax import baselines, data as data_lib, metrics, sasrec
   dataset = data_lib.load(data_dir)
   examples = {e.user: e for e in data_lib.iter_examples(dataset, "validation")}
   histories = [examples[u].history for u in users]
   targets = np.array([examples[u].target for u in users])
   train_seqs = data_lib.training_sequences(dataset)
-  out = {name: {k: m[k] for k in KEYS} for name, fn in (
-      ("most-popular", baselines.most_popular), ("item-transition", baselines.item_transition))
-         for m in [metrics.retrieval_metrics(fn(train_seqs, dataset.num_items, histories), targets)]}
+  width = 10 + (data_lib.MAX_HISTORY if exclude_history else 0)
+
+  def scores(ranked):
+    if exclude_history:
+      ranked = metrics.without_history(ranked, histories, 10)
+    m = metrics.retrieval_metrics(ranked, targets)
+    return {k: m[k] for k in KEYS}
+
+  out = {name: scores(fn(train_seqs, dataset.num_items, histories, k=width)) for name, fn in (
+      ("most-popular", baselines.most_popular), ("item-transition", baselines.item_transition))}
   curve = []
 
   def on_epoch(epoch, model, params, seconds):
-    m = metrics.retrieval_metrics(sasrec.recommend(model, params, histories, k=10), targets)
+    m = scores(sasrec.recommend(model, params, histories, k=width))
     curve.append({"epoch": epoch, "hours": seconds / 3600, **{k: m[k] for k in KEYS}})
     print(f"SASRec epoch {epoch}: {seconds:.0f}s, R@10 {m['recall@10']:.4f}", flush=True)
 
@@ -222,6 +236,9 @@ def main():
                  "copy of that run's checkpoint STEP (e.g. a cooldown of a long run)")
   p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "learning_curve"))
   p.add_argument("--gin", action="append", default=[], help="a binding for every recipe")
+  p.add_argument("--exclude_history", action="store_true", help="every model leaves the "
+                 "user's own history items out (EXCLUDE_HISTORY, in validation too); "
+                 "files get a _nohistory name")
   args = p.parse_args()
   from tiger_jax import io_utils
   recipes = []
@@ -236,19 +253,23 @@ def main():
     return
   curves = {name: tiger_curve(d) for name, d in model_dirs.items()}
   first = next(iter(model_dirs.values()))
+  from tiger_jax.evaluate import protocol_suffix
+  suffix = protocol_suffix(args.exclude_history)
   ref_path = os.path.join(args.run_dir, args.category,
-                          f"reference_{args.eval_users}users_{args.sasrec_epochs}epochs.json")
+                          f"reference_{args.eval_users}users_{args.sasrec_epochs}epochs{suffix}.json")
   if not os.path.exists(ref_path):  # the same users and epochs give the same curves: once
     users = validation_users(first, args.eval_users)
     data_dir = io_utils.read_json(os.path.join(first, "config.json"))["data_dir"]
     io_utils.write_json(ref_path, {"users": users.tolist(),
-                                   **reference_curves(data_dir, users, args.sasrec_epochs)})
+                                   **reference_curves(data_dir, users, args.sasrec_epochs,
+                                                      args.exclude_history)})
   ref = io_utils.read_json(ref_path)
   lines = {k: ref[k] for k in ("item-transition", "most-popular")}
   all_curves = {**{f"TIGER {n}": c for n, c in curves.items()}, "SASRec": ref["SASRec"]}
-  title = (f"{args.category}: validation, {len(ref['users']):,} fixed users; "
+  title = (f"{args.category}: validation, {len(ref['users']):,} fixed users"
+           f"{', own history excluded' if args.exclude_history else ''}; "
            f"{hardware()}")
-  out = os.path.join(args.run_dir, f"learning_curve_{args.category}")
+  out = os.path.join(args.run_dir, f"learning_curve_{args.category}{suffix}")
   plot(all_curves, lines, out + ".png", title)
   io_utils.write_json(out + ".json", {"curves": all_curves, "lines": lines,
                                       "recipes": dict(recipes), "hardware": hardware(),
