@@ -174,12 +174,10 @@ def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int,
   histories = [examples[u].history for u in users]
   targets = np.array([examples[u].target for u in users])
   train_seqs = data_lib.training_sequences(dataset)
-  width = 10 + (data_lib.MAX_HISTORY if exclude_history else 0)
+  width = 10 + data_lib.MAX_HISTORY  # room for what exclude_history takes out
 
   def scores(ranked):
-    if exclude_history:
-      ranked = metrics.without_history(ranked, histories, 10)
-    m = metrics.retrieval_metrics(ranked, targets)
+    m = metrics.retrieval_metrics(ranked, targets, histories=histories if exclude_history else None)
     return {k: m[k] for k in KEYS}
 
   out = {name: scores(fn(train_seqs, dataset.num_items, histories, k=width)) for name, fn in (

@@ -60,8 +60,7 @@ def main():
     model_dir = gin.query_parameter("%MODEL_DIR")
     rows = {**rows, **PAPER[category]}
     protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
-    table = results.results_table(
-        rows, category + (", own history excluded" if protocol else ""), "test")
+    table = results.results_table(rows, category, "test", pipeline.exclude_history)
     command = " ".join(["python bench/reproduce_beauty.py", f"--config={config}",
                         f"--category={category}", *(f"--gin.{o}" for o in overrides)])
     table += (f"\nconfig: {gin_file}" + "".join(f", {o}" for o in overrides)

@@ -187,6 +187,10 @@ def test_without_history_drops_each_users_own_items_and_keeps_the_order():
   targets = np.array([3, 0, 6])  # hit at rank 3 only once history is out; never; never
   assert metrics.recall_at_k(ranked, targets, 4) == 0.0
   assert metrics.recall_at_k(out, targets, 4) == pytest.approx(1 / 3)
+  # retrieval_metrics(histories=) scores the same lists without the history.
+  assert metrics.retrieval_metrics(ranked, targets, (4,), histories) == \
+      metrics.retrieval_metrics(out, targets, (4,))
+  assert metrics.retrieval_metrics(ranked, targets, (4,))["recall@4"] == 0.0
 
 
 def test_cold_start_cap_and_content_knn():

@@ -63,29 +63,23 @@ def run_pipeline(config: PipelineConfig) -> dict:
   targets = [e.target for e in examples]
   histories = [e.history for e in examples]
   train_seqs = data_lib.training_sequences(dataset)
-  k = metrics_lib.KS[-1]
-  width = k + (data_lib.MAX_HISTORY if c.exclude_history else 0)  # room for what is left out
-
-  def scores(ranked):
-    if c.exclude_history:
-      ranked = metrics_lib.without_history(ranked, histories, k)
-    return metrics_lib.retrieval_metrics(ranked, targets)
-
+  excluded = histories if c.exclude_history else None
   for name, fn in (("most-popular", baselines.most_popular),
                    ("item-transition", baselines.item_transition)):
-    rows[name] = scores(fn(train_seqs, dataset.num_items, histories, k=width))
+    rows[name] = metrics_lib.retrieval_metrics(
+        fn(train_seqs, dataset.num_items, histories, k=RANKED_K), targets, histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
     ranked, seconds = sasrec_ranked(dataset, train_seqs, c)
-    rows["SASRec"] = {**scores(ranked), "train_seconds": seconds}
-  name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
-                                  exclude_history=c.exclude_history)
+    rows["SASRec"] = {**metrics_lib.retrieval_metrics(ranked, targets, histories=excluded),
+                      "train_seconds": seconds}
   if dataset.cold_items is not None and len(dataset.cold_items):
+    name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
+                                    exclude_history=c.exclude_history)
     rows.update(cold_start_rows(dataset, os.path.join(c.model_dir, "results", f"{name}_ranked.npz"),
                                 data_dir, targets, histories, c.cold_start_epsilon, exp.ids,
                                 c.cold_start_prefix_len, c.exclude_history))
   protocol = evaluate_lib.protocol_suffix(c.exclude_history)
-  table = results.results_table(
-      rows, dataset.name + (", own history excluded" if protocol else ""), c.split)
+  table = results.results_table(rows, dataset.name, c.split, c.exclude_history)
   io_utils.write_json(os.path.join(c.model_dir, "results", f"{c.split}{protocol}_baselines.json"),
                       rows)
   with io_utils.atomic_open(os.path.join(c.model_dir, "results", f"results{protocol}.md")) as f:
@@ -95,12 +89,14 @@ def run_pipeline(config: PipelineConfig) -> dict:
   return rows
 
 
-SASREC_K = metrics_lib.KS[-1] + data_lib.MAX_HISTORY  # room for `exclude_history`
+# The baselines' and SASRec's lists: the metrics' deepest k, plus room for the history
+# items `exclude_history` takes out (the plain metrics read only the first k).
+RANKED_K = metrics_lib.KS[-1] + data_lib.MAX_HISTORY
 
 
 def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, float]:
-  """SASRec (configured by gin's SASRecConfig) on the same split: its top SASREC_K items per
-  user [users, SASREC_K] and its training seconds; saved, and reused when already run."""
+  """SASRec (configured by gin's SASRecConfig) on the same split: its top RANKED_K items per
+  user [users, RANKED_K] and its training seconds; saved, and reused when already run."""
   config = configurables.SASRecConfig()
   ranked_path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec_ranked.npz")
 
@@ -110,11 +106,11 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
     seconds = round(time.time() - t, 1)
     full_histories = [s[:-1] if c.split == "test" else s[:-2] for s in dataset.sequences]
     io_utils.write_npz(ranked_path, ranked=sasrec.recommend(model, params, full_histories,
-                                                            k=SASREC_K))
+                                                            k=RANKED_K))
     return {"train_seconds": seconds}
 
   key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
-         "train_sequences": len(train_seqs), "k": SASREC_K}
+         "train_sequences": len(train_seqs), "k": RANKED_K}
   path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec.json")
   if not io_utils.exists(ranked_path) and io_utils.exists(path):
     io_utils.remove(path)  # a result without its lists: train again

@@ -29,7 +29,12 @@ def ndcg_at_k(ranked: np.ndarray, targets: np.ndarray, k: int) -> float:
   return float(np.mean(np.where(r >= 0, 1.0 / np.log2(np.maximum(r, 0) + 2.0), 0.0))) if len(r) else 0.0
 
 
-def retrieval_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+def retrieval_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS,
+                      histories: Sequence[np.ndarray] | None = None) -> dict[str, float]:
+  """Recall and NDCG at each k; with histories, of the lists without each user's own
+  history items (`without_history`, the `EXCLUDE_HISTORY` protocol)."""
+  if histories is not None:
+    ranked = without_history(ranked, histories, max(ks))
   out = {}
   for k in ks:
     out[f"recall@{k}"] = recall_at_k(ranked, targets, k)

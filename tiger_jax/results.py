@@ -38,9 +38,12 @@ def train_seconds(model_dir: str) -> float:
   return round(total, 1)
 
 
-def results_table(rows: dict[str, dict], dataset: str, split: str) -> str:
-  """Markdown: one row per model, METRIC_NAMES, invalid rate and training time where known."""
-  lines = [f"{dataset} ({split} split, full ranking over all items)", "",
+def results_table(rows: dict[str, dict], dataset: str, split: str,
+                  exclude_history: bool = False) -> str:
+  """Markdown: one row per model, METRIC_NAMES, invalid rate and training time where known;
+  the title says when the lists left out each user's own history (`EXCLUDE_HISTORY`)."""
+  protocol = ", own history excluded" if exclude_history else ""
+  lines = [f"{dataset}{protocol} ({split} split, full ranking over all items)", "",
            "| model | " + " | ".join(METRIC_NAMES) + " | invalid rate | train time |",
            "|---|" + "---|" * (len(METRIC_NAMES) + 2)]
   for name, r in rows.items():
