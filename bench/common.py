@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import tempfile
@@ -64,6 +65,16 @@ def prepared_run(category: str, run_dir: str, method: str = "random", **sid_kwar
   if not os.path.exists(os.path.join(sid_dir, "semantic_ids.npy")):
     pipeline.run(data_dir, sid_dir, SemanticIdConfig(method=method, **sid_kwargs))
   return data_dir, sid_dir
+
+
+@functools.cache
+def run_experiment(model_dir: str):
+  """A finished run's experiment, from its config.gin (parsed once per process: gin locks
+  its config after the first parse)."""
+  import gin
+  from tiger_jax import configurables
+  gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
+  return configurables.experiment()
 
 
 def write_table(run_dir: str, name: str, lines: list[str], results: dict) -> str:

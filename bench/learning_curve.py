@@ -201,19 +201,19 @@ def plot(curves: dict, lines: dict, path: str, title: str) -> None:
   import matplotlib.pyplot as plt
   from tiger_jax import io_utils
   # 20 colours x 8 markers: a dozen recipes, SASRec and the lines never share a style.
-  colors, markers = plt.get_cmap("tab20").colors, "o s ^ v D P X *".split()
+  tab20 = plt.get_cmap("tab20").colors  # pairs of (dark, light): the 10 dark ones first
+  colors, markers = tab20[0::2] + tab20[1::2], "o s ^ v D P X *".split()
   fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
   for ax, key in zip(axes, KEYS):
     for i, (name, pts) in enumerate(curves.items()):
       ax.plot([p["hours"] for p in pts], [p[key] for p in pts], label=name, ms=3,
-              color=colors[(2 * i) % 20 + (2 * i) // 20 % 2], marker=markers[i % len(markers)])
+              color=colors[i % len(colors)], marker=markers[i % len(markers)])
     for j, (name, value) in enumerate(lines.items()):
       ax.axhline(value[key], ls=("--", ":", "-.")[j % 3], color="0.3", label=name)
     ax.set_xlabel("training wall-clock hours (evaluation excluded)")
     ax.set_ylabel(f"validation {key}")
     ax.grid(alpha=0.3)
   fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
-  fig.subplots_adjust(right=0.75)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout(rect=(0, 0, 0.76, 1))
   with io_utils.atomic_open(path, "wb") as f:

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from common import write_table
+from common import run_experiment, write_table
 
 KEYS = ("recall@10", "ndcg@10")
 
@@ -37,11 +37,8 @@ def scored_lists(model_dir: str, split: str, checkpoint: str, beam: int) -> dict
   from tiger_jax import io_utils
   path = os.path.join(model_dir, "results", f"{split}_{checkpoint}_beam{beam}_scored.npz")
   if not os.path.exists(path):
-    import gin
-    from tiger_jax import configurables, experiment as experiment_lib, input_pipeline, retrieval
-    if not gin.config_is_locked():
-      gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
-    exp = configurables.experiment()
+    from tiger_jax import experiment as experiment_lib, input_pipeline, retrieval
+    exp = run_experiment(model_dir)
     trainer, state = experiment_lib.restore(exp, model_dir, checkpoint)
     retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam,
                                     batch_sharding=trainer.batch_sharding)

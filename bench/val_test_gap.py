@@ -19,23 +19,13 @@ Writes MODEL_DIR/results/val_test_gap.{md,json}.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 
 import numpy as np
 
-from common import write_table
+from common import run_experiment, write_table
 
 KEYS = ("recall@10", "ndcg@10")
-
-
-@functools.cache
-def run_experiment(model_dir: str):
-  """The run's experiment, from its config.gin (parsed once: gin locks it after)."""
-  import gin
-  from tiger_jax import configurables
-  gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
-  return configurables.experiment()
 
 
 def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray) -> np.ndarray:
