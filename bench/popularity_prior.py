@@ -42,15 +42,11 @@ def scored_lists(model_dir: str, split: str, checkpoint: str, beam: int) -> dict
     trainer, state = experiment_lib.restore(exp, model_dir, checkpoint)
     retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam,
                                     batch_sharding=trainer.batch_sharding)
-    got = {"items": [], "scores": [], "targets": [], "users": []}
     with trainer.context():
-      for b in input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, 64):
-        items, scores = retriever(state.params, b["inputs"])
-        keep = b["mask"] > 0
-        for key, value in (("items", items), ("scores", scores), ("targets", b["target_item"]),
-                           ("users", b["user"])):
-          got[key].append(np.asarray(value)[keep])
-    io_utils.write_npz(path, **{k: np.concatenate(v) for k, v in got.items()})
+      got = retrieval.retrieve(retriever, state.params, input_pipeline.eval_batches(
+          exp.task, exp.feature_lengths, split, 64))
+    io_utils.write_npz(path, items=got["ranked"], scores=got["scores"], targets=got["targets"],
+                       users=got["users"])
   z = io_utils.load_arrays(path)
   order = np.argsort(z["users"])
   return {k: np.asarray(v)[order] for k, v in z.items()}

@@ -1,8 +1,10 @@
 r"""What the Semantic IDs buy: the same TIGER trained on IDs from different item vectors.
 
-  python bench/semantic_id_ablation.py                      # Beauty: 5 rows; Toys: 2 rows
+  python bench/semantic_id_ablation.py                      # Beauty: 6 rows; Toys: 2 rows
   python bench/semantic_id_ablation.py --categories=beauty --rows=text,random
-  python bench/semantic_id_ablation.py --train_steps=20 --rqvae_epochs=5   # a smoke run
+  python bench/semantic_id_ablation.py --table_only          # the table from the rows recorded so far
+  python bench/semantic_id_ablation.py --train_steps=20 --rqvae_epochs=5 \
+      --results_dir=/tmp/abl_results --run_dir=/tmp/abl     # a smoke run
 
 One row per kind of Semantic ID: text (item_meta.jsonl through MiniLM),
 attributes, text + attributes, text + collaborative block, and random codes
@@ -11,12 +13,19 @@ experiment on text IDs at the same budget: 5% of items never appear in training
 sequences but keep their IDs; its own table gives Recall/NDCG on the test users whose
 target is such an item, TIGER's beams alone and with cold items by Semantic-ID prefix
 (top 10 holding at most epsilon x 10 cold items), against content-KNN on the same text
-vectors. Every row is `python -m tiger_jax.main` with --config
-(default gin_configs/reproduce_beauty_cpu.gin, the paper's model), the same seed and the same
+vectors. Every row is `python -m tiger_jax.main` with --config (default
+gin_configs/sweeps/beauty_item_inputs.gin: the paper's model size on item-level encoder
+inputs, a third of its step time), the same seed and the same
 number of training steps, in its own --run_dir/<category>/<row> folder, so an
-interrupted table resumes row by row and step by step (checkpoints).
-Evaluation: constrained beam search (beam 20) over every test user. The
-table goes to --run_dir/semantic_id_ablation.{md,json}.
+interrupted row resumes step by step (checkpoints).
+Evaluation: constrained beam search (beam 20) over every test user.
+
+A finished row is recorded in --results_dir/<category>/<row>.json (default
+bench/results/semantic_id_ablation, in the repository): its figures, the settings it ran
+with, its hardware and training minutes. Recorded rows are not run again, so rows may run in
+separate processes (e.g. one per core with taskset) and sessions, and the checkpoints
+under --run_dir may be deleted. The table, from every recorded row asked for, goes to
+--results_dir/semantic_id_ablation.{md,json}.
 """
 
 from __future__ import annotations
@@ -26,8 +35,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
-from common import PAPER, REPO, SHARED, write_table
+from common import PAPER, REPO, SHARED, hardware, write_table
 
 # row -> (content source, extra gin bindings). Every row binds collaborative_dim: the CPU
 # recipes add a 32-dim block by default, which would make "text" the same as
@@ -48,8 +58,37 @@ DEFAULT_ROWS = {"beauty": list(ROWS), "toys": ["text", "attributes"]}
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
 
-def run_row(args, category: str, row_name: str) -> dict:
+def settings(args) -> dict:
+  """What makes rows comparable: a record made with other settings is not reused."""
+  return {"config": args.config, "train_steps": args.train_steps,
+          "rqvae_epochs": args.rqvae_epochs, "gin": list(args.gin)}
+
+
+def asked_rows(args, category: str) -> list[str]:
+  return args.rows.split(",") if args.rows else DEFAULT_ROWS[category]
+
+
+def record_path(args, category: str, row_name: str) -> str:
+  return os.path.join(args.results_dir, category, f"{row_name}.json")
+
+
+def read_record(args, category: str, row_name: str) -> dict | None:
+  """The row's record, None when it has not run; exits when it ran with other settings."""
   from tiger_jax import io_utils
+  path = record_path(args, category, row_name)
+  if not os.path.exists(path):
+    return None
+  record = io_utils.read_json(path)
+  if record.get("settings") != settings(args):
+    raise SystemExit(f"error: {path}: recorded with {record.get('settings')}, not {settings(args)}; "
+                     "pass the same --config/--train_steps/--rqvae_epochs/--gin, or another "
+                     "--results_dir, or delete the file to run the row again")
+  return record
+
+
+def run_row(args, category: str, row_name: str) -> dict:
+  """Trains and evaluates one row (resuming its --run_dir folder) and records it."""
+  from tiger_jax import io_utils, results
   content, bindings = ROWS[row_name]
   model_dir = os.path.join(args.run_dir, category, row_name)
   result = os.path.join(model_dir, "results", "test.json")
@@ -69,51 +108,94 @@ def run_row(args, category: str, row_name: str) -> dict:
   if "text" in content and not os.path.isdir(cache):
     shutil.copytree(os.path.join(model_dir, "data", "cache"), cache)
   out = io_utils.read_json(result)
-  row = {"metrics": {k: out[k] for k in KEYS}, "checkpoint_step": out["checkpoint_step"],
-         "bindings": bindings, "model_dir": model_dir}
+  record = {"metrics": {k: out[k] for k in KEYS}, "checkpoint_step": out["checkpoint_step"],
+            "settings": settings(args), "bindings": bindings, "hardware": hardware(),
+            # the trainer's clock: training only, summed over resumed runs
+            "train_minutes": round(results.train_seconds(model_dir) / 60, 1),
+            "finished": time.strftime("%Y-%m-%d %H:%M")}
   if row_name in COLD_START_ROWS:  # main.py's cold-start rows, beside its baselines
     baselines = io_utils.read_json(os.path.join(model_dir, "results", "test_baselines.json"))
-    row["cold_start"] = {k: v for k, v in baselines.items() if "cold targets" in k}
-  return row
+    record["cold_start"] = {k: v for k, v in baselines.items() if "cold targets" in k}
+  io_utils.write_json(record_path(args, category, row_name), record)
+  return record
+
+
+def table(args, records: dict) -> list[str]:
+  """Markdown lines: per category, the rows recorded so far and the paper's TIGER; the
+  cold-start row in a table of its own."""
+  lines = []
+  for category in args.categories.split(","):
+    rows = [r for r in asked_rows(args, category) if f"{category}/{r}" in records]
+    missing = [r for r in asked_rows(args, category) if f"{category}/{r}" not in records]
+    if not rows:
+      lines += [f"{category}: not run yet: {', '.join(missing)}", ""]
+      continue
+    lines += [f"{category} (test split, all users, beam 20): {args.config}, "
+              f"{args.train_steps:,} steps x 256, seed 0, RQ-VAE {args.rqvae_epochs} epochs", "",
+              "| Semantic IDs from | " + " | ".join(KEYS) + " | checkpoint step |",
+              "|---|" + "---|" * (len(KEYS) + 1)]
+    cold = []
+    for row in rows:
+      r = records[f"{category}/{row}"]
+      if row in COLD_START_ROWS:
+        cold += [f"| {name} | {m['users']} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |"
+                 for name, m in r["cold_start"].items()]
+        continue
+      lines.append(f"| {row} | " + " | ".join(f"{r['metrics'][k]:.4f}" for k in KEYS)
+                   + f" | {r['checkpoint_step']:,} |")
+    lines += ["| TIGER (paper, 200k steps) | " + " | ".join(
+        f"{PAPER[category]['TIGER (paper)'][k]:.4f}" for k in KEYS) + " | - |", ""]
+    if cold:
+      lines += [f"{category} cold start: text IDs, {COLD_FRACTION:.0%} of items never in training "
+                f"sequences (epsilon {COLD_EPSILON}), test users whose target is one of them; "
+                "same recipe and budget", "",
+                "| ranked by | users | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS),
+                *cold, ""]
+    if missing:
+      lines += [f"{category}: not run yet: {', '.join(missing)}", ""]
+  hardware_lines = sorted({f"{r['hardware']}" for r in records.values()})
+  lines += [f"rows ran on: {'; '.join(hardware_lines)}; training minutes (the trainer's clock): "
+            + ", ".join(f"{k} {r['train_minutes']}" for k, r in records.items())]
+  return lines
 
 
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--categories", default="beauty,toys")
   p.add_argument("--rows", default=None, help=f"comma-separated, from {list(ROWS)}")
-  p.add_argument("--config", default="gin_configs/reproduce_beauty_cpu.gin",
-                 help="the recipe of every row, e.g. gin_configs/sweeps/beauty_item_inputs.gin "
-                      "(a third of the paper model's step time)")
+  p.add_argument("--config", default="gin_configs/sweeps/beauty_item_inputs.gin",
+                 help="the recipe of every row (default: the paper's model on item-level "
+                      "encoder inputs, a third of its step time; e.g. "
+                      "gin_configs/reproduce_beauty_cpu.gin for the paper's inputs)")
   p.add_argument("--train_steps", type=int, default=3000)
-  p.add_argument("--rqvae_epochs", type=int, default=3000)
-  p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "semantic_id_ablation"))
+  p.add_argument("--rqvae_epochs", type=int, default=1000,
+                 help="bench/semantic_id_report.py: 1,000 epochs meet #12's codeword targets")
+  p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "semantic_id_ablation"),
+                 help="each row's model folder (checkpoints; resumable, disposable)")
+  p.add_argument("--results_dir", default=os.path.join(REPO, "bench", "results", "semantic_id_ablation"),
+                 help="each finished row's record and the table (kept in the repository)")
+  p.add_argument("--table_only", action="store_true",
+                 help="run no row: write the table from the rows recorded so far")
   p.add_argument("--gin", action="append", default=[], help="more bindings, e.g. --gin=BATCH_SIZE=128")
   args = p.parse_args()
-  results, lines = {}, []
+  records = {}
   for category in args.categories.split(","):
-    rows = args.rows.split(",") if args.rows else DEFAULT_ROWS[category]
+    if category not in DEFAULT_ROWS:
+      raise SystemExit(f"error: --categories: unknown {category!r}; choose from {list(DEFAULT_ROWS)}")
+    rows = asked_rows(args, category)
     unknown = set(rows) - set(ROWS)
     if unknown:
       raise SystemExit(f"error: --rows: unknown {sorted(unknown)}; choose from {list(ROWS)}")
-    lines += [f"{category} (test split, all users, beam 20): {args.config}, "
-              f"{args.train_steps:,} steps x 256, seed 0, RQ-VAE {args.rqvae_epochs} epochs", "",
-              "| Semantic IDs from | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
-    cold = []
     for row in rows:
-      results[f"{category}/{row}"] = r = run_row(args, category, row)
-      if row in COLD_START_ROWS:
-        cold += [f"| {name} | {m['users']} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |"
-                 for name, m in r["cold_start"].items()]
-        continue
-      lines.append(f"| {row} | " + " | ".join(f"{r['metrics'][k]:.4f}" for k in KEYS) + " |")
-    lines += ["| TIGER (paper, 200k steps) | " + " | ".join(f"{PAPER[category]['TIGER (paper)'][k]:.4f}" for k in KEYS)
-              + " |", ""]
-    if cold:
-      lines += [f"{category} cold start: text IDs, {COLD_FRACTION:.0%} of items never in training "
-                f"sequences (epsilon {COLD_EPSILON}), test users whose target is one of them; same recipe and budget", "",
-                "| ranked by | users | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS),
-                *cold, ""]
-  write_table(args.run_dir, "semantic_id_ablation", lines, results)
+      record = read_record(args, category, row)
+      if record is None and not args.table_only:
+        record = run_row(args, category, row)
+      if record is not None:
+        records[f"{category}/{row}"] = record
+  if not records:
+    raise SystemExit(f"error: no row recorded under {args.results_dir} for these --categories/--rows; "
+                     "run without --table_only")
+  write_table(args.results_dir, "semantic_id_ablation", table(args, records), records)
 
 
 if __name__ == "__main__":

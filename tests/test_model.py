@@ -337,6 +337,9 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   by_user = lambda z: z["ranked"][np.argsort(z["users"])]
   seqio_ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))
   np.testing.assert_array_equal(by_user(direct_ranked), by_user(seqio_ranked))
+  scores = direct_ranked["scores"]  # each beam's log-probability, best first
+  assert scores.shape == (80, 20) and np.isfinite(scores).all() and (scores <= 0).all()
+  assert (np.diff(scores, axis=1) <= 1e-6).all()
   # A partial evaluation, or one at another beam, writes its own file: test.json stays.
   part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
                                           batch_size=32, max_examples=10)

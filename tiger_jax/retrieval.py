@@ -82,25 +82,29 @@ def history_codes(inputs: jax.Array, layout: TokenLayout) -> jax.Array:
 def retrieve(retriever: Retriever, params: Any,
              batches: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """Ranked lists over batches with 'inputs', 'target_item', 'user', 'mask' (padding rows
-  dropped): {'ranked' [users, beam], 'targets' [users], 'users' [users], 'seconds'}."""
-  ranked, targets, users = [], [], []
+  dropped): {'ranked' [users, beam], 'scores' [users, beam] (the beams' log-probabilities),
+  'targets' [users], 'users' [users], 'seconds'}, in batch order."""
+  got = {"ranked": [], "scores": [], "targets": [], "users": []}
   start = time.time()
   for batch in batches:
-    items, _ = retriever(params, batch["inputs"])
+    items, scores = retriever(params, batch["inputs"])
     keep = batch["mask"] > 0
-    ranked.append(items[keep])
-    targets.append(batch["target_item"][keep])
-    users.append(batch["user"][keep])
-  cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape, np.int32)
-  return {"ranked": cat(ranked, (0, retriever.beam_size)), "targets": cat(targets, (0,)),
-          "users": cat(users, (0,)), "seconds": time.time() - start}
+    for key, value in (("ranked", items), ("scores", scores), ("targets", batch["target_item"]),
+                       ("users", batch["user"])):
+      got[key].append(np.asarray(value)[keep])
+  k = retriever.beam_size
+  empty = {"ranked": np.zeros((0, k), np.int32), "scores": np.zeros((0, k), np.float32),
+           "targets": np.zeros((0,), np.int32), "users": np.zeros((0,), np.int32)}
+  out = {key: np.concatenate(xs) if xs else empty[key] for key, xs in got.items()}
+  return {**out, "seconds": time.time() - start}
 
 
 def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, np.ndarray]],
              ranked_out: dict | None = None) -> dict[str, float]:
   """Recall/NDCG@5/10 and invalid rate over batches (see `retrieve`).
 
-  ranked_out, when given, receives the ranked lists [users, beam], 'targets' and 'users'.
+  ranked_out, when given, receives the ranked lists [users, beam], their 'scores',
+  'targets' and 'users'.
   """
   got = retrieve(retriever, params, batches)
   seconds, users = got.pop("seconds"), len(got["targets"])
