@@ -120,13 +120,13 @@ def run_row(args, category: str, row_name: str) -> dict:
   return record
 
 
-def table(args, records: dict) -> list[str]:
-  """Markdown lines: per category, the rows recorded so far and the paper's TIGER; the
-  cold-start row in a table of its own."""
+def table(args, records: dict, rows_of: dict[str, list[str]]) -> list[str]:
+  """Markdown lines: per category, its recorded rows of rows_of[category] and the paper's
+  TIGER; the cold-start row in a table of its own; the rows not recorded yet."""
   lines = []
-  for category in args.categories.split(","):
-    rows = [r for r in asked_rows(args, category) if f"{category}/{r}" in records]
-    missing = [r for r in asked_rows(args, category) if f"{category}/{r}" not in records]
+  for category, asked in rows_of.items():
+    rows = [r for r in asked if f"{category}/{r}" in records]
+    missing = [r for r in asked if f"{category}/{r}" not in records]
     if not rows:
       lines += [f"{category}: not run yet: {', '.join(missing)}", ""]
       continue
@@ -178,24 +178,27 @@ def main():
                  help="run no row: write the table from the rows recorded so far")
   p.add_argument("--gin", action="append", default=[], help="more bindings, e.g. --gin=BATCH_SIZE=128")
   args = p.parse_args()
-  records = {}
-  for category in args.categories.split(","):
+  categories = args.categories.split(",")
+  for category in categories:
     if category not in DEFAULT_ROWS:
       raise SystemExit(f"error: --categories: unknown {category!r}; choose from {list(DEFAULT_ROWS)}")
-    rows = asked_rows(args, category)
-    unknown = set(rows) - set(ROWS)
+    unknown = set(asked_rows(args, category)) - set(ROWS)
     if unknown:
       raise SystemExit(f"error: --rows: unknown {sorted(unknown)}; choose from {list(ROWS)}")
-    for row in rows:
-      record = read_record(args, category, row)
-      if record is None and not args.table_only:
-        record = run_row(args, category, row)
-      if record is not None:
-        records[f"{category}/{row}"] = record
+  if not args.table_only:
+    for category in categories:
+      for row in asked_rows(args, category):
+        if read_record(args, category, row) is None:
+          run_row(args, category, row)
+  # The table holds every row recorded under --results_dir, not only this run's: rows
+  # may run in separate processes.
+  rows_of = {c: list(dict.fromkeys(DEFAULT_ROWS[c] + (asked_rows(args, c) if c in categories else [])))
+             for c in DEFAULT_ROWS}
+  records = {f"{c}/{r}": record for c, rows in rows_of.items() for r in rows
+             if (record := read_record(args, c, r)) is not None}
   if not records:
-    raise SystemExit(f"error: no row recorded under {args.results_dir} for these --categories/--rows; "
-                     "run without --table_only")
-  write_table(args.results_dir, "semantic_id_ablation", table(args, records), records)
+    raise SystemExit(f"error: no row recorded under {args.results_dir}; run without --table_only")
+  write_table(args.results_dir, "semantic_id_ablation", table(args, records, rows_of), records)
 
 
 if __name__ == "__main__":
