@@ -113,11 +113,30 @@ def run_row(args, category: str, row_name: str) -> dict:
             # the trainer's clock: training only, summed over resumed runs
             "train_minutes": round(results.train_seconds(model_dir) / 60, 1),
             "finished": time.strftime("%Y-%m-%d %H:%M")}
-  if row_name in COLD_START_ROWS:  # main.py's cold-start rows, beside its baselines
-    baselines = io_utils.read_json(os.path.join(model_dir, "results", "test_baselines.json"))
-    record["cold_start"] = {k: v for k, v in baselines.items() if "cold targets" in k}
+  if row_name in COLD_START_ROWS:
+    record["cold_start"] = cold_rows(model_dir)
   io_utils.write_json(record_path(args, category, row_name), record)
   return record
+
+
+def cold_rows(model_dir: str) -> dict:
+  """main.py's cold-start rows (TIGER's beams, + cold items by the 3-code prefix, content-KNN)
+  and, from the same saved lists, TIGER + cold items by shorter prefixes: with few
+  collisions, few cold items share a 3-code prefix with any warm item."""
+  from tiger_jax import cold_start, data as data_lib, io_utils
+  from tiger_jax.semantic_ids.pipeline import load_ids
+  results = os.path.join(model_dir, "results")
+  rows = {k: v for k, v in io_utils.read_json(os.path.join(results, "test_baselines.json")).items()
+          if "cold targets" in k}
+  dataset = data_lib.load(os.path.join(model_dir, "data"))
+  ids = load_ids(os.path.join(model_dir, "semantic_ids"))
+  examples = list(data_lib.iter_examples(dataset, "test"))
+  for prefix_len in range(1, ids.shape[1] - 1):
+    more = cold_start.cold_start_rows(
+        dataset, os.path.join(results, "test_ranked.npz"), os.path.join(model_dir, "data"),
+        [e.target for e in examples], [e.history for e in examples], COLD_EPSILON, ids, prefix_len)
+    rows.update({k: v for k, v in more.items() if "cold_prefix_share" in v})
+  return rows
 
 
 def table(args, records: dict, rows_of: dict[str, list[str]]) -> list[str]:
@@ -137,9 +156,11 @@ def table(args, records: dict, rows_of: dict[str, list[str]]) -> list[str]:
     cold = []
     for row in rows:
       r = records[f"{category}/{row}"]
-      if row in COLD_START_ROWS:
-        cold += [f"| {name} | {m['users']} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |"
-                 for name, m in r["cold_start"].items()]
+      if row in COLD_START_ROWS:  # beams, then by prefix (shortest first), then content-KNN
+        order = lambda name: ("KNN" in name, "prefix" in name, name)
+        cold += [f"| {name} | {m['users']} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS)
+                 + (f" | {m['cold_prefix_share']:.1%} |" if "cold_prefix_share" in m else " | - |")
+                 for name, m in sorted(r["cold_start"].items(), key=lambda kv: order(kv[0]))]
         continue
       lines.append(f"| {row} | " + " | ".join(f"{r['metrics'][k]:.4f}" for k in KEYS)
                    + f" | {r['checkpoint_step']:,} |")
@@ -149,7 +170,8 @@ def table(args, records: dict, rows_of: dict[str, list[str]]) -> list[str]:
       lines += [f"{category} cold start: text IDs, {COLD_FRACTION:.0%} of items never in training "
                 f"sequences (epsilon {COLD_EPSILON}), test users whose target is one of them; "
                 "same recipe and budget", "",
-                "| ranked by | users | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS),
+                "| ranked by | users | " + " | ".join(KEYS) + " | cold items the prefix reaches |",
+                "|---|---|" + "---|" * (len(KEYS) + 1),
                 *cold, ""]
     if missing:
       lines += [f"{category}: not run yet: {', '.join(missing)}", ""]

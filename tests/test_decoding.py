@@ -209,5 +209,8 @@ def test_cold_start_cap_and_content_knn():
                                 [[0, 8, -1]])
   expanded = metrics.add_cold_by_prefix(np.array([[8, 0, 2, -1], [4, -1, -1, -1]]), ids, is_cold, 1)
   np.testing.assert_array_equal(expanded, [[8, 1, 2, 0], [4, 1, 2, -1]])
+  # What the prefix can reach: (0,) is also warm item 0's first code, (2,) no warm item's.
+  assert metrics.cold_prefix_share(ids, is_cold, 1) == 2 / 3
+  assert metrics.cold_prefix_share(ids, is_cold, 2) == 0.0
   vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
   np.testing.assert_array_equal(baselines.content_knn(vectors, [np.array([3, 0])], k=3), [[1, 2, 3]])

@@ -87,6 +87,15 @@ def cap_cold(ranked: np.ndarray, is_cold: np.ndarray, k: int, epsilon: float) ->
   return out
 
 
+def cold_prefix_share(ids: np.ndarray, is_cold: np.ndarray, prefix_len: int) -> float:
+  """The share of cold items whose first `prefix_len` codes some warm item's ID also starts
+  with: the cold targets that `add_cold_by_prefix` can reach at all."""
+  ids = np.asarray(ids)
+  warm = {tuple(row) for row in ids[~is_cold, :prefix_len].tolist()}
+  cold = ids[is_cold, :prefix_len].tolist()
+  return float(np.mean([tuple(row) in warm for row in cold])) if cold else 0.0
+
+
 def add_cold_by_prefix(ranked: np.ndarray, ids: np.ndarray, is_cold: np.ndarray,
                        prefix_len: int) -> np.ndarray:
   """Cold-start retrieval by Semantic ID: after each retrieved item, the cold items whose ID
