@@ -12,7 +12,9 @@ validation pass, `train.eval_examples`). x is the trainer's clock: training
 time summed over resumed runs, evaluation and checkpoint writes excluded
 (`trainer.TrainClock`). SASRec (`SASRecConfig` defaults, --sasrec_epochs) is
 evaluated after every epoch on the same users; most-popular and
-item-transition are horizontal lines. Writes --run_dir/learning_curve_<category>.{png,json}.
+item-transition are horizontal lines. Writes --out_dir/learning_curve_<category>.{png,json}
+(default bench/figures, kept in the repository). The JSON keeps every curve's points, so a
+later --no_train draw takes the curve of a recipe whose run folder is gone from it.
 
 --ids_from=DIR gives every recipe the same prepared data and Semantic IDs
 (DIR/data and DIR/semantic_ids, or a data folder and an IDs folder as
@@ -236,6 +238,8 @@ def main():
   p.add_argument("--branch_from", default="", help="RUN_DIR@STEP: each recipe starts as a "
                  "copy of that run's checkpoint STEP (e.g. a cooldown of a long run)")
   p.add_argument("--run_dir", default=os.path.join(REPO, "runs", "learning_curve"))
+  p.add_argument("--out_dir", default=os.path.join(REPO, "bench", "figures"),
+                 help="where the PNG and the JSON of every curve go (in the repository)")
   p.add_argument("--gin", action="append", default=[], help="a binding for every recipe")
   p.add_argument("--exclude_history", action="store_true", help="every model leaves the "
                  "user's own history items out (EXCLUDE_HISTORY, in validation too); "
@@ -252,29 +256,52 @@ def main():
                        else train_recipe(args, name, gin_file)) for name, gin_file in recipes}
   if args.train_only:
     return
-  curves = {name: tiger_curve(d) for name, d in model_dirs.items()}
-  first = next(iter(model_dirs.values()))
   from tiger_jax.evaluate import protocol_suffix
   suffix = protocol_suffix(args.exclude_history)
+  out = os.path.join(args.out_dir, f"learning_curve_{args.category}{suffix}")
+  # What an earlier draw kept (the repository's copy): the curves of runs whose folders
+  # are gone (run folders do not outlive a machine; the JSON beside the figure does).
+  kept = io_utils.read_json(out + ".json") if os.path.exists(out + ".json") else {}
+  if kept.get("eval_users") != args.eval_users:  # other validation users: not comparable
+    kept = {}
+  curves, ids = {}, {}
+  for name, d in model_dirs.items():
+    if glob.glob(os.path.join(d, "train", "events.out.tfevents.*")):
+      curves[name], ids[name] = tiger_curve(d), ids_summary(d)
+    elif f"TIGER {name}" in kept.get("curves", {}):
+      curves[name], ids[name] = kept["curves"][f"TIGER {name}"], kept["ids"][name]
+      print(f"{name}: no run under {d}; taking its curve from {out}.json")
+    else:
+      raise SystemExit(f"error: --recipes: {name}: no run under {d} and no curve for it in "
+                       f"{out}.json at --eval_users={args.eval_users}; train it (leave out --no_train)")
   ref_path = os.path.join(args.run_dir, args.category,
                           f"reference_{args.eval_users}users_{args.sasrec_epochs}epochs{suffix}.json")
-  if not os.path.exists(ref_path):  # the same users and epochs give the same curves: once
-    users = validation_users(first, args.eval_users)
-    data_dir = io_utils.read_json(os.path.join(first, "config.json"))["data_dir"]
-    io_utils.write_json(ref_path, {"users": users.tolist(),
-                                   **reference_curves(data_dir, users, args.sasrec_epochs,
-                                                      args.exclude_history)})
-  ref = io_utils.read_json(ref_path)
+  present = [d for d in model_dirs.values() if os.path.exists(os.path.join(d, "config.json"))]
+  if os.path.exists(ref_path):
+    ref = io_utils.read_json(ref_path)
+  elif present:  # the same users and epochs give the same curves: once
+    users = validation_users(present[0], args.eval_users)
+    data_dir = io_utils.read_json(os.path.join(present[0], "config.json"))["data_dir"]
+    ref = {"users": users.tolist(), **reference_curves(data_dir, users, args.sasrec_epochs,
+                                                       args.exclude_history)}
+    io_utils.write_json(ref_path, ref)
+  elif kept and kept.get("sasrec_epochs") == args.sasrec_epochs:
+    ref = {"users": None, "SASRec": kept["curves"]["SASRec"], **kept["lines"]}
+  else:
+    raise SystemExit(f"error: no run folder under {args.run_dir}/{args.category} to take the "
+                     f"validation users from, and {out}.json has no reference curves for "
+                     f"--eval_users={args.eval_users} --sasrec_epochs={args.sasrec_epochs}")
   lines = {k: ref[k] for k in ("item-transition", "most-popular")}
   all_curves = {**{f"TIGER {n}": c for n, c in curves.items()}, "SASRec": ref["SASRec"]}
-  title = (f"{args.category}: validation, {len(ref['users']):,} fixed users"
+  n_users = kept["eval_users"] if ref["users"] is None else len(ref["users"])
+  title = (f"{args.category}: validation, {n_users:,} fixed users"
            f"{', own history excluded' if args.exclude_history else ''}; "
            f"{hardware()}")
-  out = os.path.join(args.run_dir, f"learning_curve_{args.category}{suffix}")
   plot(all_curves, lines, out + ".png", title)
   io_utils.write_json(out + ".json", {"curves": all_curves, "lines": lines,
                                       "recipes": dict(recipes), "hardware": hardware(),
-                                      "ids": {n: ids_summary(d) for n, d in model_dirs.items()},
+                                      "ids": ids, "eval_users": n_users,
+                                      "sasrec_epochs": args.sasrec_epochs,
                                       "command": " ".join(sys.argv)})
   for name, c in all_curves.items():
     if c:
