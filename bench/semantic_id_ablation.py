@@ -175,7 +175,7 @@ def table(args, records: dict, rows_of: dict[str, list[str]]) -> list[str]:
                 *cold, ""]
     if missing:
       lines += [f"{category}: not run yet: {', '.join(missing)}", ""]
-  hardware_lines = sorted({f"{r['hardware']}" for r in records.values()})
+  hardware_lines = sorted({r["hardware"] for r in records.values()})
   lines += [f"rows ran on: {'; '.join(hardware_lines)}; training minutes (the trainer's clock): "
             + ", ".join(f"{k} {r['train_minutes']}" for k, r in records.items())]
   return lines
