@@ -49,7 +49,9 @@ def hardware() -> str:
   usable = usable_cpu_cores()
   cores = f"{os.cpu_count()} CPU cores" if usable == os.cpu_count() else \
       f"{usable} of {os.cpu_count()} CPU cores (taskset)"
-  return f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"
+  xla_flags = os.environ.get("XLA_FLAGS", "").strip()  # e.g. another XLA:CPU dot library
+  return (f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"
+          + (f", XLA_FLAGS={xla_flags}" if xla_flags else ""))
 
 
 def prepared_run(category: str, run_dir: str, method: str = "random", **sid_kwargs) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 r"""Ours against what a PyTorch user would pick: HuggingFace T5ForConditionalGeneration.
 
-  python bench/vs_pytorch.py [--rounds=3] [--steps=5] [--users=256] [--no_decode]
+  python bench/vs_pytorch.py [--rounds=3] [--steps=5] [--users=256] [--no_decode] [--only=...]
+  XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python bench/vs_pytorch.py --only="like"
 
 Same configuration (d_model 128, 4+4 layers, 6 heads x 64, d_ff 1024, ReLU MLP,
 32 relative-position buckets, dropout 0.1, untied output layer), same vocabulary
@@ -12,12 +13,15 @@ round after round, on identical batch shapes:
 - training, best config against best config: ours with length buckets and bfloat16
   activations (float32 accumulation) against HF with the same length buckets in float32,
   and the same with our item-level encoder inputs (`T5Config.item_inputs`: a model
-  variant, one encoder position per history item) against the same HF run;
+  variant, one encoder position per history item) against the same HF run; and ours in
+  bfloat16 against HF in bfloat16 autocast (`torch.autocast`), what a PyTorch user with
+  AMX or AVX512-BF16 units would try;
 - constrained beam search (beam 20, 20 items a user): our `retrieval.Retriever` against
   `generate(num_beams=20, prefix_allowed_tokens_fn=...)` over the same trie of valid IDs.
 
 Compile time is excluded (the first step of each shape). Examples/s and users/s
-are medians over rounds; the ratios are ours / theirs.
+are medians over rounds; the ratios are ours / theirs. XLA_FLAGS, when set (the first
+command's picks XLA:CPU's Eigen dots instead of YNNPACK), is printed with the hardware.
 """
 
 from __future__ import annotations
@@ -54,13 +58,15 @@ def hf_model(vocab_size: int, c: network.T5Config):
   return model, opt
 
 
-def hf_step(model, opt, batch) -> float:
+def hf_step(model, opt, batch, autocast: bool = False) -> float:
+  """One HF training step; autocast: the forward in bfloat16 autocast (weights float32)."""
   import torch
   model.train()
   inputs = torch.from_numpy(np.asarray(batch["inputs"], np.int64))
   labels = torch.from_numpy(np.asarray(batch["targets"], np.int64))
-  loss = model(input_ids=inputs, attention_mask=(inputs > 0).long(),
-               labels=labels.masked_fill(labels == 0, -100)).loss
+  with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    loss = model(input_ids=inputs, attention_mask=(inputs > 0).long(),
+                 labels=labels.masked_fill(labels == 0, -100)).loss
   opt.zero_grad(set_to_none=True)
   loss.backward()
   torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -97,6 +103,8 @@ def main():
   p.add_argument("--steps", type=int, default=5, help="timed training steps per round and side")
   p.add_argument("--users", type=int, default=256, help="users decoded per round and side")
   p.add_argument("--no_decode", action="store_true")
+  p.add_argument("--only", default="", help="run only the training comparisons whose name "
+                 "contains this (decoding runs unless --no_decode)")
   args = p.parse_args()
   import torch
   exp = paper_experiment(args)
@@ -105,10 +113,14 @@ def main():
   print(f"{hardware()}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"jax {jax.__version__}; vocab {c.vocab_size}, batch {args.batch_size}", flush=True)
   out = {}
-  for name, buckets, dtype, item_inputs in (
-      ("like for like: plain padding, float32", 1, "float32", False),
-      ("best config: buckets; ours bfloat16, HF float32", 5, "bfloat16", False),
-      ("best config: buckets; ours bfloat16 + item-level inputs, HF float32", 5, "bfloat16", True)):
+  for name, buckets, dtype, item_inputs, autocast in (
+      ("like for like: plain padding, float32", 1, "float32", False, False),
+      ("best config: buckets; ours bfloat16, HF float32", 5, "bfloat16", False, False),
+      ("best config: buckets; ours bfloat16, HF bfloat16 autocast", 5, "bfloat16", False, True),
+      ("best config: buckets; ours bfloat16 + item-level inputs, HF float32", 5, "bfloat16", True,
+       False)):
+    if args.only not in name:
+      continue
     model_ = dataclasses.replace(exp.model, module=network.Transformer(
         dataclasses.replace(c, dtype=dtype, item_inputs=item_inputs)))
     trainer = Trainer(model_, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)
@@ -123,7 +135,7 @@ def main():
       state, m = trainer.train_step(state, input_pipeline.global_array(batch, trainer.batch_sharding))
       jax.block_until_ready(m["loss"])
 
-    theirs = lambda batch: hf_step(model, opt, batch)
+    theirs = lambda batch: hf_step(model, opt, batch, autocast)
     for shape in sorted({b["inputs"].shape for b in batches}):  # compile / warm every shape
       b = next(b for b in batches if b["inputs"].shape == shape)
       ours(b)
