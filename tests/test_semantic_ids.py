@@ -14,6 +14,8 @@ from conftest import REPO
 from tiger_jax import data as data_lib
 from tiger_jax.semantic_ids import (METHODS, RQVAEConfig, SemanticIdConfig, compute_codes,
                                     make_unique, collision_stats)
+from tiger_jax.semantic_ids.collisions import largest_groups
+from tiger_jax.semantic_ids.report import make_report
 from tiger_jax.semantic_ids import kmeans as kmeans_lib
 from tiger_jax.semantic_ids import rqvae
 
@@ -95,6 +97,21 @@ def test_make_unique_any_input():
                                 [0, 1, 0, 2])
   stats = collision_stats(np.array([[1, 2, 3], [1, 2, 3], [0, 0, 0], [1, 2, 3]]))
   assert stats == {"distinct_prefixes": 2, "items_in_collision": 0.75, "largest_group": 3}
+
+
+def test_the_report_names_the_largest_collision_groups_and_their_text():
+  codes = np.array([[5, 5, 5], [1, 2, 3], [0, 0, 0], [1, 2, 3], [0, 0, 0], [1, 2, 3], [9, 9, 9],
+                    [7, 7, 7], [7, 7, 7]])
+  # largest first; the two groups of two in the order of their first item (2 before 7)
+  assert largest_groups(codes, k=5) == [[1, 3, 5], [2, 4], [7, 8]]
+  assert largest_groups(codes, k=1) == [[1, 3, 5]]
+  assert largest_groups(np.array([[0, 0, 0], [0, 0, 1]])) == []  # no collisions, no groups
+  texts = [f"Lip Butter, shade {i}" for i in range(len(codes))]
+  rep = make_report(codes, make_unique(codes), 16, {}, texts=texts)
+  assert rep["largest_groups"][0] == {"size": 3, "items": [1, 3, 5], "texts": [
+      "Lip Butter, shade 1", "Lip Butter, shade 3", "Lip Butter, shade 5"]}
+  assert [g["size"] for g in rep["largest_groups"]] == [3, 2, 2]
+  assert "texts" not in make_report(codes, make_unique(codes), 16, {})["largest_groups"][0]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -279,3 +296,21 @@ def test_standardization_keeps_the_rqvae_from_collapsing_on_sentence_vectors(tmp
   # [15, 20, 22] / [19, 20, 23] codewords of 32 per level.
   assert sum(used[True]) >= 80 and sum(used[False]) <= 66, used
   assert used[True][1] >= 28 and used[False][1] <= 24, used
+
+
+def test_the_report_command_lists_a_runs_collision_groups_with_text(tiny_run, capsys):
+  import json
+  from tiger_jax.semantic_ids import pipeline, report
+  data_dir, sid_dir = tiny_run
+  codes = pipeline.load_ids(sid_dir)[:, :-1]
+  report.main([f"--semantic_id_dir={sid_dir}", "--groups=2"])
+  out = json.loads(capsys.readouterr().out)
+  assert out["largest_group"] == collision_stats(codes)["largest_group"] > 1
+  groups = out["largest_groups"]
+  assert len(groups) == 2 and groups[0]["size"] == out["largest_group"]
+  texts = data_lib.load(data_dir).item_text
+  for g in groups:  # every listed item shares the group's codes; its text is its own
+    assert (codes[g["items"]] == codes[g["items"][0]]).all()
+    assert g["texts"] == [texts[i][:80] for i in g["items"]]
+  with pytest.raises(SystemExit, match="no manifest.json"):
+    report.main(["--semantic_id_dir=/nonexistent/semantic_ids"])

@@ -30,3 +30,17 @@ def collision_stats(codes: np.ndarray) -> dict:
   return {"distinct_prefixes": int(len(counts)),
           "items_in_collision": float(counts[counts > 1].sum() / max(len(codes), 1)),
           "largest_group": int(counts.max()) if len(counts) else 0}
+
+
+def largest_groups(codes: np.ndarray, k: int = 3) -> list[list[int]]:
+  """The item indices of the k largest groups of identical codes (size > 1), largest
+  first; groups of one size in the order of their first item."""
+  codes = np.asarray(codes)
+  if len(codes) == 0:
+    return []
+  _, group, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+  group = group.ravel()
+  first = np.full(len(counts), len(codes))
+  np.minimum.at(first, group, np.arange(len(codes)))
+  order = [g for g in np.lexsort((first, -counts)) if counts[g] > 1][:k]
+  return [np.flatnonzero(group == g).tolist() for g in order]

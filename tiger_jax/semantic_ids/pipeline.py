@@ -64,7 +64,8 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   if learned.get("history"):
     extra["final_losses"] = learned["history"][-1]
     extra["history"] = learned["history"]  # losses and codewords used, every log_every epochs
-  rep = report.make_report(codes, ids, config.codebook_size, extra, dataset.item_categories)
+  rep = report.make_report(codes, ids, config.codebook_size, extra, dataset.item_categories,
+                           dataset.item_text)
   flat = {"/".join(k): np.asarray(v) for k, v in
           traverse_util.flatten_dict(dict(learned["params"])).items()}
   io_utils.write_npz(os.path.join(out_dir, "params.npz"), **flat)

@@ -1,4 +1,9 @@
-"""Statistics of a set of Semantic IDs, and a plot of per-level codeword usage.
+r"""Statistics of a set of Semantic IDs, and a plot of per-level codeword usage.
+
+  python -m tiger_jax.semantic_ids.report --semantic_id_dir=RUN/semantic_ids [--groups=3]
+
+prints the collision figures of IDs already computed, with the largest groups of items
+that share all their codes and the start of each one's text.
 
 The report gives per-level codeword usage and perplexity, collisions (share of
 items whose codes collide, largest group), the reconstruction error, and,
@@ -9,12 +14,15 @@ among random pairs.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 from typing import Sequence
 
 import numpy as np
 
-from tiger_jax import io_utils
-from tiger_jax.semantic_ids.collisions import collision_stats
+from tiger_jax import data as data_lib, io_utils
+from tiger_jax.semantic_ids.collisions import collision_stats, largest_groups
 
 
 def level_usage(codes: np.ndarray, codebook_size: int) -> list[dict]:
@@ -82,11 +90,26 @@ def semantic_coherence(codes: np.ndarray, categories: Sequence[Sequence[str]],
   return out
 
 
+def collision_groups(codes: np.ndarray, texts: Sequence[str] | None, k: int = 3,
+                     chars: int = 80) -> list[dict]:
+  """The k largest collision groups: size, item indices and, where items have text, the
+  start of each item's text (what the 4th token has to tell apart)."""
+  out = []
+  for items in largest_groups(codes, k):
+    group = {"size": len(items), "items": items}
+    if texts is not None:
+      group["texts"] = [texts[i][:chars] for i in items]
+    out.append(group)
+  return out
+
+
 def make_report(codes: np.ndarray, ids: np.ndarray, codebook_size: int, extra: dict,
-                categories: Sequence[Sequence[str]] | None = None) -> dict:
+                categories: Sequence[Sequence[str]] | None = None,
+                texts: Sequence[str] | None = None) -> dict:
   stats = collision_stats(codes)
   rep = {"num_items": int(len(codes)), "levels": level_usage(codes, codebook_size),
-         **stats, "fourth_token_range": int(ids[:, -1].max()) + 1 if len(ids) else 0,
+         **stats, "largest_groups": collision_groups(codes, texts),
+         "fourth_token_range": int(ids[:, -1].max()) + 1 if len(ids) else 0,
          "unique_ids": bool(len(np.unique(ids, axis=0)) == len(ids)), **extra}
   if categories is not None:
     rep["semantic_coherence"] = semantic_coherence(codes, categories)
@@ -132,3 +155,26 @@ def plot_usage(codes: np.ndarray, codebook_size: int, path: str, title: str = ""
   with io_utils.atomic_open(path, "wb") as f:
     fig.savefig(f, format="png", dpi=90)
   plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  p = argparse.ArgumentParser(description="Collision groups of computed Semantic IDs.")
+  p.add_argument("--semantic_id_dir", required=True, help="what `python -m tiger_jax.semantic_ids` wrote")
+  p.add_argument("--groups", type=int, default=3, help="how many of the largest groups to list")
+  args = p.parse_args(argv)
+  manifest = os.path.join(args.semantic_id_dir, "manifest.json")
+  if not io_utils.exists(manifest):
+    raise SystemExit(f"error: --semantic_id_dir={args.semantic_id_dir}: no manifest.json, so no "
+                     "finished Semantic IDs here; pass the semantic_ids folder of a run")
+  codes = io_utils.load_array(os.path.join(args.semantic_id_dir, "semantic_ids.npy"))[:, :-1]
+  try:
+    texts = data_lib.load(io_utils.read_json(manifest)["source"]).item_text
+  except data_lib.DataError as e:  # the prepared data moved: the groups without their text
+    print(f"warning: {e}; listing the groups without item text")
+    texts = None
+  print(json.dumps({**collision_stats(codes),
+                    "largest_groups": collision_groups(codes, texts, args.groups)}, indent=1))
+
+
+if __name__ == "__main__":
+  main()
