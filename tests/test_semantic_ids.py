@@ -314,3 +314,5 @@ def test_the_report_command_lists_a_runs_collision_groups_with_text(tiny_run, ca
     assert g["texts"] == [texts[i][:80] for i in g["items"]]
   with pytest.raises(SystemExit, match="no manifest.json"):
     report.main(["--semantic_id_dir=/nonexistent/semantic_ids"])
+  with pytest.raises(SystemExit, match="--groups=0: must be at least 1"):
+    report.main([f"--semantic_id_dir={sid_dir}", "--groups=0"])

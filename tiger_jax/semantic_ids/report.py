@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -162,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument("--semantic_id_dir", required=True, help="what `python -m tiger_jax.semantic_ids` wrote")
   p.add_argument("--groups", type=int, default=3, help="how many of the largest groups to list")
   args = p.parse_args(argv)
+  if args.groups < 1:
+    raise SystemExit(f"error: --groups={args.groups}: must be at least 1")
   manifest = os.path.join(args.semantic_id_dir, "manifest.json")
   if not io_utils.exists(manifest):
     raise SystemExit(f"error: --semantic_id_dir={args.semantic_id_dir}: no manifest.json, so no "
@@ -170,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   try:
     texts = data_lib.load(io_utils.read_json(manifest)["source"]).item_text
   except data_lib.DataError as e:  # the prepared data moved: the groups without their text
-    print(f"warning: {e}; listing the groups without item text")
+    print(f"warning: {e}; listing the groups without item text", file=sys.stderr)
     texts = None
   print(json.dumps({**collision_stats(codes),
                     "largest_groups": collision_groups(codes, texts, args.groups)}, indent=1))
