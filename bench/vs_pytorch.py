@@ -13,9 +13,9 @@ round after round, on identical batch shapes:
 - training, best config against best config: ours with length buckets and bfloat16
   activations (float32 accumulation) against HF with the same length buckets in float32,
   and the same with our item-level encoder inputs (`T5Config.item_inputs`: a model
-  variant, one encoder position per history item) against the same HF run; and ours in
-  bfloat16 against HF in bfloat16 autocast (`torch.autocast`), what a PyTorch user with
-  AMX or AVX512-BF16 units would try;
+  variant, one encoder position per history item) against the same HF run; and both of
+  ours against HF in bfloat16 autocast (`torch.autocast`), what a PyTorch user with AMX
+  or AVX512-BF16 units would try;
 - constrained beam search (beam 20, 20 items a user): our `retrieval.Retriever` against
   `generate(num_beams=20, prefix_allowed_tokens_fn=...)` over the same trie of valid IDs.
 
@@ -118,7 +118,9 @@ def main():
       ("best config: buckets; ours bfloat16, HF float32", 5, "bfloat16", False, False),
       ("best config: buckets; ours bfloat16, HF bfloat16 autocast", 5, "bfloat16", False, True),
       ("best config: buckets; ours bfloat16 + item-level inputs, HF float32", 5, "bfloat16", True,
-       False)):
+       False),
+      ("best config: buckets; ours bfloat16 + item-level inputs, HF bfloat16 autocast", 5,
+       "bfloat16", True, True)):
     if args.only not in name:
       continue
     model_ = dataclasses.replace(exp.model, module=network.Transformer(
