@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+IDS_FILE = "semantic_ids.npy"  # where a Semantic-ID folder keeps its [num_items, levels + 1] IDs
+
 
 def make_unique(codes: np.ndarray) -> np.ndarray:
   """codes [n, levels] -> ids [n, levels + 1], unique rows.
@@ -38,9 +40,8 @@ def largest_groups(codes: np.ndarray, k: int = 3) -> list[list[int]]:
   codes = np.asarray(codes)
   if len(codes) == 0:
     return []
-  _, group, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+  _, first, group, counts = np.unique(codes, axis=0, return_index=True, return_inverse=True,
+                                      return_counts=True)
   group = group.ravel()
-  first = np.full(len(counts), len(codes))
-  np.minimum.at(first, group, np.arange(len(codes)))
   order = [g for g in np.lexsort((first, -counts)) if counts[g] > 1][:k]
   return [np.flatnonzero(group == g).tolist() for g in order]

@@ -14,7 +14,7 @@ from tiger_jax import content, io_utils
 from tiger_jax import data as data_lib
 from tiger_jax.semantic_ids import collisions, methods, report, rqvae
 
-IDS_FILE = "semantic_ids.npy"
+IDS_FILE = collisions.IDS_FILE
 STANDARDIZATION_FILE = "standardization.npz"  # per-dimension mean and scale of the inputs
 
 

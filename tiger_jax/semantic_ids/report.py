@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from tiger_jax import data as data_lib, io_utils
-from tiger_jax.semantic_ids.collisions import collision_stats, largest_groups
+from tiger_jax.semantic_ids.collisions import IDS_FILE, collision_stats, largest_groups
 
 
 def level_usage(codes: np.ndarray, codebook_size: int) -> list[dict]:
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   if not io_utils.exists(manifest):
     raise SystemExit(f"error: --semantic_id_dir={args.semantic_id_dir}: no manifest.json, so no "
                      "finished Semantic IDs here; pass the semantic_ids folder of a run")
-  codes = io_utils.load_array(os.path.join(args.semantic_id_dir, "semantic_ids.npy"))[:, :-1]
+  codes = io_utils.load_array(os.path.join(args.semantic_id_dir, IDS_FILE))[:, :-1]
   try:
     texts = data_lib.load(io_utils.read_json(manifest)["source"]).item_text
   except data_lib.DataError as e:  # the prepared data moved: the groups without their text
