@@ -63,7 +63,7 @@ def main() -> None:
                                     block_softmax=block, dtype=dtype, exclude_history=exclude)
     ranked = {}
     start = time.time()
-    result = retrieval.evaluate(retriever, state.params, batches, ranked)
+    result = retrieval.evaluate(retriever, state.eval_params, batches, ranked)
     top10 = ranked["ranked"][:, :10]
     first = top10 if first is None else first
     same = float(np.mean((top10 == first).all(1)))

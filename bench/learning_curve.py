@@ -54,6 +54,7 @@ import numpy as np
 from common import REPO, SHARED, hardware
 
 KEYS = ("recall@10", "ndcg@10")
+RAW_SUFFIX = " (raw parameters)"  # the curve of a recipe's raw parameters beside its average
 
 
 def seed_ids(ids_from: str, model_dir: str) -> None:
@@ -110,6 +111,7 @@ def ids_summary(model_dir: str) -> str:
          f" ({vectors.get('text_model', '')})" * bool(vectors.get("text_model")))
   if sid.get("collaborative_dim"):
     out += f" + {sid['collaborative_dim']}-dim collaborative block"
+    out += f" (weight {sid['collaborative_weight']})" * (sid.get("collaborative_weight", 1) != 1)
   if sid["method"] == "rqvae":
     out += f", {sid['rqvae']['epochs']} epochs"
   return out + (", standardized" if sid.get("standardize") else "")
@@ -134,20 +136,22 @@ def train_recipe(args, name: str, gin_file: str) -> str:
   return model_dir
 
 
-def tiger_curve(model_dir: str) -> list[dict]:
-  """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events;
-  a branch (branch.json) starts with its source's points up to the step it copied."""
+def tiger_curve(model_dir: str, prefix: str = "validation") -> list[dict]:
+  """(step, train_hours, recall@10, ndcg@10) of every validation pass in model_dir's events
+  (prefix 'validation'; with parameter averaging, trainer.RAW_PREFIX gives the raw
+  parameters' passes); a branch (branch.json) starts with its source's points up to the
+  step it copied."""
   import tensorflow as tf
   prior = []
   if os.path.exists(os.path.join(model_dir, "branch.json")):
     with open(os.path.join(model_dir, "branch.json")) as f:
       b = json.load(f)
-    prior = [p for p in tiger_curve(b["from"]) if p["step"] <= b["step"]]
+    prior = [p for p in tiger_curve(b["from"], prefix) if p["step"] <= b["step"]]
   points: dict[int, dict] = {}
   for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
-        if v.tag.startswith("validation/"):
+        if v.tag.startswith(prefix + "/"):
           value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
           points.setdefault(int(event.step), {})[v.tag.split("/", 1)[1]] = value
   return prior + [{"step": s, "hours": p["train_hours"], **{k: p[k] for k in KEYS}}
@@ -191,8 +195,9 @@ def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int,
     curve.append({"epoch": epoch, "hours": seconds / 3600, **{k: m[k] for k in KEYS}})
     print(f"SASRec epoch {epoch}: {seconds:.0f}s, R@10 {m['recall@10']:.4f}", flush=True)
 
-  sasrec.train(train_seqs, dataset.num_items, sasrec.SASRecConfig(epochs=sasrec_epochs),
-               on_epoch=on_epoch)
+  if sasrec_epochs:
+    sasrec.train(train_seqs, dataset.num_items, sasrec.SASRecConfig(epochs=sasrec_epochs),
+                 on_epoch=on_epoch)
   out["SASRec"] = curve
   return out
 
@@ -230,7 +235,8 @@ def main():
   p.add_argument("--train_steps", type=int, default=8000)
   p.add_argument("--eval_every", type=int, default=500)
   p.add_argument("--eval_users", type=int, default=4096)
-  p.add_argument("--sasrec_epochs", type=int, default=30)
+  p.add_argument("--sasrec_epochs", type=int, default=30,
+                 help="SASRec's curve (0: none, the lines only; a quick draw)")
   p.add_argument("--no_train", action="store_true", help="plot the runs as they stand")
   p.add_argument("--train_only", action="store_true", help="train the recipes, then stop")
   p.add_argument("--ids_from", default="", help="DIR (with data/ and semantic_ids/) or DATA,IDS: "
@@ -264,12 +270,18 @@ def main():
   kept = io_utils.read_json(out + ".json") if os.path.exists(out + ".json") else {}
   if kept.get("eval_users") != args.eval_users:  # other validation users: not comparable
     kept = {}
+  from tiger_jax.trainer import RAW_PREFIX
   curves, ids = {}, {}
   for name, d in model_dirs.items():
     if glob.glob(os.path.join(d, "train", "events.out.tfevents.*")):
       curves[name], ids[name] = tiger_curve(d), ids_summary(d)
+      raw = tiger_curve(d, RAW_PREFIX)  # a run with parameter averaging: its raw parameters
+      if raw:
+        curves[name + RAW_SUFFIX], ids[name + RAW_SUFFIX] = raw, ids[name]
     elif f"TIGER {name}" in kept.get("curves", {}):
-      curves[name], ids[name] = kept["curves"][f"TIGER {name}"], kept["ids"][name]
+      for n in (name, name + RAW_SUFFIX):
+        if f"TIGER {n}" in kept["curves"]:
+          curves[n], ids[n] = kept["curves"][f"TIGER {n}"], kept["ids"][n]
       print(f"{name}: no run under {d}; taking its curve from {out}.json")
     else:
       raise SystemExit(f"error: --recipes: {name}: no run under {d} and no curve for it in "
@@ -286,13 +298,14 @@ def main():
                                                        args.exclude_history)}
     io_utils.write_json(ref_path, ref)
   elif kept and kept.get("sasrec_epochs") == args.sasrec_epochs:
-    ref = {"users": None, "SASRec": kept["curves"]["SASRec"], **kept["lines"]}
+    ref = {"users": None, "SASRec": kept["curves"].get("SASRec", []), **kept["lines"]}
   else:
     raise SystemExit(f"error: no run folder under {args.run_dir}/{args.category} to take the "
                      f"validation users from, and {out}.json has no reference curves for "
                      f"--eval_users={args.eval_users} --sasrec_epochs={args.sasrec_epochs}")
   lines = {k: ref[k] for k in ("item-transition", "most-popular")}
-  all_curves = {**{f"TIGER {n}": c for n, c in curves.items()}, "SASRec": ref["SASRec"]}
+  all_curves = {**{f"TIGER {n}": c for n, c in curves.items()},
+                **({"SASRec": ref["SASRec"]} if ref["SASRec"] else {})}
   n_users = kept["eval_users"] if ref["users"] is None else len(ref["users"])
   title = (f"{args.category}: validation, {n_users:,} fixed users"
            f"{', own history excluded' if args.exclude_history else ''}; "

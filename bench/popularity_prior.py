@@ -43,7 +43,7 @@ def scored_lists(model_dir: str, split: str, checkpoint: str, beam: int) -> dict
     retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam,
                                     batch_sharding=trainer.batch_sharding)
     with trainer.context():
-      got = retrieval.retrieve(retriever, state.params, input_pipeline.eval_batches(
+      got = retrieval.retrieve(retriever, state.eval_params, input_pipeline.eval_batches(
           exp.task, exp.feature_lengths, split, 64))
     io_utils.write_npz(path, items=got["ranked"], scores=got["scores"], targets=got["targets"],
                        users=got["users"])

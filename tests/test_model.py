@@ -415,3 +415,83 @@ def test_train_refuses_no_steps_or_a_bad_batch(tiny_run, tmp_path):
     with pytest.raises(ValueError, match=f"train_steps={steps}, batch_size={batch}: both must"):
       trainer_lib.train(str(tmp_path), steps, batch, exp, TrainerConfig())
   assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_ema_of_parameters_follows_its_formula_and_validation_uses_it(tmp_path):
+  import itertools
+  import tensorflow as tf
+  from tiger_jax import partitioning
+  from tiger_jax.trainer import EmaTrainState, Trainer, ema_decay_at, train_loop
+  model, _ = _model(vocab=40)
+  rng = np.random.default_rng(0)
+  batch = {"inputs": rng.integers(1, 40, (8, 7)).astype(np.int32),
+           "targets": rng.integers(2, 40, (8, 5)).astype(np.int32)}
+  config = TrainerConfig(ema_decay=0.2, learning_rate=0.01, decay_start=10**6, eval_every=3,
+                         checkpoint_every=3, log_every=3)
+  trainer = Trainer(model, config, partitioning.make_mesh(), {"inputs": 7, "targets": 5})
+  state = trainer.init_state()
+  assert isinstance(state, EmaTrainState)
+  expected = jax.tree.map(np.array, state.params)
+  for t in range(12):  # decay min(0.2, (1 + t) / (10 + t)): 0.1, 0.18, then 0.2
+    state, _ = trainer.train_step(state, batch)
+    d = min(0.2, (1 + t) / (10 + t))
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * np.asarray(p), expected, state.params)
+  for e, got in zip(jax.tree.leaves(expected), jax.tree.leaves(state.eval_params)):
+    np.testing.assert_allclose(got, e, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(jax.tree.leaves(state.eval_params)[0], jax.tree.leaves(state.params)[0])
+  assert float(ema_decay_at(0.999, 0)) == pytest.approx(0.1)
+  assert float(ema_decay_at(0.999, 10**6)) == pytest.approx(0.999)
+  with pytest.raises(ValueError, match=r"TrainerConfig.ema_decay=1.0 must be in \[0, 1\)"):
+    TrainerConfig(ema_decay=1.0)
+  # The trainer's validation decodes the average (it keeps best/) and logs the raw
+  # parameters beside it, on the same trajectory.
+  seen = []
+
+  def eval_fn(params, step):
+    seen.append(jax.tree.map(np.array, params))
+    return {"ndcg@10": float(np.abs(jax.tree.leaves(params)[0]).sum())}
+
+  final = train_loop(trainer, lambda start: itertools.repeat(batch), 3, str(tmp_path), eval_fn)
+  assert len(seen) == 2
+  for average, raw, e, p in zip(*map(jax.tree.leaves, (seen[0], seen[1], final.ema_params,
+                                                       final.params))):
+    np.testing.assert_array_equal(average, e)
+    np.testing.assert_array_equal(raw, p)
+  tags = {v.tag: float(tf.make_ndarray(v.tensor)) for path in (tmp_path / "train").iterdir()
+          for event in tf.compat.v1.train.summary_iterator(str(path)) for v in event.summary.value}
+  assert tags["validation/ndcg@10"] == pytest.approx(np.abs(jax.tree.leaves(seen[0])[0]).sum())
+  assert tags["validation_raw/ndcg@10"] == pytest.approx(np.abs(jax.tree.leaves(seen[1])[0]).sum())
+
+
+def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_path):
+  """An AdamW run with parameter averaging restores (optimizer state and average as saved) and
+  evaluates with the average; a run that turns averaging on at a plain checkpoint starts it
+  there."""
+  from tiger_jax import evaluate as evaluate_lib, experiment as experiment_lib, retrieval
+  from tiger_jax import input_pipeline, trainer as trainer_lib
+  data_dir, sid_dir = tiny_run
+  exp = experiment_lib.experiment("tiger_ema_test", None, data_dir, sid_dir,
+                                  network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  plain = TrainerConfig(optimizer="adamw", learning_rate=3e-3, checkpoint_every=2, eval_every=0,
+                        num_buckets=1)
+  ema = dataclasses.replace(plain, ema_decay=0.5)
+  trained = trainer_lib.train(str(tmp_path / "a"), 4, 8, exp, ema)
+  _, state = experiment_lib.restore(exp, str(tmp_path / "a"))
+  assert isinstance(state, trainer_lib.EmaTrainState) and int(state.step) == 4
+  for a, b in zip(jax.tree.leaves(trained.ema_params), jax.tree.leaves(state.eval_params)):
+    np.testing.assert_array_equal(a, b)
+  result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
+                                            batch_size=16, max_examples=16)
+  batches = lambda: input_pipeline.eval_batches(exp.task, exp.feature_lengths, "test", 16, 16)
+  retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, 3)
+  assert result["ndcg@10"] == retrieval.evaluate(retriever, state.ema_params, batches())["ndcg@10"]
+  # Averaging turned on at step 2 of a plain run: resumes there, the average starts from it.
+  trainer_lib.train(str(tmp_path / "b"), 2, 8, exp, plain)
+  _, at2 = experiment_lib.restore(exp, str(tmp_path / "b"))
+  assert type(at2) is trainer_lib.TrainState
+  resumed = trainer_lib.train(str(tmp_path / "b"), 3, 8, exp, ema)
+  assert int(resumed.step) == 3
+  for p2, p3, e3 in zip(*map(jax.tree.leaves, (at2.params, resumed.params, resumed.ema_params))):
+    # the update after 2 steps weighs the average by min(0.5, (1 + 2) / (10 + 2)) = 0.25
+    np.testing.assert_allclose(e3, 0.25 * np.asarray(p2) + 0.75 * np.asarray(p3), rtol=1e-5,
+                               atol=1e-6)

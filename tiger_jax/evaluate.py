@@ -127,12 +127,12 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   ranked = {}
   with trainer.context():
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
-      result = evaluate_with_seqio(exp, retriever, state.params, split, batch_size, max_examples,
+      result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size, max_examples,
                                    ranked)
     else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                             max_examples, jax.process_index(), jax.process_count())
-      result = retrieval.evaluate(retriever, state.params, batches, ranked)
+      result = retrieval.evaluate(retriever, state.eval_params, batches, ranked)
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
                 dtype=retriever.model.config.dtype, exclude_history=exclude_history,

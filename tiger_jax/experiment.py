@@ -20,7 +20,7 @@ import tasks
 from tiger_jax import io_utils, network, partitioning
 from tiger_jax.data import DataError
 from tiger_jax.models import EncoderDecoderModel
-from tiger_jax.trainer import Checkpoints, Trainer, TrainerConfig, TrainState
+from tiger_jax.trainer import Checkpoints, Trainer, TrainState, saved_trainer_config
 
 
 @dataclasses.dataclass
@@ -79,10 +79,12 @@ CHECKPOINTS = ("latest", "best")
 
 def restore(exp: Experiment, model_dir: str, which: str = "latest") -> tuple[Trainer, TrainState]:
   """(trainer, train state) of model_dir's latest checkpoint, or of the one that scored best
-  on validation during training (`best/`; the trainer's TrainerConfig.best_metric)."""
+  on validation during training (`best/`; the trainer's TrainerConfig.best_metric). The
+  trainer is built from the run's own TrainerConfig (its config.json): the optimizer state
+  and parameter average restore as they were saved; decode with `state.eval_params`."""
   if which not in CHECKPOINTS:
     raise ValueError(f"checkpoint {which!r}: expected one of {CHECKPOINTS}")
-  trainer = Trainer(exp.model, TrainerConfig(), exp.mesh, exp.feature_lengths)
+  trainer = Trainer(exp.model, saved_trainer_config(model_dir), exp.mesh, exp.feature_lengths)
   checkpoints = Checkpoints(model_dir, keep=1000,
                             best_metric=trainer.config.best_metric if which == "best" else None)
   try:

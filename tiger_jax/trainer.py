@@ -49,6 +49,9 @@ class TrainerConfig:
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
   train_histories: str = "prefixes"  # or 'subsequences' (input_pipeline.history_suffixes)
   best_metric: str = "ndcg@10"  # validation metric that picks best/ (as public reproductions do)
+  # > 0: keep an exponential moving average of the parameters (Polyak averaging; see
+  # ema_decay_at) and validate, keep best/ and evaluate with it. 0: off.
+  ema_decay: float = 0.0
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
@@ -64,6 +67,9 @@ class TrainerConfig:
     if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must exceed warmup_steps="
                         f"{self.warmup_steps} for the cosine schedule (bind it to %TRAIN_STEPS)")
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ConfigError(f"TrainerConfig.ema_decay={self.ema_decay} must be in [0, 1); 0 = off, "
+                        "e.g. 0.999")
     if self.cooldown_steps and self.total_steps < self.cooldown_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must be at least "
                         f"cooldown_steps={self.cooldown_steps} (bind it to %TRAIN_STEPS)")
@@ -73,6 +79,34 @@ class TrainState(flax.struct.PyTreeNode):
   step: jax.Array
   params: Any
   opt_state: Any
+
+  @property
+  def eval_params(self) -> Any:
+    """The parameters that validation and evaluation decode with."""
+    return self.params
+
+
+class EmaTrainState(TrainState):
+  """TrainState with an exponential moving average of the parameters
+  (`TrainerConfig.ema_decay` > 0), which validation and evaluation use."""
+  ema_params: Any
+
+  @property
+  def eval_params(self) -> Any:
+    return self.ema_params
+
+
+def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
+  """The averaging weight of the update after `step` updates: min(decay, (1 + step) / (10 +
+  step)), the warm-up of tf.train.ExponentialMovingAverage(num_updates=...), so that the
+  first steps do not keep the average at the initial parameters for ~1 / (1 - decay) steps."""
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(ema: Any, params: Any, decay: jax.Array) -> Any:
+  """ema * decay + params * (1 - decay), leaf by leaf, in the parameters' dtype."""
+  return jax.tree.map(lambda e, p: (e + (1.0 - decay) * (p - e)).astype(e.dtype), ema, params)
 
 
 def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
@@ -144,7 +178,10 @@ class Trainer:
 
     def init(rng):
       params = unbox(self.model.init(rng, lengths["inputs"], lengths["targets"])["params"])
-      return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=self.tx.init(params))
+      state = dict(step=jnp.array(0, jnp.int32), params=params, opt_state=self.tx.init(params))
+      if self.config.ema_decay:
+        return EmaTrainState(**state, ema_params=params)
+      return TrainState(**state)
 
     with self.context():
       abstract = jax.eval_shape(init, rng)
@@ -157,7 +194,10 @@ class Trainer:
                                               jax.tree.leaves(self.param_shardings))}
     opt = jax.tree.map(lambda x: flat_params.get(x.shape, self.replicated)
                        if x.ndim > 1 else self.replicated, abstract_state.opt_state)
-    return TrainState(step=self.replicated, params=self.param_shardings, opt_state=opt)
+    shardings = dict(step=self.replicated, params=self.param_shardings, opt_state=opt)
+    if isinstance(abstract_state, EmaTrainState):
+      return EmaTrainState(**shardings, ema_params=self.param_shardings)
+    return TrainState(**shardings)
 
   def train_step(self, state: TrainState, batch: Mapping[str, jax.Array]):
     if self._train_step is None:
@@ -170,7 +210,11 @@ class Trainer:
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        new = dict(step=state.step + 1, params=params, opt_state=opt_state)
+        if isinstance(state, EmaTrainState):
+          decay = ema_decay_at(self.config.ema_decay, state.step)
+          new["ema_params"] = update_ema(state.ema_params, params, decay)
+        return state.replace(**new), metrics
 
       shardings = self.state_shardings(jax.eval_shape(lambda s: s, state))
       self._train_step = jax.jit(step, in_shardings=(shardings, self.batch_sharding),
@@ -313,6 +357,24 @@ class TrainClock:
       io_utils.write_json(self.path, {"steps": self.steps})
 
 
+# With TrainerConfig.ema_decay, each validation pass also decodes the raw parameters and
+# logs them under this prefix (`validation/` holds the average's, which picks best/).
+RAW_PREFIX = "validation_raw"
+RUN_CONFIG_FILE = "config.json"  # what `train` ran with: task, model, trainer, lengths
+
+
+def saved_trainer_config(model_dir: str) -> TrainerConfig:
+  """The TrainerConfig that trained model_dir (its config.json), so that a checkpoint restores
+  into the optimizer state and parameter averaging it was saved with; the defaults for a run
+  that wrote none. Fields this version does not know are left out."""
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  if not io_utils.exists(path):
+    return TrainerConfig()
+  saved = io_utils.read_json(path).get("trainer", {})
+  known = {f.name for f in dataclasses.fields(TrainerConfig)}
+  return TrainerConfig(**{k: v for k, v in saved.items() if k in known})
+
+
 def train_seconds(model_dir: str) -> float | None:
   """The training wall time (evaluation excluded) up to the newest checkpoint, or None."""
   path = os.path.join(model_dir, CLOCK_FILE)
@@ -320,6 +382,28 @@ def train_seconds(model_dir: str) -> float | None:
     return None
   steps = io_utils.read_json(path)["steps"]
   return steps[max(steps, key=int)] if steps else None
+
+
+def _restore_latest(checkpoints: Checkpoints, state: TrainState) -> TrainState | None:
+  """checkpoints.restore_latest; a run that turns parameter averaging on at a checkpoint saved
+  without it (e.g. a branch, bench/learning_curve.py --branch_from) starts the average there."""
+  try:
+    return checkpoints.restore_latest(state)
+  except RuntimeError:
+    if not isinstance(state, EmaTrainState):
+      raise
+    plain = TrainState(step=state.step, params=state.params, opt_state=state.opt_state)
+    try:
+      restored = checkpoints.restore_latest(plain)
+    except RuntimeError:
+      restored = None
+    if restored is None:
+      raise
+    logging.info("checkpoint %d has no parameter average: it starts from that step's parameters",
+                 int(restored.step))
+    return EmaTrainState(step=restored.step, params=restored.params,
+                         opt_state=restored.opt_state,
+                         ema_params=jax.tree.map(lambda x: x.copy(), restored.params))
 
 
 def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], train_steps: int,
@@ -335,7 +419,7 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
   checkpoints = Checkpoints(model_dir, config.keep_checkpoints,
                             config.best_metric if eval_fn else None)
   state = trainer.init_state()
-  restored = checkpoints.restore_latest(state)
+  restored = _restore_latest(checkpoints, state)
   if restored is not None:
     state = restored
     logging.info("resumed from step %d in %s", int(state.step), model_dir)
@@ -371,9 +455,16 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
       if do_eval or step % config.checkpoint_every == 0 or step == train_steps:
         seconds = clock.pause(state)  # evaluation and checkpoint writes are not training time
         if do_eval:
-          evaluated = eval_fn(state.params, step)
-          writer.write_scalars(step, {**{f"validation/{k}": v for k, v in evaluated.items()},
-                                      "validation/train_hours": seconds / 3600})
+          evaluated = eval_fn(state.eval_params, step)
+          scalars = {**{f"validation/{k}": v for k, v in evaluated.items()},
+                     "validation/train_hours": seconds / 3600}
+          if isinstance(state, EmaTrainState):  # what averaging adds, on the same trajectory
+            raw = eval_fn(state.params, step)
+            scalars.update({**{f"{RAW_PREFIX}/{k}": v for k, v in raw.items()},
+                            f"{RAW_PREFIX}/train_hours": seconds / 3600})
+            logging.info("step %d validation, raw parameters: %s", step,
+                         ", ".join(f"{k} {v:.4f}" for k, v in raw.items()))
+          writer.write_scalars(step, scalars)
           logging.info("step %d validation (%.2f training hours): %s", step, seconds / 3600,
                        ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
         checkpoints.save(state, evaluated)
@@ -419,7 +510,7 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
   trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
   io_utils.makedirs(model_dir)
   if jax.process_index() == 0:
-    io_utils.write_json(os.path.join(model_dir, "config.json"), {
+    io_utils.write_json(os.path.join(model_dir, RUN_CONFIG_FILE), {
         "task": exp.task.name, "data_dir": exp.data_dir, "semantic_id_dir": exp.semantic_id_dir,
         "model": dataclasses.asdict(exp.model.config), "label_smoothing": exp.model.label_smoothing,
         "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,
