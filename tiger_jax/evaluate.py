@@ -127,8 +127,8 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   ranked = {}
   with trainer.context():
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
-      result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size, max_examples,
-                                   ranked)
+      result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
+                                   max_examples, ranked)
     else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                             max_examples, jax.process_index(), jax.process_count())
