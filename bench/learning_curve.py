@@ -162,7 +162,8 @@ def tiger_curve(model_dir: str, prefix: str = "validation") -> list[dict]:
 def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
   """The users of the trainer's validation pass: the first `eval_users` of the split, as read."""
   from tiger_jax import experiment, input_pipeline, io_utils
-  config = io_utils.read_json(os.path.join(model_dir, "config.json"))
+  from tiger_jax.trainer import RUN_CONFIG_FILE
+  config = io_utils.read_json(os.path.join(model_dir, RUN_CONFIG_FILE))
   exp = experiment.experiment(config["task"], config["feature_lengths"], config["data_dir"],
                               config["semantic_id_dir"])
   users = [b["user"][b["mask"] > 0] for b in input_pipeline.eval_batches(
@@ -270,7 +271,7 @@ def main():
   kept = io_utils.read_json(out + ".json") if os.path.exists(out + ".json") else {}
   if kept.get("eval_users") != args.eval_users:  # other validation users: not comparable
     kept = {}
-  from tiger_jax.trainer import RAW_PREFIX
+  from tiger_jax.trainer import RAW_PREFIX, RUN_CONFIG_FILE
   curves, ids = {}, {}
   for name, d in model_dirs.items():
     if glob.glob(os.path.join(d, "train", "events.out.tfevents.*")):
@@ -288,12 +289,13 @@ def main():
                        f"{out}.json at --eval_users={args.eval_users}; train it (leave out --no_train)")
   ref_path = os.path.join(args.run_dir, args.category,
                           f"reference_{args.eval_users}users_{args.sasrec_epochs}epochs{suffix}.json")
-  present = [d for d in model_dirs.values() if os.path.exists(os.path.join(d, "config.json"))]
+  present = [d for d in model_dirs.values()
+             if os.path.exists(os.path.join(d, RUN_CONFIG_FILE))]
   if os.path.exists(ref_path):
     ref = io_utils.read_json(ref_path)
   elif present:  # the same users and epochs give the same curves: once
     users = validation_users(present[0], args.eval_users)
-    data_dir = io_utils.read_json(os.path.join(present[0], "config.json"))["data_dir"]
+    data_dir = io_utils.read_json(os.path.join(present[0], RUN_CONFIG_FILE))["data_dir"]
     ref = {"users": users.tolist(), **reference_curves(data_dir, users, args.sasrec_epochs,
                                                        args.exclude_history)}
     io_utils.write_json(ref_path, ref)

@@ -389,16 +389,14 @@ def _restore_latest(checkpoints: Checkpoints, state: TrainState) -> TrainState |
   without it (e.g. a branch, bench/learning_curve.py --branch_from) starts the average there."""
   try:
     return checkpoints.restore_latest(state)
-  except RuntimeError:
+  except RuntimeError as error:  # raised only when checkpoints exist and none restores
     if not isinstance(state, EmaTrainState):
       raise
     plain = TrainState(step=state.step, params=state.params, opt_state=state.opt_state)
     try:
       restored = checkpoints.restore_latest(plain)
     except RuntimeError:
-      restored = None
-    if restored is None:
-      raise
+      raise error from None
     logging.info("checkpoint %d has no parameter average: it starts from that step's parameters",
                  int(restored.step))
     return EmaTrainState(step=restored.step, params=restored.params,
