@@ -12,11 +12,11 @@ from tiger_jax.semantic_ids import make_unique
 from tiger_jax.tokens import TokenLayout
 
 
-def _setup(num_items=20, seed=0):
+def _setup(num_items=20, seed=0, **config):
   rng = np.random.default_rng(seed)
   ids = make_unique(np.unique(rng.integers(0, 3, (num_items, 3)), axis=0))
   layout = TokenLayout.for_ids(ids, codebook_size=3, num_user_buckets=5)
-  cfg = network.T5Config(vocab_size=layout.vocab_size, **TINY_MODEL)
+  cfg = network.T5Config(vocab_size=layout.vocab_size, **{**TINY_MODEL, **config})
   model = EncoderDecoderModel(network.Transformer(cfg))
   params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
   return ids, layout, model, params
@@ -43,9 +43,12 @@ def test_trie_children_by_hand():
     decoding.Trie.build(np.array([[1, 1], [1, 1]]))
 
 
-@pytest.mark.parametrize("block_softmax", [True, False])
-def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax):
-  ids, layout, model, params = _setup()
+# transition: the decoder's hashed (last item, prefix) embedding, whose chain states the
+# search reorders with their beams.
+@pytest.mark.parametrize("block_softmax,config", [(True, {}), (False, {}),
+                                                  (True, dict(transition_buckets=256))])
+def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
+  ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
   beams = len(ids) + 3
   codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids),

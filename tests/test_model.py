@@ -30,7 +30,8 @@ def _model(vocab=50, **kw):
 # additions.
 VARIANTS = {"tokens": {}, "item_inputs": dict(item_inputs=True, id_length=3, item_embed_buckets=64,
                                               recency_positions=4),
-            "no_user_token": dict(user_token=False)}
+            "no_user_token": dict(user_token=False),
+            "transition": dict(id_length=3, transition_buckets=128, recency_positions=4)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -129,6 +130,25 @@ def test_recency_embedding_marks_each_item_by_its_distance_from_the_end():
     np.testing.assert_array_equal(moved[real], (network.item_recency(x, config) == 0)[real])
   with pytest.raises(ValueError, match="recency_positions=-1: 0 \\(off\\) or more"):
     _model(recency_positions=-1)
+
+
+def test_transition_embedding_is_keyed_by_the_last_item_and_the_decoded_prefix():
+  x = jnp.asarray([[9, 11, 12, 13, 21, 22, 23], [9, 11, 12, 13, 0, 0, 0]])
+  np.testing.assert_array_equal(network.last_item(x, 3), [[21, 22, 23], [11, 12, 13]])
+  np.testing.assert_array_equal(network.last_item(jnp.asarray([[9, 0, 0, 0]]), 3), [[0, 0, 0]])
+  y = jnp.asarray([[3, 4, 5, 1], [6, 7, 8, 2]])
+  model, params = _model(id_length=3, transition_buckets=4096, dropout_rate=0.0)
+  # The table rows a batch trains are exactly the hashes of (last item, prefix of p codes)
+  # at each decoder position p = 0..3 (the 4th code is a target only).
+  grad = jax.grad(lambda p: model.loss_fn(p, {"inputs": x, "targets": y}, None)[0])(params)
+  trained = np.flatnonzero(np.abs(grad["decoder"]["transition_embedder"]["embedding"]).sum(-1))
+  keys = [jnp.concatenate([network.last_item(x, 3), y[:, :p]], 1) for p in range(4)]
+  expected = np.unique(np.concatenate([np.asarray(network.item_buckets(k, 4096, 2)).ravel()
+                                       for k in keys]))
+  np.testing.assert_array_equal(trained, expected)
+  assert len(expected) == 16  # 2 users x 4 positions x 2 hashes, no two alike
+  with pytest.raises(ValueError, match="transition_hashes=0: 1 or more"):
+    _model(id_length=3, transition_buckets=64, transition_hashes=0)
 
 
 def test_without_the_user_token_the_user_changes_nothing():

@@ -59,6 +59,15 @@ class T5Config:
   # decoder's cross-attention has no positions at all.
   recency_positions: int = 0
   user_token: bool = True  # False: the user token is masked out (the paper's ablation)
+  # transition_buckets > 0: decoder position p also gets a learned embedding of (the last
+  # history item's whole Semantic ID, the p codes decoded so far), looked up by
+  # `transition_hashes` hashes into a table of this many rows and summed: a memory of
+  # which item follows which, keyed as a first-order item-transition model keys its counts,
+  # on the output side, where the codes alone give an item few parameters of its own
+  # (bench/val_test_gap.py: TIGER ranks users whose (last item -> target) pair occurs in
+  # training at about half item-transition's recall).
+  transition_buckets: int = 0
+  transition_hashes: int = 2
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -151,16 +160,39 @@ def _fmix32(h: jax.Array) -> jax.Array:
   return h ^ (h >> 16)
 
 
+def hash_chain(state: jax.Array, codes: jax.Array) -> jax.Array:
+  """state [..., num_hashes] (uint32), codes [..., n] (ints) -> the state after the codes:
+  an fmix32 chain, one round per code, so a chain over a prefix continues to its whole."""
+  codes = codes.astype(jnp.uint32)
+  for level in range(codes.shape[-1]):
+    state = _fmix32(state ^ codes[..., level, None]) + jnp.uint32(0x7F4A7C15)
+  return state
+
+
+def hash_seeds(shape: tuple[int, ...], num_hashes: int) -> jax.Array:
+  """The chains' start states [*shape, num_hashes]: hash k is seeded by k."""
+  return jnp.broadcast_to(jnp.arange(1, num_hashes + 1, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9),
+                          (*shape, num_hashes))
+
+
+def hash_rows(state: jax.Array, num_buckets: int) -> jax.Array:
+  """A chain's state [..., num_hashes] -> table rows in [0, num_buckets) (int32)."""
+  return (_fmix32(state) % jnp.uint32(num_buckets)).astype(jnp.int32)
+
+
 def item_buckets(codes: jax.Array, num_buckets: int, num_hashes: int) -> jax.Array:
   """Codes [..., id_length] (ints) -> [..., num_hashes] rows in [0, num_buckets): hash k of
   an item is an fmix32 chain over its codes, seeded by k. Two items with different IDs share
   all their rows with probability about num_buckets ** -num_hashes."""
-  codes = codes.astype(jnp.uint32)
-  h = jnp.broadcast_to(jnp.arange(1, num_hashes + 1, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9),
-                       (*codes.shape[:-1], num_hashes))
-  for level in range(codes.shape[-1]):
-    h = _fmix32(h ^ codes[..., level, None]) + jnp.uint32(0x7F4A7C15)
-  return (_fmix32(h) % jnp.uint32(num_buckets)).astype(jnp.int32)
+  return hash_rows(hash_chain(hash_seeds(codes.shape[:-1], num_hashes), codes), num_buckets)
+
+
+def last_item(tokens: jax.Array, id_length: int) -> jax.Array:
+  """Input tokens [batch, 1 + id_length * items] (right-padded) -> the last history item's
+  codes [batch, id_length] (zeros for an empty history)."""
+  items = history_items(tokens, id_length)
+  count = (items > 0).any(-1).sum(-1)
+  return jnp.take_along_axis(items, jnp.maximum(count - 1, 0)[:, None, None], 1)[:, 0]
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
@@ -507,6 +539,8 @@ class Decoder(nn.Module):
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
+    if c.transition_buckets:
+      y = y + self._transition(input_tokens, decoder_input_tokens, decode, decode_position)
     y = Dropout(c.dropout_rate)(y, deterministic=deterministic)
     y = constrain(y, ("batch", "length", "embed"))
     q_len = decoder_input_tokens.shape[1]
@@ -531,6 +565,39 @@ class Decoder(nn.Module):
     else:
       logits = Logits(c, name="logits_dense")(y, logits_block)
     return constrain(logits, ("batch", "length", "vocab"))
+
+
+  def _transition(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array, decode: bool,
+                  decode_position: int | None) -> jax.Array:
+    """Each decoder position's transition embedding [rows, out_len, emb_dim]: the rows of a
+    hash chain over (the last history item's codes, the decoded codes up to the position).
+
+    Teacher-forced, position p's chain takes decoder_input_tokens[:, 1:p + 1] (position 0
+    holds the start token). Decoding position p, the chain's state after position p - 1
+    comes from the cache (`transition_state_<p-1>`; position 0's has one row per input row,
+    shared by its hypotheses as the attention caches are, the later ones are reordered
+    with their beams by the search) and the state after p is put there.
+    """
+    c = self.config
+    if c.transition_hashes < 1:
+      raise ValueError(f"T5Config.transition_hashes={c.transition_hashes}: 1 or more")
+    start = hash_chain(hash_seeds(input_tokens.shape[:1], c.transition_hashes),
+                       last_item(input_tokens, c.id_length))  # [batch, hashes]
+    if decode and decode_position is not None:
+      prev = (start if decode_position == 0 else
+              self.get_variable("cache", f"transition_state_{decode_position - 1}"))
+      prev = jnp.repeat(prev, decoder_input_tokens.shape[0] // prev.shape[0], 0)
+      state = prev if decode_position == 0 else hash_chain(prev, decoder_input_tokens)
+      self.put_variable("cache", f"transition_state_{decode_position}", state)
+      states = state[:, None]
+    else:
+      states, state = [start], start
+      for p in range(1, decoder_input_tokens.shape[1]):
+        state = hash_chain(state, decoder_input_tokens[:, p:p + 1])
+        states.append(state)
+      states = jnp.stack(states, 1)  # [batch, out_len, hashes]
+    table = _embedding(self.config, c.transition_buckets, "transition_embedder")
+    return table(hash_rows(states, c.transition_buckets)).astype(c.dtype).sum(-2)
 
 
 class Transformer(nn.Module):
