@@ -4,15 +4,15 @@ r"""How much of a run's validation quality survives on test, against the floors'
 
 TIGER's checkpoint (--checkpoint, default best: the one picked on validation) decodes
 every validation and every test user (beam 20, constrained; skipped where
-MODEL_DIR/results already holds that split's ranked lists), and item-transition and
-most-popular rank the same users. Validation predicts each user's second-last item from
-the items before it, test the last item from everything before it, so every model drops
-from validation to test; a ratio far below the floors' says that the validation curve
-overstates what a recipe buys on test. Beside each model: the median training count (in
-training sequences) of the items in its top 10, and of the targets: whether a model leans
-on what was frequent in training. A second table splits the users by whether the pair
-(last history item -> target) occurs in some training sequence: what memorised
-transitions buy each model, and how many users each split has of them.
+MODEL_DIR/results already holds that split's ranked lists from the step the checkpoint
+names now), and item-transition and most-popular rank the same users. Validation predicts
+each user's second-last item from the items before it, test the last item from everything
+before it, so every model drops from validation to test; a ratio far below the floors'
+says that the validation curve overstates what a recipe buys on test. Beside each model:
+the median training count (in training sequences) of the items in its top 10, and of the
+targets: whether a model leans on what was frequent in training. A second table splits the
+users by whether the pair (last history item -> target) occurs in some training sequence:
+what memorised transitions buy each model, and how many users each split has of them.
 Writes MODEL_DIR/results/val_test_gap.{md,json}.
 """
 
@@ -29,11 +29,12 @@ KEYS = ("recall@10", "ndcg@10")
 
 
 def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray) -> np.ndarray:
-  """TIGER's ranked lists [users, k] in user order, decoding the split if not saved."""
+  """TIGER's ranked lists [users, k] in user order, decoding the split unless they are saved
+  from the step the checkpoint names now."""
   from tiger_jax import evaluate, retrieval
-  path = os.path.join(model_dir, "results",
-                      f"{evaluate.result_name(split, checkpoint=checkpoint)}_ranked.npz")
-  if not os.path.exists(path):
+  name = evaluate.result_name(split, checkpoint=checkpoint)
+  path = os.path.join(model_dir, "results", f"{name}_ranked.npz")
+  if evaluate.saved_evaluation(model_dir, name, checkpoint) is None:
     evaluate.evaluate_checkpoint(run_experiment(model_dir), model_dir, split,
                                  checkpoint=checkpoint)
   try:

@@ -372,6 +372,18 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert results.train_seconds(str(tmp_path / "b")) == round(clock["6"], 1)
   with pytest.raises(FileNotFoundError, match="best: no checkpoint to evaluate"):  # no validation
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", checkpoint="best")
+  # A saved evaluation counts only while its checkpoint is the one `latest` names
+  # (bench/val_test_gap.py decodes again otherwise).
+  from tiger_jax import trainer as trainer_lib
+  a = str(tmp_path / "a")
+  assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
+  assert evaluate_lib.saved_evaluation(str(tmp_path / "b"), "test", "latest") is None  # none saved
+  assert trainer_lib.checkpoint_step(a, "best") is None
+  os.makedirs(tmp_path / "a" / "checkpoints" / "9.orbax-checkpoint-tmp-1")  # unfinished: no step
+  assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
+  os.makedirs(tmp_path / "a" / "checkpoints" / "9")  # the run trained on: the lists are stale
+  assert trainer_lib.checkpoint_step(a) == 9
+  assert evaluate_lib.saved_evaluation(a, "test", "latest") is None
 
 
 def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_path):

@@ -23,7 +23,7 @@ import seqio
 
 import tasks
 from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
-from tiger_jax import metrics as metrics_lib, retrieval
+from tiger_jax import metrics as metrics_lib, retrieval, trainer as trainer_lib
 from tiger_jax.retrieval import DEFAULT_BEAM
 
 
@@ -108,6 +108,19 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
   logging.info("evaluated %d users in %.1fs (%.0f users/s)", len(ranked), seconds,
                out["users_per_sec"])
   return out
+
+
+def saved_evaluation(model_dir: str, name: str, checkpoint: str) -> dict | None:
+  """MODEL_DIR/results/<name>.json (with its <name>_ranked.npz beside it) when it was decoded
+  from the step that `checkpoint` ('latest', 'best') names now; None when it is missing or
+  stale (the run has trained on, or validation picked another step, since)."""
+  path = os.path.join(model_dir, "results", f"{name}.json")
+  if not (io_utils.exists(path) and io_utils.exists(
+      os.path.join(model_dir, "results", f"{name}_ranked.npz"))):
+    return None
+  saved = io_utils.read_json(path)
+  current = trainer_lib.checkpoint_step(model_dir, checkpoint)
+  return saved if current is not None and saved.get("checkpoint_step") == current else None
 
 
 def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: str = "test",

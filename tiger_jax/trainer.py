@@ -375,6 +375,17 @@ def saved_trainer_config(model_dir: str) -> TrainerConfig:
   return TrainerConfig(**{k: v for k, v in saved.items() if k in known})
 
 
+def checkpoint_step(model_dir: str, which: str = "latest") -> int | None:
+  """The step a restore of `which` ('latest' or 'best') would read from the step folders in
+  checkpoints/ or best/ (the newest; orbax's unfinished temporary folders are not steps), or
+  None when there is none. Reads no checkpoint: for telling whether a saved evaluation is of
+  the checkpoint `which` names now."""
+  directory = os.path.join(model_dir, "best" if which == "best" else "checkpoints")
+  steps = [int(n) for n in io_utils.listdir(directory) if n.isdigit()] if io_utils.exists(
+      directory) else []
+  return max(steps) if steps else None
+
+
 def train_seconds(model_dir: str) -> float | None:
   """The training wall time (evaluation excluded) up to the newest checkpoint, or None."""
   path = os.path.join(model_dir, CLOCK_FILE)
