@@ -566,7 +566,6 @@ class Decoder(nn.Module):
       logits = Logits(c, name="logits_dense")(y, logits_block)
     return constrain(logits, ("batch", "length", "vocab"))
 
-
   def _transition(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array, decode: bool,
                   decode_position: int | None) -> jax.Array:
     """Each decoder position's transition embedding [rows, out_len, emb_dim]: the rows of a
@@ -596,7 +595,7 @@ class Decoder(nn.Module):
         state = hash_chain(state, decoder_input_tokens[:, p:p + 1])
         states.append(state)
       states = jnp.stack(states, 1)  # [batch, out_len, hashes]
-    table = _embedding(self.config, c.transition_buckets, "transition_embedder")
+    table = _embedding(c, c.transition_buckets, "transition_embedder")
     return table(hash_rows(states, c.transition_buckets)).astype(c.dtype).sum(-2)
 
 
