@@ -21,7 +21,7 @@ import numpy as np
 
 from tiger_jax import baselines, cli, configurables, data as data_lib, evaluate as evaluate_lib
 from tiger_jax import experiment as experiment_lib, io_utils, metrics as metrics_lib, results
-from tiger_jax import sasrec
+from tiger_jax import sasrec, trainer as trainer_lib
 from tiger_jax.cold_start import cold_start_rows
 from tiger_jax.data.prepare import prepare
 from tiger_jax.pipeline_config import PipelineConfig
@@ -51,8 +51,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
   logging.info("stage 4-5: trained model in %s", c.model_dir)
   checkpoint = c.checkpoint
   if checkpoint == "auto":
-    checkpoint = "best" if io_utils.exists(os.path.join(c.model_dir, "best")) and \
-        io_utils.listdir(os.path.join(c.model_dir, "best")) else "latest"
+    checkpoint = "best" if trainer_lib.checkpoint_step(c.model_dir, "best") is not None \
+        else "latest"
   result = evaluate_lib.evaluate_checkpoint(exp, c.model_dir, c.split, c.beam_size,
                                             c.eval_batch_size, dtype=c.decode_dtype,
                                             checkpoint=checkpoint,

@@ -195,6 +195,13 @@ def last_item(tokens: jax.Array, id_length: int) -> jax.Array:
   return jnp.take_along_axis(items, jnp.maximum(count - 1, 0)[:, None, None], 1)[:, 0]
 
 
+def transition_start(tokens: jax.Array, config: T5Config) -> jax.Array:
+  """Input tokens [batch, 1 + id_length * items] -> the transition chain's state after the
+  last history item's codes [batch, transition_hashes] (decoder position 0's key)."""
+  return hash_chain(hash_seeds(tokens.shape[:1], config.transition_hashes),
+                    last_item(tokens, config.id_length))
+
+
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
   """Bool mask of `shape`, each element True with probability 1 - rate (to 2^-32).
 
@@ -580,17 +587,16 @@ class Decoder(nn.Module):
     c = self.config
     if c.transition_hashes < 1:
       raise ValueError(f"T5Config.transition_hashes={c.transition_hashes}: 1 or more")
-    start = hash_chain(hash_seeds(input_tokens.shape[:1], c.transition_hashes),
-                       last_item(input_tokens, c.id_length))  # [batch, hashes]
     if decode and decode_position is not None:
-      prev = (start if decode_position == 0 else
+      prev = (transition_start(input_tokens, c) if decode_position == 0 else
               self.get_variable("cache", f"transition_state_{decode_position - 1}"))
       prev = jnp.repeat(prev, decoder_input_tokens.shape[0] // prev.shape[0], 0)
       state = prev if decode_position == 0 else hash_chain(prev, decoder_input_tokens)
       self.put_variable("cache", f"transition_state_{decode_position}", state)
       states = state[:, None]
     else:
-      states, state = [start], start
+      state = transition_start(input_tokens, c)
+      states = [state]
       for p in range(1, decoder_input_tokens.shape[1]):
         state = hash_chain(state, decoder_input_tokens[:, p:p + 1])
         states.append(state)
