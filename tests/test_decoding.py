@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from tiger_jax import decoding, metrics, network
+from tiger_jax import baselines, decoding, metrics, network
 from tiger_jax.models import EncoderDecoderModel, unbox
 from tiger_jax.semantic_ids import make_unique
 from tiger_jax.tokens import TokenLayout
@@ -17,8 +17,16 @@ def _setup(num_items=20, seed=0, **config):
   ids = make_unique(np.unique(rng.integers(0, 3, (num_items, 3)), axis=0))
   layout = TokenLayout.for_ids(ids, codebook_size=3, num_user_buckets=5)
   cfg = network.T5Config(vocab_size=layout.vocab_size, **{**TINY_MODEL, **config})
-  model = EncoderDecoderModel(network.Transformer(cfg))
+  memory = None
+  if cfg.follower_prior:  # followers from random sequences, a random bias table
+    sequences = [rng.integers(0, len(ids), 12) for _ in range(30)]
+    memory = network.follower_memory(layout.item_tokens(ids),
+                                     *baselines.followers(sequences, len(ids), cfg.follower_prior))
+  model = EncoderDecoderModel(network.Transformer(cfg), memory=memory)
   params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
+  if cfg.follower_prior:
+    params["decoder"]["follower_prior"] = 2 * jax.random.normal(
+        jax.random.PRNGKey(seed), params["decoder"]["follower_prior"].shape)
   return ids, layout, model, params
 
 
@@ -44,12 +52,17 @@ def test_trie_children_by_hand():
 
 
 # transition: the decoder's hashed (last item, prefix) embedding, whose chain states the
-# search reorders with their beams.
+# search reorders with their beams; follower_prior: the followers each beam still matches,
+# reordered likewise (the inputs' last items are real items, so that they have followers).
 @pytest.mark.parametrize("block_softmax,config", [(True, {}), (False, {}),
-                                                  (True, dict(transition_buckets=256))])
+                                                  (True, dict(transition_buckets=256)),
+                                                  (True, dict(follower_prior=6)),
+                                                  (False, dict(follower_prior=6))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
+  if "follower_prior" in config:
+    x = x.at[:, 1:].set(jnp.asarray(layout.item_tokens(ids[[[0, 1], [2, 3], [4, 4]]])).reshape(3, 8))
   beams = len(ids) + 3
   codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids),
                                  block_softmax)

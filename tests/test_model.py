@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_MODEL
-from tiger_jax import network
+from tiger_jax import baselines, network
 from tiger_jax.models import EncoderDecoderModel, shift_right, unbox
 from tiger_jax.trainer import TrainerConfig
 
@@ -149,6 +149,89 @@ def test_transition_embedding_is_keyed_by_the_last_item_and_the_decoded_prefix()
   assert len(expected) == 16  # 2 users x 4 positions x 2 hashes, no two alike
   with pytest.raises(ValueError, match="transition_hashes=0: 1 or more"):
     _model(id_length=3, transition_buckets=64, transition_hashes=0)
+
+
+def _follower_model(**kw):
+  """A model with the follower prior over 12 items of 3 tokens, 20 random sequences of 4 of
+  them (so each has at most 4 followers, all kept), and
+  a random (not zero) bias table; (model, params, item tokens, sequences)."""
+  rng = np.random.default_rng(0)
+  tokens = np.unique(rng.integers(2, 50, (40, 3)), axis=0)[:12]
+  sequences = [rng.integers(0, 4, 8) for _ in range(20)]  # 4 items: pairs recur
+  items, counts = baselines.followers(sequences, len(tokens), 4)
+  model = EncoderDecoderModel(network.Transformer(_config(id_length=3, follower_prior=4, **kw)),
+                              memory=network.follower_memory(tokens, items, counts))
+  params = unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
+  table = params["decoder"]["follower_prior"]
+  params["decoder"]["follower_prior"] = jax.random.normal(jax.random.PRNGKey(5), table.shape)
+  return model, params, tokens, sequences
+
+
+def test_followers_are_the_most_frequent_next_items():
+  items, counts = baselines.followers([np.array([0, 1, 2]), np.array([0, 1]),
+                                       np.array([0, 2, 0, 2])], 4, 2)
+  np.testing.assert_array_equal(items, [[1, 2], [2, -1], [0, -1], [-1, -1]])  # ties by index
+  np.testing.assert_array_equal(counts, [[2, 2], [1, 0], [1, 0], [0, 0]])
+  np.testing.assert_array_equal(baselines.followers([np.array([0, 2, 0, 1, 0, 2])], 3, 1)[0],
+                                [[2], [0], [0]])
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_follower_prior_decodes_incrementally_as_teacher_forced(beams):
+  model, params, tokens, _ = _follower_model()
+  x = jnp.asarray(np.concatenate([[[9]], tokens[[1, 2]].reshape(1, -1)], 1).repeat(2, 0))
+  x = x.at[1, 4:].set(tokens[0])  # row 1's last item: item 0
+  # Each hypothesis decodes some item's tokens: prefixes that the followers match.
+  y = jnp.asarray(np.concatenate([tokens[np.arange(2 * beams) % 4], np.ones((2 * beams, 1),
+                                                                            int)], 1))
+  full = model.module.apply({"params": params}, jnp.repeat(x, beams, 0), shift_right(y),
+                            memory=model.memory)
+  without = model.module.apply({"params": {**params, "decoder": {
+      **params["decoder"], "follower_prior": jnp.zeros_like(params["decoder"]["follower_prior"])}}},
+      jnp.repeat(x, beams, 0), shift_right(y), memory=model.memory)
+  assert np.abs(full - without)[:, :3].min(-1).max() > 0.1  # the prior moves the logits
+  np.testing.assert_allclose(full[:, 3:], without[:, 3:], atol=1e-5)  # no bias at eos
+  encoded = model.encode(params, x)
+  cache = model.init_cache(params, encoded, x)
+  prev, steps = jnp.zeros((2 * beams,), jnp.int32), []
+  for t in range(y.shape[1]):
+    logits, cache = model.decode_step(params, cache, encoded, x, prev, t)
+    steps.append(logits)
+    prev = y[:, t]
+  np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
+
+
+def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_own_pair():
+  model, params, tokens, sequences = _follower_model()
+  prev, nxt = baselines.train_pairs(sequences)
+  table = np.asarray(params["decoder"]["follower_prior"])
+  last, target = 2, 3
+  x = jnp.asarray(np.concatenate([[9], tokens[[0, last]].ravel()])[None])
+  y = jnp.asarray(np.concatenate([tokens[target], [1]])[None])
+  zero = {**params, "decoder": {**params["decoder"], "follower_prior": jnp.zeros(table.shape)}}
+
+  def apply(p, leave):
+    return np.asarray(model.module.apply({"params": p}, x, shift_right(y), memory=model.memory,
+                                         leave_out_targets=leave)[0])
+  bias = apply(params, False) - apply(zero, False)
+  left_out = apply(params, True) - apply(zero, True)
+  followers = nxt[prev == last]  # by hand: every (last -> item) pair of the sequences
+  assert (followers == target).any()
+  for p in range(3):
+    n = np.zeros(50, int)
+    for f in followers:
+      if (tokens[f, :p] == tokens[target, :p]).all():
+        n[tokens[f, p]] += 1
+    np.testing.assert_allclose(bias[p], table[p][np.asarray(network.count_bucket(n, 8))],
+                               atol=1e-5)
+    n[tokens[target, p]] -= 1  # training: the row's own pair is not evidence
+    np.testing.assert_allclose(left_out[p], table[p][np.asarray(network.count_bucket(n, 8))],
+                               atol=1e-5)
+  np.testing.assert_array_equal(network.count_bucket(jnp.asarray([0, 1, 2, 3, 4, 7, 8, 999]), 5),
+                                [0, 1, 2, 2, 3, 3, 4, 4])
+  no_memory = EncoderDecoderModel(model.module)
+  with pytest.raises(ValueError, match="follower_prior=4 needs the followers' counts"):
+    no_memory.init(jax.random.PRNGKey(0), 7, 5)
 
 
 def test_without_the_user_token_the_user_changes_nothing():

@@ -15,6 +15,24 @@ def train_pairs(train_sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.n
   return (np.concatenate(prev), np.concatenate(nxt)) if prev else (np.zeros(0, int), np.zeros(0, int))
 
 
+def followers(train_sequences: Sequence[np.ndarray], num_items: int,
+              max_followers: int) -> tuple[np.ndarray, np.ndarray]:
+  """Each item's most frequent next items in the training sequences, as item-transition
+  counts them: (items [num_items, max_followers], -1 where fewer; their counts, 0 there),
+  most frequent first, ties by item index."""
+  prev, nxt = train_pairs(train_sequences)
+  pairs, counts = np.unique(np.stack([prev, nxt], 1).reshape(-1, 2), axis=0, return_counts=True)
+  order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
+  pairs, counts = pairs[order], counts[order]
+  rank = np.arange(len(pairs)) - np.searchsorted(pairs[:, 0], pairs[:, 0])
+  keep = rank < max_followers
+  items = np.full((num_items, max_followers), -1, np.int64)
+  out_counts = np.zeros((num_items, max_followers), np.int64)
+  items[pairs[keep, 0], rank[keep]] = pairs[keep, 1]
+  out_counts[pairs[keep, 0], rank[keep]] = counts[keep]
+  return items, out_counts
+
+
 def most_popular(train_sequences: Sequence[np.ndarray], num_items: int, histories: Sequence[np.ndarray],
                  k: int = 10) -> np.ndarray:
   """The k items seen most in training histories, for every user; [num_users, k]."""

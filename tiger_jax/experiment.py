@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 import tasks
-from tiger_jax import io_utils, network, partitioning
+from tiger_jax import baselines, io_utils, network, partitioning
+from tiger_jax import data as data_lib
 from tiger_jax.data import DataError
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.trainer import Checkpoints, Trainer, TrainState, saved_trainer_config
@@ -69,9 +70,22 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   model_config = dataclasses.replace(model_config, vocab_size=layout.vocab_size,
                                      id_length=layout.id_length)
   model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing,
-                              level_blocks=layout.level_blocks if per_level_heads else None)
+                              level_blocks=layout.level_blocks if per_level_heads else None,
+                              memory=follower_memory(data_dir, item_tokens, model_config))
   mesh = partitioning.make_mesh(*mesh_shape)
   return Experiment(task, layout, ids, model, mesh, lengths, data_dir, semantic_id_dir)
+
+
+def follower_memory(data_dir: str, item_tokens: np.ndarray,
+                    config: network.T5Config) -> dict[str, np.ndarray] | None:
+  """The follower prior's counts (T5Config.follower_prior) from the run's training sequences
+  (validation and test items left out); None when the model has no such prior."""
+  if not config.follower_prior:
+    return None
+  dataset = data_lib.load(data_dir)
+  items, counts = baselines.followers(data_lib.training_sequences(dataset), dataset.num_items,
+                                      config.follower_prior)
+  return network.follower_memory(item_tokens, items, counts)
 
 
 CHECKPOINTS = ("latest", "best")

@@ -32,6 +32,9 @@ class EncoderDecoderModel:
   # decodes; the eos after the last level is not trained. None: one softmax over the
   # whole vocabulary at every position (the paper's).
   level_blocks: tuple[tuple[int, int], ...] | None = None
+  # Data the module reads besides its parameters: the follower prior's counts
+  # (`network.follower_memory`, T5Config.follower_prior), built from the training sequences.
+  memory: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
   @property
   def config(self) -> network.T5Config:
@@ -46,7 +49,8 @@ class EncoderDecoderModel:
     """Variables (boxed with logical axis names) for the given feature lengths."""
     x = jnp.ones((1, input_len), jnp.int32)
     y = jnp.ones((1, target_len), jnp.int32)
-    return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True)
+    return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True,
+                            memory=self.memory)
 
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, dict]:
     """Token cross-entropy over non-pad targets (over each level's block with
@@ -54,7 +58,8 @@ class EncoderDecoderModel:
     targets = batch["targets"]
     logits = self.module.apply(
         {"params": params}, batch["inputs"], shift_right(targets),
-        deterministic=dropout_rng is None,
+        deterministic=dropout_rng is None, memory=self.memory,
+        leave_out_targets=dropout_rng is not None,  # training: a row's own pair is no evidence
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
     xent, log_z, correct = self._token_losses(logits, targets)
     weights = (targets[:, :xent.shape[1]] > 0).astype(jnp.float32)
@@ -93,7 +98,8 @@ class EncoderDecoderModel:
     """
     dummy = jnp.zeros((inputs.shape[0], 1), jnp.int32)
     return self.module.apply({"params": params}, encoded, inputs, dummy, decode=True,
-                             method=network.Transformer.decode, mutable=["cache"])[1]["cache"]
+                             memory=self.memory, method=network.Transformer.decode,
+                             mutable=["cache"])[1]["cache"]
 
   def decode_step(self, params: Any, cache: Any, encoded: jax.Array, inputs: jax.Array,
                   token: jax.Array, position: int,
@@ -106,7 +112,8 @@ class EncoderDecoderModel:
     """
     logits, variables = self.module.apply(
         {"params": params, "cache": cache}, encoded, inputs, token[:, None], decode=True,
-        decode_position=position, logits_block=block, method=network.Transformer.decode,
+        decode_position=position, logits_block=block, memory=self.memory,
+        method=network.Transformer.decode,
         mutable=["cache"])
     return logits[:, 0], variables["cache"]
 
@@ -117,7 +124,8 @@ class EncoderDecoderModel:
     With `blocks` [(start, size) per target position], position l is scored by
     the softmax over its block only, as the block-softmax beam search does.
     """
-    logits = self.module.apply({"params": params}, inputs, shift_right(targets))
+    logits = self.module.apply({"params": params}, inputs, shift_right(targets),
+                               memory=self.memory)
     if blocks is None:
       logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
     else:

@@ -68,6 +68,17 @@ class T5Config:
   # training at about half item-transition's recall).
   transition_buckets: int = 0
   transition_hashes: int = 2
+  # follower_prior > 0: decoder position p's logit of code c gets a learned bias per
+  # position and count bucket (0, 1, 2-3, 4-7, ...; `follower_prior_buckets` of them) of
+  # how often, in training sequences, the last history item was followed by an item whose
+  # ID starts with the decoded prefix and then c; up to this many followers per item are
+  # counted (the most frequent). The counts are data, not parameters (the model's
+  # `memory`, built by experiment()), so in training each example's own pair is left out
+  # of them: the model learns how far to trust a pair seen in *other* sequences, as it
+  # must on test, where most pairs were never seen (a learned transition table, above,
+  # always holds its own example's pair and loses the unseen ones, bench/val_test_gap.py).
+  follower_prior: int = 0
+  follower_prior_buckets: int = 8
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -200,6 +211,60 @@ def transition_start(tokens: jax.Array, config: T5Config) -> jax.Array:
   last history item's codes [batch, transition_hashes] (decoder position 0's key)."""
   return hash_chain(hash_seeds(tokens.shape[:1], config.transition_hashes),
                     last_item(tokens, config.id_length))
+
+
+def item_keys(tokens: jax.Array, seed: jax.Array | int) -> jax.Array:
+  """Items' tokens [..., id_length] -> a uint32 key per item [...]: an fmix32 chain over
+  the tokens seeded by `seed` (follower_memory picks a seed that keeps its items apart)."""
+  start = jnp.broadcast_to(jnp.asarray(seed, jnp.uint32), (*tokens.shape[:-1], 1))
+  return hash_chain(start, tokens)[..., 0]
+
+
+def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
+                    follower_counts: np.ndarray, max_seeds: int = 64) -> dict[str, np.ndarray]:
+  """The follower prior's memory (T5Config.follower_prior), from item tokens [items, L],
+  each item's followers [items, F] (-1: none) and their counts [items, F]
+  (`baselines.followers`): {"keys": [items] uint32, sorted; "tokens": [items, F, L] and
+  "counts": [items, F] int32, rows in key order; "seed": the keys' hash seed}."""
+  for seed in range(max_seeds):
+    keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
+    if len(np.unique(keys)) == len(keys):
+      break
+  else:
+    raise ValueError(f"follower_memory: no seed below {max_seeds} gives {len(item_tokens)} "
+                     "items distinct keys (are two items' tokens the same?)")
+  order = np.argsort(keys, kind="stable")
+  real = follower_items >= 0
+  tokens = np.where(real[..., None], item_tokens[np.maximum(follower_items, 0)], 0)
+  return {"keys": keys[order], "tokens": tokens[order].astype(np.int32),
+          "counts": np.where(real, follower_counts, 0)[order].astype(np.int32),
+          "seed": np.uint32(seed)}
+
+
+def lookup_followers(memory: dict, last_tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Last history items' tokens [batch, L] -> their followers' tokens [batch, F, L] and
+  counts [batch, F] (all zero for an empty history or an item the memory lacks)."""
+  key = item_keys(last_tokens, memory["seed"])
+  keys = memory["keys"]
+  i = jnp.clip(jnp.searchsorted(keys, key), 0, keys.shape[0] - 1)
+  found = (keys[i] == key) & (last_tokens > 0).any(-1)
+  return memory["tokens"][i], jnp.where(found[:, None], memory["counts"][i], 0)
+
+
+def count_bucket(n: jax.Array, buckets: int) -> jax.Array:
+  """Counts -> buckets 0 (n <= 0), 1 (n = 1), 2 (2-3), 3 (4-7), ..., capped at buckets - 1."""
+  log2 = jnp.floor(jnp.log2(jnp.maximum(n, 1).astype(jnp.float32))).astype(jnp.int32)
+  return jnp.where(n > 0, jnp.minimum(1 + log2, buckets - 1), 0)
+
+
+def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
+  """Followers' tokens at one position [rows, F] and weights [rows, F] -> the summed weight of
+  each vocabulary column of block (start, size) [rows, size] (tokens outside it dropped)."""
+  start, size = block
+  idx = tokens - start
+  idx = jnp.where((idx >= 0) & (idx < size), idx, size)
+  return jnp.zeros((tokens.shape[0], size), jnp.float32).at[
+      jnp.arange(tokens.shape[0])[:, None], idx].add(weights.astype(jnp.float32), mode="drop")
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
@@ -536,13 +601,16 @@ class Decoder(nn.Module):
   @nn.compact
   def __call__(self, encoded: jax.Array, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool, decode: bool = False, decode_position: int | None = None,
-               logits_block: tuple[int, int] | None = None):
+               logits_block: tuple[int, int] | None = None, memory: dict | None = None,
+               leave_out_targets: bool = False):
     """Logits [batch, out_len, vocab] of the next token at each decoder position.
 
     With decode=True and decode_position p, decoder_input_tokens [batch, 1] is
     the token at position p and the cache holds positions < p (initialise it with
     `init_cache`: decode=True, no position). logits_block (start, size) computes
-    only those vocabulary columns: [batch, out_len, size].
+    only those vocabulary columns: [batch, out_len, size]. memory: the follower
+    prior's counts (`follower_memory`); leave_out_targets (teacher-forced training)
+    takes each row's own (last item -> target) pair out of them.
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
@@ -571,7 +639,73 @@ class Decoder(nn.Module):
       logits = jnp.dot(y.astype(jnp.float32), table.astype(jnp.float32).T) / math.sqrt(c.emb_dim)
     else:
       logits = Logits(c, name="logits_dense")(y, logits_block)
+    if c.follower_prior:
+      logits = logits + self._follower_prior(
+          memory, input_tokens, decoder_input_tokens, decode, decode_position,
+          logits_block or (0, c.vocab_size), leave_out_targets).astype(logits.dtype)
     return constrain(logits, ("batch", "length", "vocab"))
+
+  def _follower_prior(self, memory: dict | None, input_tokens: jax.Array,
+                      decoder_input_tokens: jax.Array, decode: bool,
+                      decode_position: int | None, block: tuple[int, int],
+                      leave_out_targets: bool) -> jax.Array:
+    """The follower prior's logit bias [rows, out_len, block size] (T5Config.follower_prior).
+
+    Position p < id_length counts, per column c, the followers of the last history item
+    whose tokens before p are the decoded ones and whose token p is c. Teacher-forced,
+    the prefixes come from decoder_input_tokens; decoding, position 0 puts the row's
+    followers in the cache (shared by its hypotheses) and each position the hypotheses'
+    still-matching followers (`follower_match_<p>`, reordered with the beams by the
+    search). Positions from id_length on (eos) get no bias.
+    """
+    c = self.config
+    if memory is None:
+      raise ValueError(f"T5Config.follower_prior={c.follower_prior} needs the followers' counts: "
+                       "build the model with experiment(), which reads them from the run's "
+                       "training sequences (EncoderDecoderModel.memory)")
+    n_pos = c.id_length
+    table = self.param("follower_prior", nn.with_logical_partitioning(
+        nn.initializers.zeros_init(), (None, None)), (n_pos, c.follower_prior_buckets), jnp.float32)
+    rows, out_len = decoder_input_tokens.shape
+
+    def bias(p, tokens, weights):  # tokens, weights [rows, F] -> [rows, size]
+      return table[p][count_bucket(code_counts(tokens, weights, block), c.follower_prior_buckets)]
+
+    def per_row(x):  # [batch, ...] shared by a row's hypotheses -> [rows, ...]
+      return jnp.repeat(x, rows // x.shape[0], 0)
+
+    if decode and decode_position is not None:
+      p = decode_position
+      if p >= n_pos:
+        return jnp.zeros((rows, 1, block[1]), jnp.float32)
+      if p == 0:
+        tokens, counts = lookup_followers(memory, last_item(input_tokens, n_pos))
+        self.put_variable("cache", "follower_tokens", tokens)
+        self.put_variable("cache", "follower_counts", counts)
+        match = jnp.ones(counts.shape, bool)
+      else:
+        tokens = self.get_variable("cache", "follower_tokens")
+        counts = self.get_variable("cache", "follower_counts")
+        match = per_row(self.get_variable("cache", f"follower_match_{p - 1}"))
+        match = match & (per_row(tokens)[:, :, p - 1] == decoder_input_tokens[:, :1])
+      self.put_variable("cache", f"follower_match_{p}", match)
+      return bias(p, per_row(tokens)[:, :, p], per_row(counts) * per_row(match))[:, None]
+    tokens, counts = lookup_followers(memory, last_item(input_tokens, n_pos))
+    if leave_out_targets:
+      if out_len < n_pos + 1:
+        raise ValueError(f"leave_out_targets: targets of {out_len - 1} tokens hold no whole ID "
+                         f"of {n_pos}")
+      own = (tokens == decoder_input_tokens[:, None, 1:n_pos + 1]).all(-1)
+      counts = jnp.maximum(counts - own, 0)
+    out, match = [], jnp.ones(counts.shape, bool)
+    for p in range(out_len):
+      if p >= n_pos:
+        out.append(jnp.zeros((rows, block[1]), jnp.float32))
+        continue
+      if p > 0:
+        match = match & (tokens[:, :, p - 1] == decoder_input_tokens[:, p, None])
+      out.append(bias(p, tokens[:, :, p], counts * match))
+    return jnp.stack(out, 1)
 
   def _transition(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array, decode: bool,
                   decode_position: int | None) -> jax.Array:
@@ -620,12 +754,15 @@ class Transformer(nn.Module):
 
   def decode(self, encoded, input_tokens, decoder_input_tokens, deterministic: bool = True,
              decode: bool = False, decode_position: int | None = None,
-             logits_block: tuple[int, int] | None = None):
+             logits_block: tuple[int, int] | None = None, memory: dict | None = None,
+             leave_out_targets: bool = False):
     return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
-                        decode_position, logits_block)
+                        decode_position, logits_block, memory, leave_out_targets)
 
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
-               deterministic: bool = True) -> jax.Array:
+               deterministic: bool = True, memory: dict | None = None,
+               leave_out_targets: bool = False) -> jax.Array:
     """[batch, in_len], [batch, out_len] -> logits [batch, out_len, vocab]."""
     encoded = self.encode(input_tokens, deterministic)
-    return self.decode(encoded, input_tokens, decoder_input_tokens, deterministic)
+    return self.decode(encoded, input_tokens, decoder_input_tokens, deterministic,
+                       memory=memory, leave_out_targets=leave_out_targets)
