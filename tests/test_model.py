@@ -1,6 +1,7 @@
 """The encoder-decoder, its sharding, and the trainer."""
 
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -210,9 +211,10 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
   y = jnp.asarray(np.concatenate([tokens[target], [1]])[None])
   zero = {**params, "decoder": {**params["decoder"], "follower_prior": jnp.zeros(table.shape)}}
 
+  @functools.partial(jax.jit, static_argnums=1)  # as the trainer runs it: memory closed over
   def apply(p, leave):
-    return np.asarray(model.module.apply({"params": p}, x, shift_right(y), memory=model.memory,
-                                         leave_out_targets=leave)[0])
+    return model.module.apply({"params": p}, x, shift_right(y), memory=model.memory,
+                              leave_out_targets=leave)[0]
   bias = apply(params, False) - apply(zero, False)
   left_out = apply(params, True) - apply(zero, True)
   followers = nxt[prev == last]  # by hand: every (last -> item) pair of the sequences

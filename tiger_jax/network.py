@@ -244,6 +244,7 @@ def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
 def lookup_followers(memory: dict, last_tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Last history items' tokens [batch, L] -> their followers' tokens [batch, F, L] and
   counts [batch, F] (all zero for an empty history or an item the memory lacks)."""
+  memory = {k: jnp.asarray(v) for k, v in memory.items()}
   key = item_keys(last_tokens, memory["seed"])
   keys = memory["keys"]
   i = jnp.clip(jnp.searchsorted(keys, key), 0, keys.shape[0] - 1)
