@@ -57,7 +57,9 @@ def test_trie_children_by_hand():
 @pytest.mark.parametrize("block_softmax,config", [(True, {}), (False, {}),
                                                   (True, dict(transition_buckets=256)),
                                                   (True, dict(follower_prior=6)),
-                                                  (False, dict(follower_prior=6))])
+                                                  (False, dict(follower_prior=6)),
+                                                  (True, dict(follower_prior=6,
+                                                              follower_prior_share_buckets=4))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)

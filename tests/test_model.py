@@ -231,6 +231,11 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
                                atol=1e-5)
   np.testing.assert_array_equal(network.count_bucket(jnp.asarray([0, 1, 2, 3, 4, 7, 8, 999]), 5),
                                 [0, 1, 2, 2, 3, 3, 4, 4])
+  # With share buckets, a column's row is (count bucket, bucket of its share of the row).
+  n = jnp.asarray([[0, 6, 2, 1, 1, 0], [4, 0, 0, 0, 0, 0]])
+  np.testing.assert_array_equal(network.prior_buckets(n, 8, 5),  # shares .6 .2 .1 .1; 1
+                                [[0, 3 * 5 + 1, 2 * 5 + 3, 5 + 4, 5 + 4, 0], [3 * 5 + 1] + [0] * 5])
+  np.testing.assert_array_equal(network.prior_buckets(n, 8, 0), network.count_bucket(n, 8))
   no_memory = EncoderDecoderModel(model.module)
   with pytest.raises(ValueError, match="follower_prior=4 needs the followers' counts"):
     no_memory.init(jax.random.PRNGKey(0), 7, 5)
@@ -612,3 +617,23 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
     # the update after 2 steps weighs the average by min(0.5, (1 + 2) / (10 + 2)) = 0.25
     np.testing.assert_allclose(e3, 0.25 * np.asarray(p2) + 0.75 * np.asarray(p3), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_fitted_prior_table_recovers_the_log_odds_of_its_buckets():
+  """Rows of 4 columns, one in count bucket 1 and the rest in bucket 0; the bucket-1 column
+  is the target with probability 0.7 at level 0 and 0.2 at level 1. With the model's logits
+  flat, the fit's bucket-1 minus bucket-0 bias is the log-odds log(p * 3 / (1 - p))."""
+  from tiger_jax import calibration
+  rng = np.random.default_rng(0)
+  n = 4000
+  hot = rng.integers(0, 4, (n, 2))
+  buckets = (np.arange(4)[None, None, :] == hot[..., None]).astype(np.int32)
+  hit = rng.random((n, 2)) < np.array([0.7, 0.2])
+  other = (hot + rng.integers(1, 4, (n, 2))) % 4
+  targets = np.where(hit, hot, other)
+  table = calibration.fit_prior_table(np.zeros((n, 2, 4), np.float32), buckets, targets, 3,
+                                      steps=400, learning_rate=0.1)
+  for level in range(2):
+    p = hit[:, level].mean()
+    np.testing.assert_allclose(table[level, 1] - table[level, 0], np.log(p * 3 / (1 - p)),
+                               atol=0.05)

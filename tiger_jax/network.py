@@ -79,6 +79,10 @@ class T5Config:
   # always holds its own example's pair and loses the unseen ones, bench/val_test_gap.py).
   follower_prior: int = 0
   follower_prior_buckets: int = 8
+  # > 0: the bias is per (count bucket, share bucket), the share being the column's part of
+  # all the matching followers' counts (buckets: none, > 1/2, 1/4-1/2, 1/8-1/4, ...), as
+  # item-transition ranks a last item's followers against each other.
+  follower_prior_share_buckets: int = 0
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -258,6 +262,19 @@ def count_bucket(n: jax.Array, buckets: int) -> jax.Array:
   return jnp.where(n > 0, jnp.minimum(1 + log2, buckets - 1), 0)
 
 
+def prior_buckets(n: jax.Array, count_buckets: int, share_buckets: int) -> jax.Array:
+  """Follower counts per column [rows, size] -> each column's row of the prior's flattened
+  [count_buckets * max(share_buckets, 1)] table: count_bucket(n) * share_buckets + the
+  bucket of n's share of the row's total (0: none, 1: > 1/2, 2: 1/4-1/2, ..., capped)."""
+  counts = count_bucket(n, count_buckets)
+  if not share_buckets:
+    return counts
+  share = n / jnp.maximum(n.sum(-1, keepdims=True), 1)
+  halvings = jnp.floor(-jnp.log2(jnp.maximum(share, 1e-9)) + 1e-6).astype(jnp.int32)
+  shares = jnp.where(n > 0, 1 + jnp.minimum(halvings, share_buckets - 2), 0)
+  return counts * share_buckets + shares
+
+
 def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
   """Followers' tokens at one position [rows, F] and weights [rows, F] -> the summed weight of
   each vocabulary column of block (start, size) [rows, size] (tokens outside it dropped)."""
@@ -266,6 +283,30 @@ def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -
   idx = jnp.where((idx >= 0) & (idx < size), idx, size)
   return jnp.zeros((tokens.shape[0], size), jnp.float32).at[
       jnp.arange(tokens.shape[0])[:, None], idx].add(weights.astype(jnp.float32), mode="drop")
+
+
+def follower_code_counts(memory: dict, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
+                         id_length: int, block: tuple[int, int],
+                         leave_out_targets: bool = False) -> jax.Array:
+  """Teacher-forced, the follower prior's counts [batch, min(out_len, id_length), block
+  size]: at position p, column c, the summed count of the last history item's followers
+  whose tokens before p are decoder_input_tokens[:, 1:p + 1] and whose token p is c.
+  leave_out_targets takes each row's own pair (the target's whole ID,
+  decoder_input_tokens[:, 1:id_length + 1]) out of the counts."""
+  tokens, counts = lookup_followers(memory, last_item(input_tokens, id_length))
+  out_len = decoder_input_tokens.shape[1]
+  if leave_out_targets:
+    if out_len < id_length + 1:
+      raise ValueError(f"leave_out_targets: targets of {out_len - 1} tokens hold no whole ID "
+                       f"of {id_length}")
+    own = (tokens == decoder_input_tokens[:, None, 1:id_length + 1]).all(-1)
+    counts = jnp.maximum(counts - own, 0)
+  out, match = [], jnp.ones(counts.shape, bool)
+  for p in range(min(out_len, id_length)):
+    if p > 0:
+      match = match & (tokens[:, :, p - 1] == decoder_input_tokens[:, p, None])
+    out.append(code_counts(tokens[:, :, p], counts * match, block))
+  return jnp.stack(out, 1)
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
@@ -665,12 +706,16 @@ class Decoder(nn.Module):
                        "build the model with experiment(), which reads them from the run's "
                        "training sequences (EncoderDecoderModel.memory)")
     n_pos = c.id_length
+    width = c.follower_prior_buckets * max(c.follower_prior_share_buckets, 1)
     table = self.param("follower_prior", nn.with_logical_partitioning(
-        nn.initializers.zeros_init(), (None, None)), (n_pos, c.follower_prior_buckets), jnp.float32)
+        nn.initializers.zeros_init(), (None, None)), (n_pos, width), jnp.float32)
     rows, out_len = decoder_input_tokens.shape
 
+    def column_bias(p, n):  # counts [rows, size] -> [rows, size]
+      return table[p][prior_buckets(n, c.follower_prior_buckets, c.follower_prior_share_buckets)]
+
     def bias(p, tokens, weights):  # tokens, weights [rows, F] -> [rows, size]
-      return table[p][count_bucket(code_counts(tokens, weights, block), c.follower_prior_buckets)]
+      return column_bias(p, code_counts(tokens, weights, block))
 
     def per_row(x):  # [batch, ...] shared by a row's hypotheses -> [rows, ...]
       return jnp.repeat(x, rows // x.shape[0], 0)
@@ -691,21 +736,10 @@ class Decoder(nn.Module):
         match = match & (per_row(tokens)[:, :, p - 1] == decoder_input_tokens[:, :1])
       self.put_variable("cache", f"follower_match_{p}", match)
       return bias(p, per_row(tokens)[:, :, p], per_row(counts) * per_row(match))[:, None]
-    tokens, counts = lookup_followers(memory, last_item(input_tokens, n_pos))
-    if leave_out_targets:
-      if out_len < n_pos + 1:
-        raise ValueError(f"leave_out_targets: targets of {out_len - 1} tokens hold no whole ID "
-                         f"of {n_pos}")
-      own = (tokens == decoder_input_tokens[:, None, 1:n_pos + 1]).all(-1)
-      counts = jnp.maximum(counts - own, 0)
-    out, match = [], jnp.ones(counts.shape, bool)
-    for p in range(out_len):
-      if p >= n_pos:
-        out.append(jnp.zeros((rows, block[1]), jnp.float32))
-        continue
-      if p > 0:
-        match = match & (tokens[:, :, p - 1] == decoder_input_tokens[:, p, None])
-      out.append(bias(p, tokens[:, :, p], counts * match))
+    n = follower_code_counts(memory, input_tokens, decoder_input_tokens, n_pos, block,
+                             leave_out_targets)
+    out = [column_bias(p, n[:, p]) for p in range(n.shape[1])]
+    out += [jnp.zeros((rows, block[1]), jnp.float32)] * (out_len - n.shape[1])
     return jnp.stack(out, 1)
 
   def _transition(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array, decode: bool,
