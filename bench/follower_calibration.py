@@ -5,8 +5,8 @@ r"""The follower prior fitted on held-out validation users, added to a trained r
 Restores the run's checkpoint (--checkpoint, default best), builds the follower prior's
 counts from its training sequences (--followers per item, T5Config.follower_prior) and fits
 the prior's bias table (`calibration.fit_prior_table`) to the validation targets of the
-users from --fit_from_user on, the model's logits held fixed. The first --eval_users
-validation users (those the training curve evaluates) and every test user are then decoded
+users outside the task's first --eval_users (those the training curve evaluates), the
+model's logits held fixed. Those --eval_users validation users and every test user are then decoded
 twice, beam 20 constrained, without and with the prior, and R@10 / N@10 are split by
 whether the user's (last item -> target) pair occurs in training sequences, as in
 bench/val_test_gap.py. A run trained with the prior keeps its own table and gets the fitted
@@ -34,7 +34,6 @@ def main():
   p.add_argument("--share_buckets", type=int, default=0,
                  help="T5Config.follower_prior_share_buckets: > 0 also buckets each column's "
                       "share of the matching followers' counts")
-  p.add_argument("--fit_from_user", type=int, default=4096)
   p.add_argument("--eval_users", type=int, default=4096)
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--batch_size", type=int, default=256)
@@ -68,21 +67,24 @@ def main():
   offsets, sizes = np.asarray(layout.level_offsets), tuple(layout.level_sizes)
   levels, width = len(sizes), max(sizes)
 
-  # The fit set: validation users from --fit_from_user on, the model's level-block logits
-  # and the prior's count buckets of the same columns.
+  # The fit set: the validation users outside the first --eval_users of the task (those the
+  # training curve evaluates, decoded below), the model's level-block logits and the
+  # prior's count buckets of the same columns.
   t0 = time.time()
-  logits_fn = jax.jit(lambda x, y: exp.model.module.apply(
-      {"params": params}, x, shift_right(y), memory=exp.model.memory))
-  counts_fn = jax.jit(lambda x, y: network.follower_code_counts(
-      memory, x, shift_right(y), config.id_length, (0, config.vocab_size)))
+  held_out = np.concatenate([b["user"][b["mask"] > 0] for b in input_pipeline.eval_batches(
+      exp.task, exp.feature_lengths, "validation", args.batch_size, args.eval_users)])
+  logits_fn = jax.jit(lambda p, x, y: exp.model.module.apply(
+      {"params": p}, x, shift_right(y), memory=exp.model.memory))
+  counts_fn = jax.jit(lambda m, x, y: network.follower_code_counts(
+      m, x, shift_right(y), config.id_length, (0, config.vocab_size)))
   fit_logits, fit_buckets, fit_targets = [], [], []
   for batch in input_pipeline.eval_batches(exp.task, exp.feature_lengths, "validation",
                                            args.batch_size):
-    keep = (batch["mask"] > 0) & (batch["user"] >= args.fit_from_user)
+    keep = (batch["mask"] > 0) & ~np.isin(batch["user"], held_out)
     if not keep.any():
       continue
     x, y = jnp.asarray(batch["inputs"]), jnp.asarray(batch["targets"])
-    logits, counts = np.asarray(logits_fn(x, y)), np.asarray(counts_fn(x, y))
+    logits, counts = np.asarray(logits_fn(params, x, y)), np.asarray(counts_fn(memory, x, y))
     block_logits = np.full((len(x), levels, width), -1e9, np.float32)
     block_counts = np.zeros((len(x), levels, width), np.float32)
     for level, (o, s) in enumerate(zip(offsets, sizes)):
@@ -102,7 +104,7 @@ def main():
   own = params["decoder"].get("follower_prior")
   table = delta + (np.asarray(own) if own is not None else 0.0)
   prior_params = {**params, "decoder": {**params["decoder"], "follower_prior": jnp.asarray(table)}}
-  print(f"fitted on {len(fit_targets):,} validation users (from user {args.fit_from_user}) "
+  print(f"fitted on {len(fit_targets):,} validation users (not the {len(held_out):,} evaluated) "
         f"in {time.time() - t0:.0f}s; table [level, count bucket 0, 1, 2-3, 4-7, ...(, share "
         "bucket none, > 1/2, 1/4-1/2, ...)]:")
   print(np.array2string(table.reshape(levels, prior_config.follower_prior_buckets, -1).squeeze(-1)
@@ -145,7 +147,7 @@ def main():
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint} (step "
            f"{int(state.step)}); follower prior of {args.followers} followers per item"
            + (f", {args.share_buckets} share buckets" if args.share_buckets else "") + " fitted "
-           f"on {len(fit_targets):,} validation users from user {args.fit_from_user}; "
+           f"on the other {len(fit_targets):,} validation users; "
            f"validation: the first {args.eval_users:,} users, test: all "
            f"{rows['TIGER']['test']['users']:,}; beam 20", "",
            "| model | validation R@10 / N@10 | seen | unseen | test R@10 / N@10 | seen | unseen |",
