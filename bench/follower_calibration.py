@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from common import run_experiment, write_table
-from val_test_gap import KEYS, seen_transition
+from val_test_gap import KEYS, seen_transition, split_metrics, transition_pairs
 
 
 def main():
@@ -44,7 +44,7 @@ def main():
   import jax.numpy as jnp
   import tasks
   from tiger_jax import (baselines, calibration, data as data_lib, experiment, input_pipeline,
-                         metrics, network, retrieval)
+                         network, retrieval)
   from tiger_jax.models import shift_right
 
   exp = run_experiment(args.model_dir)
@@ -114,8 +114,7 @@ def main():
 
   dataset = data_lib.load(exp.data_dir)
   train = data_lib.training_sequences(dataset)
-  prev, nxt = baselines.train_pairs(train)
-  pairs = np.unique(prev.astype(np.int64) * dataset.num_items + nxt)
+  pairs = transition_pairs(train, dataset.num_items)
   rows = {}
   for split, max_examples in (("validation", args.eval_users), ("test", None)):
     by_user = {e.user: e for e in data_lib.iter_examples(dataset, split)}
@@ -139,11 +138,8 @@ def main():
     lists["item-transition"] = np.asarray(baselines.item_transition(train, dataset.num_items,
                                                                     histories))
     for name, ranked in lists.items():
-      rows.setdefault(name, {})[split] = {
-          **metrics.retrieval_metrics(ranked, targets),
-          **{f"{part}_transition": metrics.retrieval_metrics(ranked[m], targets[m])
-             for part, m in (("seen", seen), ("unseen", ~seen))},
-          "users": len(targets), "seen_share": float(seen.mean())}
+      rows.setdefault(name, {})[split] = {**split_metrics(ranked, targets, seen),
+                                          "users": len(targets), "seen_share": float(seen.mean())}
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint} (step "
            f"{int(state.step)}); follower prior of {args.followers} followers per item"
            + (f", {args.share_buckets} share buckets" if args.share_buckets else "") + " fitted "

@@ -43,6 +43,23 @@ def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray
     raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
+def transition_pairs(train: list[np.ndarray], num_items: int) -> np.ndarray:
+  """The training sequences' consecutive pairs, each as previous * num_items + next (sorted,
+  unique), for `seen_transition`."""
+  from tiger_jax import baselines
+  prev, nxt = baselines.train_pairs(train)
+  return np.unique(prev.astype(np.int64) * num_items + nxt)
+
+
+def split_metrics(ranked: np.ndarray, targets: np.ndarray, seen: np.ndarray) -> dict:
+  """Metrics of ranked lists [users, k] on all users and, as seen_transition / unseen_transition,
+  on the users whose (last item -> target) pair occurs in training and the others."""
+  from tiger_jax import metrics
+  return {**metrics.retrieval_metrics(ranked, targets),
+          **{f"{part}_transition": metrics.retrieval_metrics(ranked[m], targets[m])
+             for part, m in (("seen", seen), ("unseen", ~seen))}}
+
+
 def seen_transition(pairs: np.ndarray, histories: list[np.ndarray], targets: np.ndarray,
                     num_items: int) -> np.ndarray:
   """[users] bool: the pair (history[-1], target) is among `pairs`, the training
@@ -58,12 +75,11 @@ def main():
   args = p.parse_args()
   if not os.path.exists(os.path.join(args.model_dir, "config.gin")):
     raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
-  from tiger_jax import baselines, data as data_lib, metrics
+  from tiger_jax import baselines, data as data_lib
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   train = data_lib.training_sequences(dataset)
   counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)
-  prev, nxt = baselines.train_pairs(train)
-  pairs = np.unique(prev.astype(np.int64) * dataset.num_items + nxt)
+  pairs = transition_pairs(train, dataset.num_items)
   rows, target_counts, seen = {}, {}, {}
   for split in ("validation", "test"):
     examples = list(data_lib.iter_examples(dataset, split))
@@ -77,10 +93,8 @@ def main():
     for name, ranked_lists in lists.items():
       ranked_lists = np.asarray(ranked_lists)
       rows.setdefault(name, {})[split] = {
-          **metrics.retrieval_metrics(ranked_lists, targets),
-          "top10_median_train_count": float(np.median(counts[ranked_lists[:, :10]])),
-          **{f"{part}_transition": metrics.retrieval_metrics(ranked_lists[m], targets[m])
-             for part, m in (("seen", seen[split]), ("unseen", ~seen[split]))}}
+          **split_metrics(ranked_lists, targets, seen[split]),
+          "top10_median_train_count": float(np.median(counts[ranked_lists[:, :10]]))}
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint}; all "
            f"{dataset.num_users:,} users, beam 20", "",
            "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation | "

@@ -77,7 +77,7 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
 
 
 def follower_memory(data_dir: str, item_tokens: np.ndarray,
-                    config: network.T5Config) -> dict[str, np.ndarray] | None:
+                    config: network.T5Config) -> dict[str, jax.Array] | None:
   """The follower prior's counts (T5Config.follower_prior) from the run's training sequences
   (validation and test items left out); None when the model has no such prior."""
   if not config.follower_prior:

@@ -225,11 +225,12 @@ def item_keys(tokens: jax.Array, seed: jax.Array | int) -> jax.Array:
 
 
 def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
-                    follower_counts: np.ndarray, max_seeds: int = 64) -> dict[str, np.ndarray]:
+                    follower_counts: np.ndarray, max_seeds: int = 64) -> dict[str, jax.Array]:
   """The follower prior's memory (T5Config.follower_prior), from item tokens [items, L],
   each item's followers [items, F] (-1: none) and their counts [items, F]
   (`baselines.followers`): {"keys": [items] uint32, sorted; "tokens": [items, F, L] and
-  "counts": [items, F] int32, rows in key order; "seed": the keys' hash seed}."""
+  "counts": [items, F] int32, rows in key order; "seed": the keys' hash seed}, as jax
+  arrays (made once here, not at each trace of a step that reads them)."""
   for seed in range(max_seeds):
     keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
     if len(np.unique(keys)) == len(keys):
@@ -240,15 +241,14 @@ def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
   order = np.argsort(keys, kind="stable")
   real = follower_items >= 0
   tokens = np.where(real[..., None], item_tokens[np.maximum(follower_items, 0)], 0)
-  return {"keys": keys[order], "tokens": tokens[order].astype(np.int32),
-          "counts": np.where(real, follower_counts, 0)[order].astype(np.int32),
-          "seed": np.uint32(seed)}
+  return {"keys": jnp.asarray(keys[order]), "tokens": jnp.asarray(tokens[order], jnp.int32),
+          "counts": jnp.asarray(np.where(real, follower_counts, 0)[order], jnp.int32),
+          "seed": jnp.uint32(seed)}
 
 
 def lookup_followers(memory: dict, last_tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Last history items' tokens [batch, L] -> their followers' tokens [batch, F, L] and
   counts [batch, F] (all zero for an empty history or an item the memory lacks)."""
-  memory = {k: jnp.asarray(v) for k, v in memory.items()}
   key = item_keys(last_tokens, memory["seed"])
   keys = memory["keys"]
   i = jnp.clip(jnp.searchsorted(keys, key), 0, keys.shape[0] - 1)
