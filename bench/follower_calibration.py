@@ -57,6 +57,10 @@ def main():
                      f"the run was trained with T5Config.follower_prior={config.follower_prior}, "
                      f"follower_prior_share_buckets={config.follower_prior_share_buckets}; "
                      "pass those")
+  if config.follower_prior_sources != 1:
+    raise SystemExit(f"error: {args.model_dir}: T5Config.follower_prior_sources="
+                     f"{config.follower_prior_sources}; this bench fits the last item's table "
+                     "only (follower_prior_sources = 1)")
   prior_config = dataclasses.replace(config, follower_prior=args.followers,
                                      follower_prior_share_buckets=args.share_buckets)
   item_tokens = tasks.token_tables(exp.data_dir, exp.semantic_id_dir)[0]
@@ -84,7 +88,8 @@ def main():
     if not keep.any():
       continue
     x, y = jnp.asarray(batch["inputs"]), jnp.asarray(batch["targets"])
-    logits, counts = np.asarray(logits_fn(params, x, y)), np.asarray(counts_fn(memory, x, y))
+    logits = np.asarray(logits_fn(params, x, y))
+    counts = np.asarray(counts_fn(memory, x, y))[:, :, 0]  # the last item's followers
     block_logits = np.full((len(x), levels, width), -1e9, np.float32)
     block_counts = np.zeros((len(x), levels, width), np.float32)
     for level, (o, s) in enumerate(zip(offsets, sizes)):

@@ -24,9 +24,9 @@ def _setup(num_items=20, seed=0, **config):
                                      *baselines.followers(sequences, len(ids), cfg.follower_prior))
   model = EncoderDecoderModel(network.Transformer(cfg), memory=memory)
   params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
-  if cfg.follower_prior:
-    params["decoder"]["follower_prior"] = 2 * jax.random.normal(
-        jax.random.PRNGKey(seed), params["decoder"]["follower_prior"].shape)
+  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_prior")):
+    params["decoder"][name] = 2 * jax.random.normal(jax.random.PRNGKey(seed + k),
+                                                    params["decoder"][name].shape)
   return ids, layout, model, params
 
 
@@ -59,7 +59,9 @@ def test_trie_children_by_hand():
                                                   (True, dict(follower_prior=6)),
                                                   (False, dict(follower_prior=6)),
                                                   (True, dict(follower_prior=6,
-                                                              follower_prior_share_buckets=4))])
+                                                              follower_prior_share_buckets=4)),
+                                                  (True, dict(follower_prior=6,
+                                                              follower_prior_sources=2))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)

@@ -163,9 +163,16 @@ def _follower_model(**kw):
   model = EncoderDecoderModel(network.Transformer(_config(id_length=3, follower_prior=4, **kw)),
                               memory=network.follower_memory(tokens, items, counts))
   params = unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
-  table = params["decoder"]["follower_prior"]
-  params["decoder"]["follower_prior"] = jax.random.normal(jax.random.PRNGKey(5), table.shape)
+  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_prior")):
+    params["decoder"][name] = jax.random.normal(jax.random.PRNGKey(5 + k),
+                                                params["decoder"][name].shape)
   return model, params, tokens, sequences
+
+
+def _without_prior(params):
+  """params with every follower-prior table zeroed."""
+  return {**params, "decoder": {n: jnp.zeros_like(v) if n.startswith("follower_prior") else v
+                                for n, v in params["decoder"].items()}}
 
 
 def test_followers_are_the_most_frequent_next_items():
@@ -177,9 +184,9 @@ def test_followers_are_the_most_frequent_next_items():
                                 [[2], [0], [0]])
 
 
-@pytest.mark.parametrize("beams", [1, 3])
-def test_follower_prior_decodes_incrementally_as_teacher_forced(beams):
-  model, params, tokens, _ = _follower_model()
+@pytest.mark.parametrize("beams,sources", [(1, 1), (3, 1), (3, 2)])
+def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources):
+  model, params, tokens, _ = _follower_model(follower_prior_sources=sources)
   x = jnp.asarray(np.concatenate([[[9]], tokens[[1, 2]].reshape(1, -1)], 1).repeat(2, 0))
   x = x.at[1, 4:].set(tokens[0])  # row 1's last item: item 0
   # Each hypothesis decodes some item's tokens: prefixes that the followers match.
@@ -187,9 +194,8 @@ def test_follower_prior_decodes_incrementally_as_teacher_forced(beams):
                                                                             int)], 1))
   full = model.module.apply({"params": params}, jnp.repeat(x, beams, 0), shift_right(y),
                             memory=model.memory)
-  without = model.module.apply({"params": {**params, "decoder": {
-      **params["decoder"], "follower_prior": jnp.zeros_like(params["decoder"]["follower_prior"])}}},
-      jnp.repeat(x, beams, 0), shift_right(y), memory=model.memory)
+  without = model.module.apply({"params": _without_prior(params)}, jnp.repeat(x, beams, 0),
+                               shift_right(y), memory=model.memory)
   assert np.abs(full - without)[:, :3].min(-1).max() > 0.1  # the prior moves the logits
   np.testing.assert_allclose(full[:, 3:], without[:, 3:], atol=1e-5)  # no bias at eos
   encoded = model.encode(params, x)
@@ -202,33 +208,36 @@ def test_follower_prior_decodes_incrementally_as_teacher_forced(beams):
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
 
 
-def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_own_pair():
-  model, params, tokens, sequences = _follower_model()
+@pytest.mark.parametrize("sources", [1, 2])
+def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_own_pair(sources):
+  model, params, tokens, sequences = _follower_model(follower_prior_sources=sources)
   prev, nxt = baselines.train_pairs(sequences)
-  table = np.asarray(params["decoder"]["follower_prior"])
-  last, target = 2, 3
-  x = jnp.asarray(np.concatenate([[9], tokens[[0, last]].ravel()])[None])
+  tables = [np.asarray(params["decoder"]["follower_prior" + (f"_{k}" if k else "")])
+            for k in range(sources)]
+  history, target = [0, 2], 3  # source 0: item 2 (the last), source 1: item 0
+  x = jnp.asarray(np.concatenate([[9], tokens[history].ravel()])[None])
   y = jnp.asarray(np.concatenate([tokens[target], [1]])[None])
-  zero = {**params, "decoder": {**params["decoder"], "follower_prior": jnp.zeros(table.shape)}}
 
   @functools.partial(jax.jit, static_argnums=1)  # as the trainer runs it: memory closed over
   def apply(p, leave):
     return model.module.apply({"params": p}, x, shift_right(y), memory=model.memory,
                               leave_out_targets=leave)[0]
-  bias = apply(params, False) - apply(zero, False)
-  left_out = apply(params, True) - apply(zero, True)
-  followers = nxt[prev == last]  # by hand: every (last -> item) pair of the sequences
-  assert (followers == target).any()
+  bias = apply(params, False) - apply(_without_prior(params), False)
+  left_out = apply(params, True) - apply(_without_prior(params), True)
+  assert (nxt[prev == history[-1]] == target).any() and (nxt[prev == history[0]] == target).any()
   for p in range(3):
-    n = np.zeros(50, int)
-    for f in followers:
-      if (tokens[f, :p] == tokens[target, :p]).all():
-        n[tokens[f, p]] += 1
-    np.testing.assert_allclose(bias[p], table[p][np.asarray(network.count_bucket(n, 8))],
-                               atol=1e-5)
-    n[tokens[target, p]] -= 1  # training: the row's own pair is not evidence
-    np.testing.assert_allclose(left_out[p], table[p][np.asarray(network.count_bucket(n, 8))],
-                               atol=1e-5)
+    expected, expected_left_out = 0, 0
+    for k in range(sources):
+      n = np.zeros(50, int)
+      for f in nxt[prev == history[-1 - k]]:  # by hand: every (k-th last item -> f) pair
+        if (tokens[f, :p] == tokens[target, :p]).all():
+          n[tokens[f, p]] += 1
+      expected = expected + tables[k][p][np.asarray(network.count_bucket(n, 8))]
+      if k == 0:  # training: the row's own pair (last item -> target) is not evidence
+        n[tokens[target, p]] -= 1
+      expected_left_out = expected_left_out + tables[k][p][np.asarray(network.count_bucket(n, 8))]
+    np.testing.assert_allclose(bias[p], expected, atol=1e-5)
+    np.testing.assert_allclose(left_out[p], expected_left_out, atol=1e-5)
   np.testing.assert_array_equal(network.count_bucket(jnp.asarray([0, 1, 2, 3, 4, 7, 8, 999]), 5),
                                 [0, 1, 2, 2, 3, 3, 4, 4])
   # With share buckets, a column's row is (count bucket, bucket of its share of the row).
@@ -239,6 +248,15 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
   no_memory = EncoderDecoderModel(model.module)
   with pytest.raises(ValueError, match="follower_prior=4 needs the followers' counts"):
     no_memory.init(jax.random.PRNGKey(0), 7, 5)
+  with pytest.raises(ValueError, match="follower_prior_sources=0: 1 or more"):
+    _follower_model(follower_prior_sources=0)
+
+
+def test_recent_items_are_the_last_history_items_last_first():
+  x = jnp.asarray([[9, 11, 12, 21, 22, 31, 32], [9, 11, 12, 0, 0, 0, 0], [9, 0, 0, 0, 0, 0, 0]])
+  np.testing.assert_array_equal(network.recent_items(x, 2, 2),
+                                [[[31, 32], [21, 22]], [[11, 12], [0, 0]], [[0, 0], [0, 0]]])
+  np.testing.assert_array_equal(network.last_item(x, 2), [[31, 32], [11, 12], [0, 0]])
 
 
 def test_without_the_user_token_the_user_changes_nothing():
