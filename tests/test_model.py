@@ -184,6 +184,15 @@ def test_followers_are_the_most_frequent_next_items():
                                 [[2], [0], [0]])
 
 
+def test_item_transition_adds_the_earlier_items_followers_by_weight():
+  train = [np.array([0, 1, 2]), np.array([0, 1]), np.array([0, 2, 0, 2]), np.array([3, 1])]
+  histories = [np.array([0, 2]), np.array([2])]  # followers: 2 -> {0: 1}; 0 -> {1: 2, 2: 2}
+  ranked = lambda w: baselines.item_transition(train, 4, histories, 3, w).tolist()
+  assert ranked((1.0,)) == [[0, 1, 2], [0, 1, 2]]  # popularity (0, then 1) fills up
+  assert ranked((1.0, 1.0)) == [[1, 2, 0], [0, 1, 2]]  # 1 and 2 score 2, 0 scores 1
+  assert ranked((1.0, 0.4)) == [[0, 1, 2], [0, 1, 2]]  # 0.8 each: the last item's follower first
+
+
 @pytest.mark.parametrize("beams,sources", [(1, 1), (3, 1), (3, 2)])
 def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources):
   model, params, tokens, _ = _follower_model(follower_prior_sources=sources)

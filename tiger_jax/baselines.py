@@ -42,8 +42,11 @@ def most_popular(train_sequences: Sequence[np.ndarray], num_items: int, historie
 
 
 def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,
-                    histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
-  """Items that followed the user's last item in training sequences, by count; popularity fills up."""
+                    histories: Sequence[np.ndarray], k: int = 10,
+                    source_weights: Sequence[float] = (1.0,)) -> np.ndarray:
+  """Items that followed the user's last item in training sequences, by count; popularity
+  fills up. source_weights (w_0, w_1, ...) score an item by sum_j w_j * (times it followed
+  the j-th last history item), j = 0 the last: the default is the first-order model."""
   prev, nxt = train_pairs(train_sequences)
   trans = sp.csr_matrix((np.ones(len(prev)), (prev, nxt)), shape=(num_items, num_items))
   trans.sum_duplicates()
@@ -51,7 +54,9 @@ def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,
   pop_order = np.argsort(-popularity, kind="stable")
   out = np.empty((len(histories), k), np.int64)
   for u, h in enumerate(histories):
-    row = trans.getrow(int(h[-1]))
+    row = sum(w * trans.getrow(int(h[-1 - j])) for j, w in enumerate(source_weights)
+              if j < len(h))
+    row.sum_duplicates()
     order = row.indices[np.lexsort((-popularity[row.indices], -row.data))][:k]
     if len(order) < k:
       fill = pop_order[~np.isin(pop_order, order)][:k - len(order)]
