@@ -83,8 +83,8 @@ def write_table(run_dir: str, name: str, lines: list[str], results: dict) -> str
   """Ends a benchmark table with the hardware and the command that made it, writes
   run_dir/<name>.md and .json (the rows behind it), prints it and returns it."""
   import sys
-  from tiger_jax import io_utils
-  lines = [*lines, f"hardware: {hardware()}; command: `python {' '.join(sys.argv)}`"]
+  from tiger_jax import cli, io_utils
+  lines = [*lines, f"hardware: {hardware()}; command: `{cli.shell_join(['python', *sys.argv])}`"]
   table = "\n".join(lines) + "\n"
   io_utils.write_json(os.path.join(run_dir, f"{name}.json"), results)
   with io_utils.atomic_open(os.path.join(run_dir, f"{name}.md")) as f:

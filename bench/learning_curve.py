@@ -271,6 +271,7 @@ def main():
   kept = io_utils.read_json(out + ".json") if os.path.exists(out + ".json") else {}
   if kept.get("eval_users") != args.eval_users:  # other validation users: not comparable
     kept = {}
+  from tiger_jax import cli
   from tiger_jax.trainer import RAW_PREFIX, RUN_CONFIG_FILE
   curves, ids = {}, {}
   for name, d in model_dirs.items():
@@ -317,7 +318,7 @@ def main():
                                       "recipes": dict(recipes), "hardware": hardware(),
                                       "ids": ids, "eval_users": n_users,
                                       "sasrec_epochs": args.sasrec_epochs,
-                                      "command": " ".join(sys.argv)})
+                                      "command": cli.shell_join(["python", *sys.argv])})
   for name, c in all_curves.items():
     if c:
       best = max(c, key=lambda q: q["ndcg@10"])

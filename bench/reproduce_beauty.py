@@ -61,8 +61,8 @@ def main():
     rows = {**rows, **PAPER[category]}
     protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
     table = results.results_table(rows, category, "test", pipeline.exclude_history)
-    command = " ".join(["python bench/reproduce_beauty.py", f"--config={config}",
-                        f"--category={category}", *(f"--gin.{o}" for o in overrides)])
+    command = cli.shell_join(["python", "bench/reproduce_beauty.py", f"--config={config}",
+                              f"--category={category}", *(f"--gin.{o}" for o in overrides)])
     table += (f"\nconfig: {gin_file}" + "".join(f", {o}" for o in overrides)
               + f"; seed 0; hardware: {hardware()}; wall time of this command "
               f"{time.time() - start:.0f}s (stages already done in MODEL_DIR are skipped)\n")

@@ -119,6 +119,7 @@ def main():
   diffs = [] if identical else [
       f"{name}/{row}: {a[name].get(row)} vs {b[name].get(row)}" for name in a
       for row in set(a[name]) | set(b[name]) if a[name].get(row) != b[name].get(row)]
+  from tiger_jax import cli
   by_stage = {}
   for kill in kills:
     if not kill["finished"]:
@@ -127,7 +128,7 @@ def main():
              "differences": diffs, "clean_seconds": round(clean_seconds, 1),
              "stage_seconds": {k: round(float(v), 1) for k, v in durations.items()},
              "final_rerun_seconds": round(time.time() - t, 1), "gin": args.gin,
-             "hardware": hardware(), "command": " ".join(sys.argv)}
+             "hardware": hardware(), "command": cli.shell_join(["python", *sys.argv])}
   with open(os.path.join(args.run_dir, "soak.json"), "w") as f:
     json.dump(summary, f, indent=1)
   print(json.dumps({k: summary[k] for k in ("kills_by_stage", "identical", "differences")}, indent=1))

@@ -1,5 +1,6 @@
 """Command-line checks shared by every binary: gin files and bindings."""
 
+import shlex
 import subprocess
 import sys
 
@@ -57,16 +58,28 @@ def test_gin_files_resolve_from_any_directory(tmp_path, monkeypatch):
 
 
 def test_bad_gin_input_is_one_error_line(tmp_path):
+  (tmp_path / "open.gin").write_text("TRAIN_STEPS = (\n")
   for args, message in ((["--gin.TRAIN_STEP=5"], "did you mean TRAIN_STEPS?"),
                         (["--gin_file=nope.gin"], "--gin_file=nope.gin: no such file"),
                         (["--gin.TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'"),
                         (["--gin.TrainerConfig.schedule='cosine'"],
-                         "TrainerConfig.total_steps=0 must exceed warmup_steps=0")):
+                         "TrainerConfig.total_steps=0 must exceed warmup_steps=0"),
+                        (["--gin.MODEL_DIR=runs/x"],  # the shell took the quotes off
+                         "Failed to parse token 'runs' in `MODEL_DIR=runs/x`"),
+                        (["--gin_file=open.gin"], "EOF in multi-line statement in open.gin")):
     proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", *args], capture_output=True,
                           text=True, cwd=tmp_path, timeout=120)  # not the checkout: any folder works
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_printed_commands_paste_back_into_a_shell():
+  argv = ["python", "bench/x.py", "--gin.MODEL_DIR='runs/a b'", "--n=3", "--weights=1;1,0.3",
+          "--gin.X='say \"hi\" $HOME'", "it's", "--recipes=a:b.gin,c:d.gin"]
+  line = cli.shell_join(argv)
+  assert shlex.split(line) == argv
+  assert "--gin.MODEL_DIR=\"'runs/a b'\" --n=3 --weights=\"1;1,0.3\"" in line
 
 
 def test_positive_macros(parsed):

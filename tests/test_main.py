@@ -27,6 +27,7 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   model_dir = str(tmp_path / "run")
   out = _run("tiger_jax.main", f"--gin.MODEL_DIR='{model_dir}'", *TINY)
   assert "| TIGER |" in out and "| SASRec |" in out and "| item-transition |" in out
+  assert "| item-transition, last 3 items |" in out
   result = json.load(open(os.path.join(model_dir, "results", "test.json")))
   assert result["checkpoint_step"] == 12 and result["invalid_rate"] == 0.0
   assert result["users"] == 600  # the SyntheticConfig binding reached the data stage

@@ -6,7 +6,9 @@ import difflib
 import logging as std_logging
 import os
 import re
+import shlex
 import sys
+import tokenize
 from typing import Callable, Sequence
 
 import gin
@@ -38,6 +40,20 @@ def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
     else:
       rest.append(arg)
   return rest, bindings
+
+
+def shell_join(argv: Sequence[str]) -> str:
+  """A command line that a POSIX shell gives back as argv: `--gin.MODEL_DIR='runs/x'` prints
+  as `--gin.MODEL_DIR="'runs/x'"`, so a printed command can be pasted and run again."""
+  def quote(arg: str) -> str:
+    if shlex.quote(arg) == arg:
+      return arg
+    name, eq, value = arg.partition("=")
+    plain_name = eq and name.startswith("-") and shlex.quote(name) == name
+    if plain_name and not set('"\\$`!') & set(value):  # nothing double quotes would expand
+      return f'{name}="{value}"'
+    return shlex.quote(arg)
+  return " ".join(quote(a) for a in argv)
 
 
 def find_gin_file(path: str) -> str:
@@ -105,6 +121,15 @@ def run(main: Callable[[], None]) -> None:
       gin.parse_config_files_and_bindings([find_gin_file(f) for f in FLAGS.gin_file], bindings)
     except (ValueError, OSError) as e:  # unknown configurable or parameter, bad include
       raise SystemExit(f"error: gin: {e}".splitlines()[0]) from None
+    except SyntaxError as e:  # a value gin cannot parse, e.g. a path the shell unquoted
+      where = e.filename if e.filename and not e.filename.startswith("<") else "--gin bindings"
+      raise SystemExit(f"error: gin: {str(e.msg).strip().splitlines()[-1].strip()} in "
+                       f"`{(e.text or '').strip()}` ({where}, line {e.lineno}); gin values are "
+                       "Python literals: quote strings for the shell too, e.g. "
+                       '--gin.MODEL_DIR="\'runs/x\'"') from None
+    except tokenize.TokenError as e:  # e.g. a bracket left open at the end of a file
+      raise SystemExit(f"error: gin: {e.args[0]} in {', '.join(FLAGS.gin_file) or 'no file'} or "
+                       "the --gin bindings; close the bracket or string") from None
     check_macro_bindings(bindings)
     check_positive_macros()
     try:

@@ -13,6 +13,7 @@ Results: MODEL_DIR/results/test.json and results.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -64,8 +65,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
   histories = [e.history for e in examples]
   train_seqs = data_lib.training_sequences(dataset)
   excluded = histories if c.exclude_history else None
+  last_items = functools.partial(baselines.item_transition,
+                                 source_weights=baselines.LAST_ITEMS_WEIGHTS)
   for name, fn in (("most-popular", baselines.most_popular),
-                   ("item-transition", baselines.item_transition)):
+                   ("item-transition", baselines.item_transition),
+                   ("item-transition, last 3 items", last_items)):
     rows[name] = metrics_lib.retrieval_metrics(
         fn(train_seqs, dataset.num_items, histories, k=RANKED_K), targets, histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
