@@ -221,11 +221,13 @@ def plot(curves: dict, lines: dict, path: str, title: str) -> None:
     ax.set_xlabel("training wall-clock hours (evaluation excluded)")
     ax.set_ylabel(f"validation {key}")
     ax.grid(alpha=0.3)
-  fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
   fig.suptitle(title, fontsize=9)
-  fig.tight_layout(rect=(0, 0, 0.76, 1))
+  fig.tight_layout()
+  # Beside the plots, however long the names: the saved figure grows to hold it.
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
+             fontsize=8)
   with io_utils.atomic_open(path, "wb") as f:
-    fig.savefig(f, format="png", dpi=100)
+    fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
   plt.close(fig)
 
 
