@@ -20,10 +20,11 @@ import os
 import sys
 
 from common import PAPER
+from tiger_jax.baselines import LAST_ITEMS_ROW
 
 BEGIN, END = "<!-- readme_table:begin -->", "<!-- readme_table:end -->"
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
-OURS = ("TIGER", "SASRec", "item-transition", "item-transition, last 3 items", "most-popular")
+OURS = ("TIGER", "SASRec", "item-transition", LAST_ITEMS_ROW, "most-popular")
 
 
 def _hours(seconds: float) -> str:

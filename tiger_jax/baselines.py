@@ -43,8 +43,9 @@ def most_popular(train_sequences: Sequence[np.ndarray], num_items: int, historie
 
 # item_transition's source weights for the last three history items, picked among five
 # sets on Beauty validation NDCG@10 (bench/transition_sources.py; Toys' best differs by
-# 0.0004): the "item-transition, last 3 items" floor of the results tables.
+# 0.0004): the LAST_ITEMS_ROW floor of the results tables.
 LAST_ITEMS_WEIGHTS = (1.0, 0.3, 0.1)
+LAST_ITEMS_ROW = f"item-transition, last {len(LAST_ITEMS_WEIGHTS)} items"
 
 
 def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,

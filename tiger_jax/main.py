@@ -69,7 +69,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
                                  source_weights=baselines.LAST_ITEMS_WEIGHTS)
   for name, fn in (("most-popular", baselines.most_popular),
                    ("item-transition", baselines.item_transition),
-                   ("item-transition, last 3 items", last_items)):
+                   (baselines.LAST_ITEMS_ROW, last_items)):
     rows[name] = metrics_lib.retrieval_metrics(
         fn(train_seqs, dataset.num_items, histories, k=RANKED_K), targets, histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
