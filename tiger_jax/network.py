@@ -273,11 +273,9 @@ def lookup_followers(memory: dict, item_tokens: jax.Array) -> tuple[jax.Array, j
 def source_followers(memory: dict, input_tokens: jax.Array, id_length: int,
                      sources: int) -> tuple[jax.Array, jax.Array]:
   """Input tokens [batch, 1 + id_length * items] -> the followers of the last `sources`
-  history items, source by source (the last item's first), as one list: tokens
-  [batch, sources * F, L] and counts [batch, sources * F]."""
-  tokens, counts = lookup_followers(memory, recent_items(input_tokens, id_length, sources))
-  batch = tokens.shape[0]
-  return tokens.reshape(batch, -1, tokens.shape[-1]), counts.reshape(batch, -1)
+  history items (source k: the k-th last, the last first): tokens [batch, sources, F, L]
+  and counts [batch, sources, F]."""
+  return lookup_followers(memory, recent_items(input_tokens, id_length, sources))
 
 
 def count_bucket(n: jax.Array, buckets: int) -> jax.Array:
@@ -309,13 +307,11 @@ def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -
       jnp.arange(tokens.shape[0])[:, None], idx].add(weights.astype(jnp.float32), mode="drop")
 
 
-def source_code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int],
-                       sources: int) -> jax.Array:
-  """code_counts per source: tokens and weights [rows, sources * F] (source_followers'
-  order) -> [rows, sources, size]."""
-  f = tokens.shape[1] // sources
-  return jnp.stack([code_counts(tokens[:, k * f:(k + 1) * f], weights[:, k * f:(k + 1) * f], block)
-                    for k in range(sources)], 1)
+def source_code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
+  """code_counts per source: tokens and weights [rows, sources, F] -> [rows, sources, size]."""
+  rows, sources, f = tokens.shape
+  return code_counts(tokens.reshape(rows * sources, f), weights.reshape(rows * sources, f),
+                     block).reshape(rows, sources, -1)
 
 
 def follower_code_counts(memory: dict, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
@@ -333,14 +329,14 @@ def follower_code_counts(memory: dict, input_tokens: jax.Array, decoder_input_to
     if out_len < id_length + 1:
       raise ValueError(f"leave_out_targets: targets of {out_len - 1} tokens hold no whole ID "
                        f"of {id_length}")
-    own = (tokens == decoder_input_tokens[:, None, 1:id_length + 1]).all(-1)
-    own = own & (jnp.arange(counts.shape[1]) < counts.shape[1] // sources)
+    own = (tokens == decoder_input_tokens[:, None, None, 1:id_length + 1]).all(-1)
+    own = own & (jnp.arange(sources) == 0)[:, None]  # source 0: the last item
     counts = jnp.maximum(counts - own, 0)
   out, match = [], jnp.ones(counts.shape, bool)
   for p in range(min(out_len, id_length)):
     if p > 0:
-      match = match & (tokens[:, :, p - 1] == decoder_input_tokens[:, p, None])
-    out.append(source_code_counts(tokens[:, :, p], counts * match, block, sources))
+      match = match & (tokens[..., p - 1] == decoder_input_tokens[:, p, None, None])
+    out.append(source_code_counts(tokens[..., p], counts * match, block))
   return jnp.stack(out, 1)
 
 
@@ -772,10 +768,9 @@ class Decoder(nn.Module):
         tokens = self.get_variable("cache", "follower_tokens")
         counts = self.get_variable("cache", "follower_counts")
         match = per_row(self.get_variable("cache", f"follower_match_{p - 1}"))
-        match = match & (per_row(tokens)[:, :, p - 1] == decoder_input_tokens[:, :1])
+        match = match & (per_row(tokens)[..., p - 1] == decoder_input_tokens[:, :1, None])
       self.put_variable("cache", f"follower_match_{p}", match)
-      n = source_code_counts(per_row(tokens)[:, :, p], per_row(counts) * per_row(match), block,
-                             sources)
+      n = source_code_counts(per_row(tokens)[..., p], per_row(counts) * per_row(match), block)
       return column_bias(p, n)[:, None]
     n = follower_code_counts(memory, input_tokens, decoder_input_tokens, n_pos, block,
                              leave_out_targets, sources)
