@@ -193,9 +193,10 @@ def test_item_transition_adds_the_earlier_items_followers_by_weight():
   assert ranked((1.0, 0.4)) == [[0, 1, 2], [0, 1, 2]]  # 0.8 each: the last item's follower first
 
 
-@pytest.mark.parametrize("beams,sources", [(1, 1), (3, 1), (3, 2)])
-def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources):
-  model, params, tokens, _ = _follower_model(follower_prior_sources=sources)
+@pytest.mark.parametrize("beams,sources,log_count", [(1, 1, False), (3, 1, False), (3, 2, True)])
+def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, log_count):
+  model, params, tokens, _ = _follower_model(follower_prior_sources=sources,
+                                             follower_prior_log_count=log_count)
   x = jnp.asarray(np.concatenate([[[9]], tokens[[1, 2]].reshape(1, -1)], 1).repeat(2, 0))
   x = x.at[1, 4:].set(tokens[0])  # row 1's last item: item 0
   # Each hypothesis decodes some item's tokens: prefixes that the followers match.
@@ -217,12 +218,15 @@ def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources):
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
 
 
-@pytest.mark.parametrize("sources", [1, 2])
-def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_own_pair(sources):
-  model, params, tokens, sequences = _follower_model(follower_prior_sources=sources)
+@pytest.mark.parametrize("sources,log_count", [(1, False), (2, False), (2, True)])
+def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_own_pair(
+    sources, log_count):
+  model, params, tokens, sequences = _follower_model(follower_prior_sources=sources,
+                                                     follower_prior_log_count=log_count)
   prev, nxt = baselines.train_pairs(sequences)
-  tables = [np.asarray(params["decoder"]["follower_prior" + (f"_{k}" if k else "")])
-            for k in range(sources)]
+  decoder = {n: np.asarray(v) for n, v in params["decoder"].items()}
+  tables = [decoder["follower_prior" + (f"_{k}" if k else "")] for k in range(sources)]
+  assert ("follower_prior_log_scale" in decoder) == log_count
   history, target = [0, 2], 3  # source 0: item 2 (the last), source 1: item 0
   x = jnp.asarray(np.concatenate([[9], tokens[history].ravel()])[None])
   y = jnp.asarray(np.concatenate([tokens[target], [1]])[None])
@@ -235,18 +239,20 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
   left_out = apply(params, True) - apply(_without_prior(params), True)
   assert (nxt[prev == history[-1]] == target).any() and (nxt[prev == history[0]] == target).any()
   for p in range(3):
-    expected, expected_left_out = 0, 0
+    n = np.zeros((sources, 50), int)
     for k in range(sources):
-      n = np.zeros(50, int)
       for f in nxt[prev == history[-1 - k]]:  # by hand: every (k-th last item -> f) pair
         if (tokens[f, :p] == tokens[target, :p]).all():
-          n[tokens[f, p]] += 1
-      expected = expected + tables[k][p][np.asarray(network.count_bucket(n, 8))]
-      if k == 0:  # training: the row's own pair (last item -> target) is not evidence
-        n[tokens[target, p]] -= 1
-      expected_left_out = expected_left_out + tables[k][p][np.asarray(network.count_bucket(n, 8))]
-    np.testing.assert_allclose(bias[p], expected, atol=1e-5)
-    np.testing.assert_allclose(left_out[p], expected_left_out, atol=1e-5)
+          n[k, tokens[f, p]] += 1
+    own = np.zeros_like(n)
+    own[0, tokens[target, p]] = 1  # training: the row's own pair (last item -> target)
+    for counts, got in [(n, bias[p]), (n - own, left_out[p])]:
+      expected = sum(tables[k][p][np.asarray(network.count_bucket(counts[k], 8))]
+                     for k in range(sources))
+      if log_count:  # scale[p] * log(1 + the counts summed at weights exp(log_weights))
+        weights = np.exp(decoder["follower_prior_log_weights"])
+        expected = expected + decoder["follower_prior_log_scale"][p] * np.log1p(weights @ counts)
+      np.testing.assert_allclose(got, expected, atol=1e-5)
   np.testing.assert_array_equal(network.count_bucket(jnp.asarray([0, 1, 2, 3, 4, 7, 8, 999]), 5),
                                 [0, 1, 2, 2, 3, 3, 4, 4])
   # With share buckets, a column's row is (count bucket, bucket of its share of the row).

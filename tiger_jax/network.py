@@ -90,6 +90,12 @@ class T5Config:
   # items' followers at weights 0.3 and 0.1: Beauty validation N@10 0.0540 -> 0.0584,
   # bench/transition_sources.py).
   follower_prior_sources: int = 1
+  # True: the bias also gets, per position, a learned scale times log(1 + the sources'
+  # counts summed at learned weights) (`weighted_log_count`; the weights start at 1, 0.3,
+  # 0.09, ...): the count itself, where the buckets round it to a power of two. At scale 1
+  # and one source, the positions' softmaxes multiply to item-transition's ranking of the
+  # last item's followers, which the buckets can only approach.
+  follower_prior_log_count: bool = False
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -295,6 +301,12 @@ def prior_buckets(n: jax.Array, count_buckets: int, share_buckets: int) -> jax.A
   halvings = jnp.floor(-jnp.log2(jnp.maximum(share, 1e-9)) + 1e-6).astype(jnp.int32)
   shares = jnp.where(n > 0, 1 + jnp.minimum(halvings, share_buckets - 2), 0)
   return counts * share_buckets + shares
+
+
+def weighted_log_count(n: jax.Array, log_weights: jax.Array) -> jax.Array:
+  """Counts per source [rows, sources, size] and the sources' log weights [sources] ->
+  log(1 + sum_k exp(log_weights[k]) * n[:, k]) [rows, size]."""
+  return jnp.log1p(jnp.einsum("rks,k->rs", n, jnp.exp(log_weights)))
 
 
 def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
@@ -726,7 +738,8 @@ class Decoder(nn.Module):
 
     Position p < id_length counts, per source k (the k-th last history item) and column c,
     that item's followers whose tokens before p are the decoded ones and whose token p is c,
-    and adds source k's table entry for the count's bucket. Teacher-forced, the prefixes
+    and adds source k's table entry for the count's bucket (follower_prior_log_count: and
+    the position's scale times `weighted_log_count` of all sources). Teacher-forced, the prefixes
     come from decoder_input_tokens; decoding, position 0 puts the row's followers in the
     cache (shared by its hypotheses) and each position the hypotheses' still-matching
     followers (`follower_match_<p>`, reordered with the beams by the search). Positions
@@ -745,12 +758,23 @@ class Decoder(nn.Module):
     tables = [self.param("follower_prior" if k == 0 else f"follower_prior_{k}",
                          nn.with_logical_partitioning(nn.initializers.zeros_init(), (None, None)),
                          (n_pos, width), jnp.float32) for k in range(sources)]
+    if c.follower_prior_log_count:
+      scale = self.param("follower_prior_log_scale",
+                         nn.with_logical_partitioning(nn.initializers.zeros_init(), (None,)),
+                         (n_pos,), jnp.float32)
+      log_weights = self.param(
+          "follower_prior_log_weights", nn.with_logical_partitioning(
+              lambda _, shape, dtype: jnp.arange(shape[0], dtype=dtype) * math.log(0.3),
+              (None,)), (sources,), jnp.float32)
     rows, out_len = decoder_input_tokens.shape
 
     def column_bias(p, n):  # counts [rows, sources, size] -> [rows, size]
-      return sum(table[p][prior_buckets(n[:, k], c.follower_prior_buckets,
+      bias = sum(table[p][prior_buckets(n[:, k], c.follower_prior_buckets,
                                         c.follower_prior_share_buckets)]
                  for k, table in enumerate(tables))
+      if c.follower_prior_log_count:
+        bias = bias + scale[p] * weighted_log_count(n, log_weights)
+      return bias
 
     def per_row(x):  # [batch, ...] shared by a row's hypotheses -> [rows, ...]
       return jnp.repeat(x, rows // x.shape[0], 0)
