@@ -24,7 +24,7 @@ def _setup(num_items=20, seed=0, **config):
                                      *baselines.followers(sequences, len(ids), cfg.follower_prior))
   model = EncoderDecoderModel(network.Transformer(cfg), memory=memory)
   params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
-  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_prior")):
+  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_")):
     params["decoder"][name] = 2 * jax.random.normal(jax.random.PRNGKey(seed + k),
                                                     params["decoder"][name].shape)
   return ids, layout, model, params
@@ -53,7 +53,8 @@ def test_trie_children_by_hand():
 
 # transition: the decoder's hashed (last item, prefix) embedding, whose chain states the
 # search reorders with their beams; follower_prior: the followers each beam still matches,
-# reordered likewise (the inputs' last items are real items, so that they have followers).
+# reordered likewise (the inputs' last items are real items, so that they have followers);
+# follower_copy: the copy mixture, over each level's block as the search scores it.
 @pytest.mark.parametrize("block_softmax,config", [(True, {}), (False, {}),
                                                   (True, dict(transition_buckets=256)),
                                                   (True, dict(follower_prior=6)),
@@ -61,7 +62,12 @@ def test_trie_children_by_hand():
                                                   (True, dict(follower_prior=6,
                                                               follower_prior_share_buckets=4)),
                                                   (True, dict(follower_prior=6,
-                                                              follower_prior_sources=2))])
+                                                              follower_prior_sources=2)),
+                                                  (True, dict(follower_prior=6,
+                                                              follower_prior_sources=2,
+                                                              follower_copy=True)),
+                                                  (False, dict(follower_prior=6,
+                                                               follower_copy=True))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)

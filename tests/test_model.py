@@ -155,7 +155,7 @@ def test_transition_embedding_is_keyed_by_the_last_item_and_the_decoded_prefix()
 def _follower_model(**kw):
   """A model with the follower prior over 12 items of 3 tokens, 20 random sequences of 4 of
   them (so each has at most 4 followers, all kept), and
-  a random (not zero) bias table; (model, params, item tokens, sequences)."""
+  random (not zero) follower parameters; (model, params, item tokens, sequences)."""
   rng = np.random.default_rng(0)
   tokens = np.unique(rng.integers(2, 50, (40, 3)), axis=0)[:12]
   sequences = [rng.integers(0, 4, 8) for _ in range(20)]  # 4 items: pairs recur
@@ -163,14 +163,14 @@ def _follower_model(**kw):
   model = EncoderDecoderModel(network.Transformer(_config(id_length=3, follower_prior=4, **kw)),
                               memory=network.follower_memory(tokens, items, counts))
   params = unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
-  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_prior")):
+  for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_")):
     params["decoder"][name] = jax.random.normal(jax.random.PRNGKey(5 + k),
                                                 params["decoder"][name].shape)
   return model, params, tokens, sequences
 
 
 def _without_prior(params):
-  """params with every follower-prior table zeroed."""
+  """params with every follower-prior table zeroed (the copy's, if any, kept)."""
   return {**params, "decoder": {n: jnp.zeros_like(v) if n.startswith("follower_prior") else v
                                 for n, v in params["decoder"].items()}}
 
@@ -193,10 +193,11 @@ def test_item_transition_adds_the_earlier_items_followers_by_weight():
   assert ranked((1.0, 0.4)) == [[0, 1, 2], [0, 1, 2]]  # 0.8 each: the last item's follower first
 
 
-@pytest.mark.parametrize("beams,sources,log_count", [(1, 1, False), (3, 1, False), (3, 2, True)])
-def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, log_count):
-  model, params, tokens, _ = _follower_model(follower_prior_sources=sources,
-                                             follower_prior_log_count=log_count)
+@pytest.mark.parametrize("beams,sources,options", [(1, 1, {}), (3, 1, {}),
+                                                   (3, 2, dict(follower_prior_log_count=True)),
+                                                   (3, 2, dict(follower_copy=True))])
+def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, options):
+  model, params, tokens, _ = _follower_model(follower_prior_sources=sources, **options)
   x = jnp.asarray(np.concatenate([[[9]], tokens[[1, 2]].reshape(1, -1)], 1).repeat(2, 0))
   x = x.at[1, 4:].set(tokens[0])  # row 1's last item: item 0
   # Each hypothesis decodes some item's tokens: prefixes that the followers match.
@@ -216,6 +217,22 @@ def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, 
     steps.append(logits)
     prev = y[:, t]
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
+
+
+def _hand_counts(tokens, sequences, history, target, p, sources):
+  """By hand, position p's follower counts [sources, 50]: source k, column c counts every
+  (k-th last history item -> f) training pair whose f starts with the target's first p
+  tokens and then c; and the row's own pair's part (last item -> target), left out in
+  training."""
+  prev, nxt = baselines.train_pairs(sequences)
+  n = np.zeros((sources, 50), int)
+  for k in range(sources):
+    for f in nxt[prev == history[-1 - k]]:
+      if (tokens[f, :p] == tokens[target, :p]).all():
+        n[k, tokens[f, p]] += 1
+  own = np.zeros_like(n)
+  own[0, tokens[target, p]] = 1
+  return n, own
 
 
 @pytest.mark.parametrize("sources,log_count", [(1, False), (2, False), (2, True)])
@@ -239,13 +256,7 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
   left_out = apply(params, True) - apply(_without_prior(params), True)
   assert (nxt[prev == history[-1]] == target).any() and (nxt[prev == history[0]] == target).any()
   for p in range(3):
-    n = np.zeros((sources, 50), int)
-    for k in range(sources):
-      for f in nxt[prev == history[-1 - k]]:  # by hand: every (k-th last item -> f) pair
-        if (tokens[f, :p] == tokens[target, :p]).all():
-          n[k, tokens[f, p]] += 1
-    own = np.zeros_like(n)
-    own[0, tokens[target, p]] = 1  # training: the row's own pair (last item -> target)
+    n, own = _hand_counts(tokens, sequences, history, target, p, sources)
     for counts, got in [(n, bias[p]), (n - own, left_out[p])]:
       expected = sum(tables[k][p][np.asarray(network.count_bucket(counts[k], 8))]
                      for k in range(sources))
@@ -265,6 +276,61 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
     no_memory.init(jax.random.PRNGKey(0), 7, 5)
   with pytest.raises(ValueError, match="follower_prior_sources=0: 1 or more"):
     _follower_model(follower_prior_sources=0)
+
+
+def test_copy_mixture_by_hand():
+  logits = jnp.asarray([[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, -2.0, 3.0]])
+  counts = jnp.asarray([[0.0, 3.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+  gate = jnp.asarray([0.4, 2.0])
+  got = np.asarray(network.copy_mixture(logits, counts, gate))
+  g = 1 / (1 + np.exp(-0.4))
+  soft = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  np.testing.assert_allclose(np.exp(got[0]), (1 - g) * soft[0] + g * np.asarray([0, .75, 0, .25]),
+                             rtol=1e-5)
+  np.testing.assert_allclose(got[1], np.log(soft[1]), rtol=1e-5)  # no followers: the model's
+  grads = jax.grad(lambda *a: network.copy_mixture(*a).sum(), argnums=(0, 1, 2))(
+      logits, counts, gate)
+  assert all(np.isfinite(np.asarray(x)).all() for x in grads)
+
+
+@pytest.mark.parametrize("per_level", [False, True])
+def test_follower_copy_mixes_the_hand_counted_followers_in(per_level):
+  """With the gate's state weights zeroed, each position's log-probabilities are the copy
+  mixture of the model without the copy and the sources' counts by hand, at the learned
+  weights (the row's own pair left out in training), over the position's block if given."""
+  sources = 2
+  model, params, tokens, sequences = _follower_model(follower_prior_sources=sources,
+                                                     follower_copy=True)
+  params = {**params, "decoder": {**params["decoder"], "follower_copy_gate":
+                                  jnp.zeros_like(params["decoder"]["follower_copy_gate"])}}
+  plain = network.Transformer(dataclasses.replace(model.config, follower_copy=False))
+  plain_params = {**params, "decoder": {n: v for n, v in params["decoder"].items()
+                                        if not n.startswith("follower_copy")}}
+  decoder = {n: np.asarray(v) for n, v in params["decoder"].items()}
+  weights = np.exp(decoder["follower_copy_log_weights"])
+  # per_level: each position's softmax over the columns its items' tokens span
+  blocks = tuple((int(lo), int(hi - lo + 1)) for lo, hi in zip(tokens.min(0), tokens.max(0)))
+  blocks = blocks if per_level else None
+  history, target = [0, 2], 3
+  x = jnp.asarray(np.concatenate([[9], tokens[history].ravel()])[None])
+  y = jnp.asarray(np.concatenate([tokens[target], [1]])[None])
+  for leave in (False, True):
+    kw = dict(memory=model.memory, leave_out_targets=leave, level_blocks=blocks)
+    got = np.asarray(model.module.apply({"params": params}, x, shift_right(y), **kw)[0])
+    before = np.asarray(plain.apply({"params": plain_params}, x, shift_right(y), **kw)[0])
+    for p in range(3):
+      n, own = _hand_counts(tokens, sequences, history, target, p, sources)
+      mixed = weights @ (n - own if leave else n)
+      start, size = blocks[p] if blocks else (0, 50)
+      assert mixed.sum() > 0 and mixed[:start].sum() + mixed[start + size:].sum() == 0
+      gate = decoder["follower_copy_bias"][p] + decoder["follower_copy_scale"][p] * np.log1p(
+          mixed.sum())
+      expected = network.copy_mixture(jnp.asarray(before[None, p, start:start + size]),
+                                      jnp.asarray(mixed[None, start:start + size]),
+                                      jnp.asarray([gate]))[0]
+      np.testing.assert_allclose(got[p, start:start + size], expected, atol=1e-5)
+      assert abs(np.log(np.exp(got[p, start:start + size]).sum())) < 1e-5  # normalised
+    np.testing.assert_allclose(got[3], before[3], atol=1e-6)  # eos: no copy
 
 
 def test_recent_items_are_the_last_history_items_last_first():

@@ -60,6 +60,7 @@ class EncoderDecoderModel:
         {"params": params}, batch["inputs"], shift_right(targets),
         deterministic=dropout_rng is None, memory=self.memory,
         leave_out_targets=dropout_rng is not None,  # training: a row's own pair is no evidence
+        level_blocks=self.level_blocks,
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
     xent, log_z, correct = self._token_losses(logits, targets)
     weights = (targets[:, :xent.shape[1]] > 0).astype(jnp.float32)
@@ -125,7 +126,7 @@ class EncoderDecoderModel:
     the softmax over its block only, as the block-softmax beam search does.
     """
     logits = self.module.apply({"params": params}, inputs, shift_right(targets),
-                               memory=self.memory)
+                               memory=self.memory, level_blocks=blocks)
     if blocks is None:
       logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
     else:

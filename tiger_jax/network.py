@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -96,6 +97,15 @@ class T5Config:
   # and one source, the positions' softmaxes multiply to item-transition's ranking of the
   # last item's followers, which the buckets can only approach.
   follower_prior_log_count: bool = False
+  # True: a copy mechanism (pointer-generator style) over the same followers. Position p's
+  # distribution becomes (1 - g) softmax(logits) + g q, q the sources' matching followers'
+  # counts (at learned weights, from 1, 0.3, 0.09) normalised over the position's columns, g a
+  # learned gate (sigmoid of the decoder state, a per-position bias and the log total count;
+  # 0 where no follower matches), so one user can trust the followers and the next not; over
+  # the positions, q alone multiplies out to item-transition's ranking. The logits become
+  # these log-probabilities, normalised over the loss's and the search's softmax (the
+  # vocabulary, or a level's block: `level_blocks` in training, `logits_block` decoding).
+  follower_copy: bool = False
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -307,6 +317,21 @@ def weighted_log_count(n: jax.Array, log_weights: jax.Array) -> jax.Array:
   """Counts per source [rows, sources, size] and the sources' log weights [sources] ->
   log(1 + sum_k exp(log_weights[k]) * n[:, k]) [rows, size]."""
   return jnp.log1p(jnp.einsum("rks,k->rs", n, jnp.exp(log_weights)))
+
+
+def copy_mixture(logits: jax.Array, counts: jax.Array, gate_logit: jax.Array) -> jax.Array:
+  """One position's copy mixture (T5Config.follower_copy): logits [rows, size], the
+  followers' (weighted) counts [rows, size] and the gate's logit [rows] -> log((1 - g)
+  softmax(logits) + g counts / sum(counts)) [rows, size], g = sigmoid(gate_logit); rows
+  without counts keep log softmax(logits)."""
+  total = counts.sum(-1)
+  some = total > 0
+  log_q = jnp.where(counts > 0, jnp.log(jnp.where(counts > 0, counts, 1.0)), -jnp.inf) - \
+      jnp.log(jnp.where(some, total, 1.0))[:, None]
+  log_gate = jnp.where(some, jax.nn.log_sigmoid(gate_logit), -jnp.inf)
+  log_keep = jnp.where(some, jax.nn.log_sigmoid(-gate_logit), 0.0)
+  return jnp.logaddexp(log_keep[:, None] + jax.nn.log_softmax(logits, -1),
+                       log_gate[:, None] + log_q)
 
 
 def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
@@ -687,7 +712,8 @@ class Decoder(nn.Module):
   def __call__(self, encoded: jax.Array, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool, decode: bool = False, decode_position: int | None = None,
                logits_block: tuple[int, int] | None = None, memory: dict | None = None,
-               leave_out_targets: bool = False):
+               leave_out_targets: bool = False,
+               level_blocks: Sequence[tuple[int, int]] | None = None):
     """Logits [batch, out_len, vocab] of the next token at each decoder position.
 
     With decode=True and decode_position p, decoder_input_tokens [batch, 1] is
@@ -695,7 +721,9 @@ class Decoder(nn.Module):
     `init_cache`: decode=True, no position). logits_block (start, size) computes
     only those vocabulary columns: [batch, out_len, size]. memory: the follower
     prior's counts (`follower_memory`); leave_out_targets (teacher-forced training)
-    takes each row's own (last item -> target) pair out of them.
+    takes each row's own (last item -> target) pair out of them. level_blocks (start, size)
+    per position: the columns each position's softmax covers in the loss (per-level
+    heads), over which the follower copy (T5Config.follower_copy) normalises.
     """
     c = self.config
     y = self.embed(decoder_input_tokens).astype(c.dtype)
@@ -725,25 +753,29 @@ class Decoder(nn.Module):
     else:
       logits = Logits(c, name="logits_dense")(y, logits_block)
     if c.follower_prior:
-      logits = logits + self._follower_prior(
-          memory, input_tokens, decoder_input_tokens, decode, decode_position,
-          logits_block or (0, c.vocab_size), leave_out_targets).astype(logits.dtype)
+      first, counts = self._follower_counts(memory, input_tokens, decoder_input_tokens, decode,
+                                            decode_position, logits_block or (0, c.vocab_size),
+                                            leave_out_targets)
+      logits = logits + self._follower_bias(first, counts, logits.shape[1])
+      if c.follower_copy:
+        logits = self._follower_copy(logits, y, first, counts,
+                                     None if logits_block else level_blocks)
     return constrain(logits, ("batch", "length", "vocab"))
 
-  def _follower_prior(self, memory: dict | None, input_tokens: jax.Array,
-                      decoder_input_tokens: jax.Array, decode: bool,
-                      decode_position: int | None, block: tuple[int, int],
-                      leave_out_targets: bool) -> jax.Array:
-    """The follower prior's logit bias [rows, out_len, block size] (T5Config.follower_prior).
+  def _follower_counts(self, memory: dict | None, input_tokens: jax.Array,
+                       decoder_input_tokens: jax.Array, decode: bool,
+                       decode_position: int | None, block: tuple[int, int],
+                       leave_out_targets: bool) -> tuple[int, jax.Array]:
+    """The follower prior's counts (T5Config.follower_prior): (the first position's index,
+    counts [rows, positions, sources, block size]), one position per position the decoder
+    computes below id_length (none for eos).
 
-    Position p < id_length counts, per source k (the k-th last history item) and column c,
-    that item's followers whose tokens before p are the decoded ones and whose token p is c,
-    and adds source k's table entry for the count's bucket (follower_prior_log_count: and
-    the position's scale times `weighted_log_count` of all sources). Teacher-forced, the prefixes
-    come from decoder_input_tokens; decoding, position 0 puts the row's followers in the
-    cache (shared by its hypotheses) and each position the hypotheses' still-matching
-    followers (`follower_match_<p>`, reordered with the beams by the search). Positions
-    from id_length on (eos) get no bias.
+    Position p counts, per source k (the k-th last history item) and column c, that item's
+    followers whose tokens before p are the decoded ones and whose token p is c.
+    Teacher-forced, the prefixes come from decoder_input_tokens; decoding, position 0 puts
+    the row's followers in the cache (shared by its hypotheses) and each position the
+    hypotheses' still-matching followers (`follower_match_<p>`, reordered with the beams by
+    the search).
     """
     c = self.config
     if memory is None:
@@ -754,6 +786,44 @@ class Decoder(nn.Module):
       raise ValueError(f"T5Config.follower_prior_sources={c.follower_prior_sources}: 1 or more "
                        "(the last history item's followers, then the ones before it)")
     n_pos, sources = c.id_length, c.follower_prior_sources
+    rows = decoder_input_tokens.shape[0]
+
+    def per_row(x):  # [batch, ...] shared by a row's hypotheses -> [rows, ...]
+      return jnp.repeat(x, rows // x.shape[0], 0)
+
+    if not (decode and decode_position is not None):
+      return 0, follower_code_counts(memory, input_tokens, decoder_input_tokens, n_pos, block,
+                                     leave_out_targets, sources)
+    p = decode_position
+    if p >= n_pos:
+      return p, jnp.zeros((rows, 0, sources, block[1]), jnp.float32)
+    if p == 0:
+      tokens, counts = source_followers(memory, input_tokens, n_pos, sources)
+      self.put_variable("cache", "follower_tokens", tokens)
+      self.put_variable("cache", "follower_counts", counts)
+      match = jnp.ones(counts.shape, bool)
+    else:
+      tokens = self.get_variable("cache", "follower_tokens")
+      counts = self.get_variable("cache", "follower_counts")
+      match = per_row(self.get_variable("cache", f"follower_match_{p - 1}"))
+      match = match & (per_row(tokens)[..., p - 1] == decoder_input_tokens[:, :1, None])
+    self.put_variable("cache", f"follower_match_{p}", match)
+    n = source_code_counts(per_row(tokens)[..., p], per_row(counts) * per_row(match), block)
+    return p, n[:, None]
+
+  def _source_log_weights(self, name: str) -> jax.Array:
+    """A learned log weight per follower source [sources], from log(0.3) * k."""
+    return self.param(name, nn.with_logical_partitioning(
+        lambda _, shape, dtype: jnp.arange(shape[0], dtype=dtype) * math.log(0.3), (None,)),
+                      (self.config.follower_prior_sources,), jnp.float32)
+
+  def _follower_bias(self, first: int, counts: jax.Array, out_len: int) -> jax.Array:
+    """The follower prior's logit bias [rows, out_len, size] for counts [rows, positions,
+    sources, size] of positions first, first + 1, ... (`_follower_counts`; zero past them):
+    per source, the table entry of the count's bucket (follower_prior_log_count: and the
+    position's scale times `weighted_log_count` of all sources)."""
+    c = self.config
+    n_pos, sources = c.id_length, c.follower_prior_sources
     width = c.follower_prior_buckets * max(c.follower_prior_share_buckets, 1)
     tables = [self.param("follower_prior" if k == 0 else f"follower_prior_{k}",
                          nn.with_logical_partitioning(nn.initializers.zeros_init(), (None, None)),
@@ -762,44 +832,49 @@ class Decoder(nn.Module):
       scale = self.param("follower_prior_log_scale",
                          nn.with_logical_partitioning(nn.initializers.zeros_init(), (None,)),
                          (n_pos,), jnp.float32)
-      log_weights = self.param(
-          "follower_prior_log_weights", nn.with_logical_partitioning(
-              lambda _, shape, dtype: jnp.arange(shape[0], dtype=dtype) * math.log(0.3),
-              (None,)), (sources,), jnp.float32)
-    rows, out_len = decoder_input_tokens.shape
-
-    def column_bias(p, n):  # counts [rows, sources, size] -> [rows, size]
+      log_weights = self._source_log_weights("follower_prior_log_weights")
+    out = []
+    for i in range(counts.shape[1]):
+      p, n = first + i, counts[:, i]
       bias = sum(table[p][prior_buckets(n[:, k], c.follower_prior_buckets,
                                         c.follower_prior_share_buckets)]
                  for k, table in enumerate(tables))
       if c.follower_prior_log_count:
         bias = bias + scale[p] * weighted_log_count(n, log_weights)
-      return bias
+      out.append(bias)
+    rows, size = counts.shape[0], counts.shape[-1]
+    out += [jnp.zeros((rows, size), jnp.float32)] * (out_len - counts.shape[1])
+    return jnp.stack(out, 1)
 
-    def per_row(x):  # [batch, ...] shared by a row's hypotheses -> [rows, ...]
-      return jnp.repeat(x, rows // x.shape[0], 0)
-
-    if decode and decode_position is not None:
-      p = decode_position
-      if p >= n_pos:
-        return jnp.zeros((rows, 1, block[1]), jnp.float32)
-      if p == 0:
-        tokens, counts = source_followers(memory, input_tokens, n_pos, sources)
-        self.put_variable("cache", "follower_tokens", tokens)
-        self.put_variable("cache", "follower_counts", counts)
-        match = jnp.ones(counts.shape, bool)
-      else:
-        tokens = self.get_variable("cache", "follower_tokens")
-        counts = self.get_variable("cache", "follower_counts")
-        match = per_row(self.get_variable("cache", f"follower_match_{p - 1}"))
-        match = match & (per_row(tokens)[..., p - 1] == decoder_input_tokens[:, :1, None])
-      self.put_variable("cache", f"follower_match_{p}", match)
-      n = source_code_counts(per_row(tokens)[..., p], per_row(counts) * per_row(match), block)
-      return column_bias(p, n)[:, None]
-    n = follower_code_counts(memory, input_tokens, decoder_input_tokens, n_pos, block,
-                             leave_out_targets, sources)
-    out = [column_bias(p, n[:, p]) for p in range(n.shape[1])]
-    out += [jnp.zeros((rows, block[1]), jnp.float32)] * (out_len - n.shape[1])
+  def _follower_copy(self, logits: jax.Array, y: jax.Array, first: int, counts: jax.Array,
+                     level_blocks: Sequence[tuple[int, int]] | None) -> jax.Array:
+    """T5Config.follower_copy: logits [rows, out_len, width] with positions first, first + 1,
+    ... (counts [rows, positions, sources, width] from `_follower_counts`) replaced by the copy
+    mixture's log-probabilities (`copy_mixture`), over level_blocks[p]'s columns where given,
+    else over all `width`; the gate's logit is y [rows, out_len, embed] . w + bias[p] +
+    scale[p] * log(1 + the weighted total count)."""
+    c = self.config
+    n_pos = c.id_length
+    w = self.param("follower_copy_gate", nn.with_logical_partitioning(
+        nn.initializers.normal(0.02), ("embed",)), (c.emb_dim,), jnp.float32)
+    bias = self.param("follower_copy_bias", nn.with_logical_partitioning(
+        nn.initializers.constant(-1.0), (None,)), (n_pos,), jnp.float32)
+    scale = self.param("follower_copy_scale", nn.with_logical_partitioning(
+        nn.initializers.constant(0.1), (None,)), (n_pos,), jnp.float32)
+    weights = jnp.exp(self._source_log_weights("follower_copy_log_weights"))
+    state = jnp.dot(y.astype(jnp.float32), w)  # [rows, out_len]
+    out = []
+    for i in range(logits.shape[1]):
+      if i >= counts.shape[1]:
+        out.append(logits[:, i])
+        continue
+      p = first + i
+      n = jnp.einsum("rks,k->rs", counts[:, i], weights)
+      start, size = level_blocks[p] if level_blocks is not None else (0, logits.shape[-1])
+      n = jax.lax.slice_in_dim(n, start, start + size, axis=1)
+      gate = state[:, i] + bias[p] + scale[p] * jnp.log1p(n.sum(-1))
+      mixed = copy_mixture(jax.lax.slice_in_dim(logits[:, i], start, start + size, axis=1), n, gate)
+      out.append(jax.lax.dynamic_update_slice_in_dim(logits[:, i], mixed, start, axis=1))
     return jnp.stack(out, 1)
 
   def _transition(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array, decode: bool,
@@ -850,14 +925,17 @@ class Transformer(nn.Module):
   def decode(self, encoded, input_tokens, decoder_input_tokens, deterministic: bool = True,
              decode: bool = False, decode_position: int | None = None,
              logits_block: tuple[int, int] | None = None, memory: dict | None = None,
-             leave_out_targets: bool = False):
+             leave_out_targets: bool = False,
+             level_blocks: Sequence[tuple[int, int]] | None = None):
     return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
-                        decode_position, logits_block, memory, leave_out_targets)
+                        decode_position, logits_block, memory, leave_out_targets, level_blocks)
 
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool = True, memory: dict | None = None,
-               leave_out_targets: bool = False) -> jax.Array:
+               leave_out_targets: bool = False,
+               level_blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:
     """[batch, in_len], [batch, out_len] -> logits [batch, out_len, vocab]."""
     encoded = self.encode(input_tokens, deterministic)
     return self.decode(encoded, input_tokens, decoder_input_tokens, deterministic,
-                       memory=memory, leave_out_targets=leave_out_targets)
+                       memory=memory, leave_out_targets=leave_out_targets,
+                       level_blocks=level_blocks)
