@@ -57,11 +57,13 @@ def main():
                      f"the run was trained with T5Config.follower_prior={config.follower_prior}, "
                      f"follower_prior_share_buckets={config.follower_prior_share_buckets}; "
                      "pass those")
-  if config.follower_prior_sources != 1 or config.follower_prior_log_count:
+  if (config.follower_prior_sources, config.follower_prior_log_count,
+      config.follower_copy) != (1, False, False):
     raise SystemExit(f"error: {args.model_dir}: T5Config.follower_prior_sources="
                      f"{config.follower_prior_sources}, follower_prior_log_count="
-                     f"{config.follower_prior_log_count}; this bench fits the last item's table "
-                     "only (follower_prior_sources = 1, follower_prior_log_count = False)")
+                     f"{config.follower_prior_log_count}, follower_copy={config.follower_copy}; "
+                     "this bench fits the last item's table only (follower_prior_sources = 1, "
+                     "follower_prior_log_count = False, follower_copy = False)")
   prior_config = dataclasses.replace(config, follower_prior=args.followers,
                                      follower_prior_share_buckets=args.share_buckets)
   item_tokens = tasks.token_tables(exp.data_dir, exp.semantic_id_dir)[0]
