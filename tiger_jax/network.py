@@ -313,10 +313,15 @@ def prior_buckets(n: jax.Array, count_buckets: int, share_buckets: int) -> jax.A
   return counts * share_buckets + shares
 
 
-def weighted_log_count(n: jax.Array, log_weights: jax.Array) -> jax.Array:
+def weighted_counts(n: jax.Array, log_weights: jax.Array) -> jax.Array:
   """Counts per source [rows, sources, size] and the sources' log weights [sources] ->
-  log(1 + sum_k exp(log_weights[k]) * n[:, k]) [rows, size]."""
-  return jnp.log1p(jnp.einsum("rks,k->rs", n, jnp.exp(log_weights)))
+  sum_k exp(log_weights[k]) * n[:, k] [rows, size]."""
+  return jnp.einsum("rks,k->rs", n, jnp.exp(log_weights))
+
+
+def weighted_log_count(n: jax.Array, log_weights: jax.Array) -> jax.Array:
+  """log(1 + weighted_counts(n, log_weights)) [rows, size]."""
+  return jnp.log1p(weighted_counts(n, log_weights))
 
 
 def copy_mixture(logits: jax.Array, counts: jax.Array, gate_logit: jax.Array) -> jax.Array:
@@ -861,7 +866,7 @@ class Decoder(nn.Module):
         nn.initializers.constant(-1.0), (None,)), (n_pos,), jnp.float32)
     scale = self.param("follower_copy_scale", nn.with_logical_partitioning(
         nn.initializers.constant(0.1), (None,)), (n_pos,), jnp.float32)
-    weights = jnp.exp(self._source_log_weights("follower_copy_log_weights"))
+    log_weights = self._source_log_weights("follower_copy_log_weights")
     state = jnp.dot(y.astype(jnp.float32), w)  # [rows, out_len]
     out = []
     for i in range(logits.shape[1]):
@@ -869,7 +874,7 @@ class Decoder(nn.Module):
         out.append(logits[:, i])
         continue
       p = first + i
-      n = jnp.einsum("rks,k->rs", counts[:, i], weights)
+      n = weighted_counts(counts[:, i], log_weights)
       start, size = level_blocks[p] if level_blocks is not None else (0, logits.shape[-1])
       n = jax.lax.slice_in_dim(n, start, start + size, axis=1)
       gate = state[:, i] + bias[p] + scale[p] * jnp.log1p(n.sum(-1))
