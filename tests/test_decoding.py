@@ -67,7 +67,11 @@ def test_trie_children_by_hand():
                                                               follower_prior_sources=2,
                                                               follower_copy=True)),
                                                   (False, dict(follower_prior=6,
-                                                               follower_copy=True))])
+                                                               follower_copy=True)),
+                                                  (True, dict(follower_prior=6,
+                                                              follower_prior_sources=2,
+                                                              follower_copy=True,
+                                                              follower_copy_features=True))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)

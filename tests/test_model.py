@@ -195,7 +195,9 @@ def test_item_transition_adds_the_earlier_items_followers_by_weight():
 
 @pytest.mark.parametrize("beams,sources,options", [(1, 1, {}), (3, 1, {}),
                                                    (3, 2, dict(follower_prior_log_count=True)),
-                                                   (3, 2, dict(follower_copy=True))])
+                                                   (3, 2, dict(follower_copy=True)),
+                                                   (3, 2, dict(follower_copy=True,
+                                                               follower_copy_features=True))])
 def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, options):
   model, params, tokens, _ = _follower_model(follower_prior_sources=sources, **options)
   x = jnp.asarray(np.concatenate([[[9]], tokens[[1, 2]].reshape(1, -1)], 1).repeat(2, 0))
@@ -276,6 +278,11 @@ def test_follower_prior_counts_the_last_items_followers_and_leaves_out_a_rows_ow
     no_memory.init(jax.random.PRNGKey(0), 7, 5)
   with pytest.raises(ValueError, match="follower_prior_sources=0: 1 or more"):
     _follower_model(follower_prior_sources=0)
+  for option, needed in (dict(follower_copy=True), "follower_prior"), (
+      dict(follower_prior=4, follower_copy_features=True), "follower_copy"):
+    with pytest.raises(ValueError, match=f"does nothing without T5Config.{needed}"):
+      EncoderDecoderModel(network.Transformer(_config(id_length=3, **option))).init(
+          jax.random.PRNGKey(0), 7, 5)
 
 
 def test_copy_mixture_by_hand():
@@ -293,17 +300,28 @@ def test_copy_mixture_by_hand():
   assert all(np.isfinite(np.asarray(x)).all() for x in grads)
 
 
-@pytest.mark.parametrize("per_level", [False, True])
-def test_follower_copy_mixes_the_hand_counted_followers_in(per_level):
+def test_copy_gate_features_by_hand():
+  per_source = jnp.asarray([[[0., 3, 0, 1], [2, 0, 0, 0]], [[0, 0, 0, 0], [0, 0, 0, 0]]])
+  mixed = network.weighted_counts(per_source, jnp.log(jnp.asarray([1.0, 0.5])))  # [0 3 0 1] + [1 0 0 0]
+  np.testing.assert_allclose(network.copy_gate_features(per_source, mixed),
+                             [[3 / 5, np.log(4), np.log(5), np.log(3)], [0, 0, 0, 0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("per_level,features", [(False, False), (True, False), (True, True)])
+def test_follower_copy_mixes_the_hand_counted_followers_in(per_level, features):
   """With the gate's state weights zeroed, each position's log-probabilities are the copy
   mixture of the model without the copy and the sources' counts by hand, at the learned
-  weights (the row's own pair left out in training), over the position's block if given."""
+  weights (the row's own pair left out in training), over the position's block if given;
+  with features, the gate also adds features[p] . (top share, log(1 + columns with a count),
+  log(1 + each source's total)), all by hand."""
   sources = 2
   model, params, tokens, sequences = _follower_model(follower_prior_sources=sources,
-                                                     follower_copy=True)
+                                                     follower_copy=True,
+                                                     follower_copy_features=features)
   params = {**params, "decoder": {**params["decoder"], "follower_copy_gate":
                                   jnp.zeros_like(params["decoder"]["follower_copy_gate"])}}
-  plain = network.Transformer(dataclasses.replace(model.config, follower_copy=False))
+  plain = network.Transformer(dataclasses.replace(model.config, follower_copy=False,
+                                                   follower_copy_features=False))
   plain_params = {**params, "decoder": {n: v for n, v in params["decoder"].items()
                                         if not n.startswith("follower_copy")}}
   decoder = {n: np.asarray(v) for n, v in params["decoder"].items()}
@@ -325,6 +343,12 @@ def test_follower_copy_mixes_the_hand_counted_followers_in(per_level):
       assert mixed.sum() > 0 and mixed[:start].sum() + mixed[start + size:].sum() == 0
       gate = decoder["follower_copy_bias"][p] + decoder["follower_copy_scale"][p] * np.log1p(
           mixed.sum())
+      if features:
+        own_counts = (n - own if leave else n)[:, start:start + size]
+        block = mixed[start:start + size]
+        by_hand = [block.max() / block.sum(), np.log1p((block > 0).sum()),
+                   *np.log1p(own_counts.sum(-1))]
+        gate = gate + decoder["follower_copy_features"][p] @ np.asarray(by_hand)
       expected = network.copy_mixture(jnp.asarray(before[None, p, start:start + size]),
                                       jnp.asarray(mixed[None, start:start + size]),
                                       jnp.asarray([gate]))[0]

@@ -106,6 +106,12 @@ class T5Config:
   # these log-probabilities, normalised over the loss's and the search's softmax (the
   # vocabulary, or a level's block: `level_blocks` in training, `logits_block` decoding).
   follower_copy: bool = False
+  # True (with follower_copy): the gate's logit also reads what the counts look like, per
+  # position at learned weights (from 0): the top column's share of the count, log(1 + the
+  # number of columns with a count), and log(1 + each source's own total count)
+  # (`copy_gate_features`), so that a last item with one dominant follower and a history
+  # whose only followers come from earlier items can be trusted differently.
+  follower_copy_features: bool = False
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 
 
@@ -337,6 +343,17 @@ def copy_mixture(logits: jax.Array, counts: jax.Array, gate_logit: jax.Array) ->
   log_keep = jnp.where(some, jax.nn.log_sigmoid(-gate_logit), 0.0)
   return jnp.logaddexp(log_keep[:, None] + jax.nn.log_softmax(logits, -1),
                        log_gate[:, None] + log_q)
+
+
+def copy_gate_features(per_source: jax.Array, mixed: jax.Array) -> jax.Array:
+  """The copy gate's features (T5Config.follower_copy_features) from one position's counts
+  per source [rows, sources, size] and their weighted sum [rows, size] -> [rows, 2 +
+  sources]: the top column's share of the weighted total (0 without counts), log(1 + the
+  number of columns with a count), and log(1 + each source's own total count)."""
+  total = mixed.sum(-1)
+  share = mixed.max(-1) / jnp.where(total > 0, total, 1.0)
+  columns = jnp.log1p((mixed > 0).sum(-1).astype(jnp.float32))
+  return jnp.concatenate([share[:, None], columns[:, None], jnp.log1p(per_source.sum(-1))], 1)
 
 
 def code_counts(tokens: jax.Array, weights: jax.Array, block: tuple[int, int]) -> jax.Array:
@@ -757,6 +774,11 @@ class Decoder(nn.Module):
       logits = jnp.dot(y.astype(jnp.float32), table.astype(jnp.float32).T) / math.sqrt(c.emb_dim)
     else:
       logits = Logits(c, name="logits_dense")(y, logits_block)
+    for option, needed in (("follower_copy", "follower_prior"),
+                           ("follower_prior_log_count", "follower_prior"),
+                           ("follower_copy_features", "follower_copy")):
+      if getattr(c, option) and not getattr(c, needed):
+        raise ValueError(f"T5Config.{option} does nothing without T5Config.{needed}: set both")
     if c.follower_prior:
       first, counts = self._follower_counts(memory, input_tokens, decoder_input_tokens, decode,
                                             decode_position, logits_block or (0, c.vocab_size),
@@ -857,7 +879,8 @@ class Decoder(nn.Module):
     ... (counts [rows, positions, sources, width] from `_follower_counts`) replaced by the copy
     mixture's log-probabilities (`copy_mixture`), over level_blocks[p]'s columns where given,
     else over all `width`; the gate's logit is y [rows, out_len, embed] . w + bias[p] +
-    scale[p] * log(1 + the weighted total count)."""
+    scale[p] * log(1 + the weighted total count) (+ features[p] . `copy_gate_features` with
+    T5Config.follower_copy_features)."""
     c = self.config
     n_pos = c.id_length
     w = self.param("follower_copy_gate", nn.with_logical_partitioning(
@@ -867,6 +890,10 @@ class Decoder(nn.Module):
     scale = self.param("follower_copy_scale", nn.with_logical_partitioning(
         nn.initializers.constant(0.1), (None,)), (n_pos,), jnp.float32)
     log_weights = self._source_log_weights("follower_copy_log_weights")
+    if c.follower_copy_features:
+      feature_weights = self.param("follower_copy_features", nn.with_logical_partitioning(
+          nn.initializers.zeros, (None, None)), (n_pos, 2 + c.follower_prior_sources),
+          jnp.float32)
     state = jnp.dot(y.astype(jnp.float32), w)  # [rows, out_len]
     out = []
     for i in range(logits.shape[1]):
@@ -874,10 +901,13 @@ class Decoder(nn.Module):
         out.append(logits[:, i])
         continue
       p = first + i
-      n = weighted_counts(counts[:, i], log_weights)
       start, size = level_blocks[p] if level_blocks is not None else (0, logits.shape[-1])
-      n = jax.lax.slice_in_dim(n, start, start + size, axis=1)
+      by_source = jax.lax.slice_in_dim(counts[:, i], start, start + size, axis=2)
+      n = weighted_counts(by_source, log_weights)
       gate = state[:, i] + bias[p] + scale[p] * jnp.log1p(n.sum(-1))
+      if c.follower_copy_features:
+        features = copy_gate_features(by_source, n)
+        gate = gate + features @ feature_weights[p]
       mixed = copy_mixture(jax.lax.slice_in_dim(logits[:, i], start, start + size, axis=1), n, gate)
       out.append(jax.lax.dynamic_update_slice_in_dim(logits[:, i], mixed, start, axis=1))
     return jnp.stack(out, 1)
