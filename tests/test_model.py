@@ -488,6 +488,36 @@ def test_learning_rate_schedules():
     TrainerConfig(optimizer="sgd")
 
 
+def test_absolute_step_params_step_their_zero_tables_by_the_learning_rate():
+  """The leaves named by a prefix get optax.adafactor's update without parameter scaling, the
+  others the default one: from zero, about lr against lr * 1e-3 (the RMS floor) a step."""
+  import optax
+  from tiger_jax import trainer as trainer_lib
+  from tiger_jax.errors import ConfigError
+  params = {"decoder": {"follower_prior": jnp.zeros((4, 8)), "kernel": jnp.zeros((4, 8))},
+            "follower_block": {"scale": jnp.zeros((3,))}}  # a prefix names leaves, not modules
+  grads = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(x.size), x.shape), params)
+  config = TrainerConfig(learning_rate=0.01, decay_start=10**6, grad_clip=0.0,
+                         absolute_step_params=["follower_"])  # a list, as the run's JSON has it
+  assert config.absolute_step_params == ("follower_",)
+  tx = trainer_lib.make_optimizer(config)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  reference = {"absolute": optax.adafactor(0.01, multiply_by_parameter_scale=False),
+               "scaled": optax.adafactor(0.01)}
+  for kind, (module, name) in (("absolute", ("decoder", "follower_prior")),
+                               ("scaled", ("decoder", "kernel")),
+                               ("scaled", ("follower_block", "scale"))):
+    g, p = grads[module][name], params[module][name]
+    want, _ = reference[kind].update(g, reference[kind].init(p), p)
+    np.testing.assert_allclose(updates[module][name], want, rtol=1e-6)
+    rms = float(jnp.sqrt(jnp.mean(updates[module][name] ** 2)))
+    assert (0.003 < rms <= 0.0100001) if kind == "absolute" else rms <= 1.001e-5, (kind, rms)
+  with pytest.raises(ConfigError, match=r"absolute_step_params=\('follower_',\) is an Adafactor"):
+    TrainerConfig(optimizer="adamw", absolute_step_params=("follower_",))
+  with pytest.raises(ConfigError, match="a tuple of name prefixes"):
+    TrainerConfig(absolute_step_params="follower_")
+
+
 def test_bfloat16_activations_track_float32():
   """The same parameters with bfloat16 activations give nearly the float32 logits."""
   model, params = _model()
@@ -740,6 +770,13 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
     # the update after 2 steps weighs the average by min(0.5, (1 + 2) / (10 + 2)) = 0.25
     np.testing.assert_allclose(e3, 0.25 * np.asarray(p2) + 0.75 * np.asarray(p3), rtol=1e-5,
                                atol=1e-6)
+  # Adafactor with absolute steps for some leaves: its partitioned state saves and resumes.
+  partial = TrainerConfig(checkpoint_every=2, eval_every=0, num_buckets=1,
+                          absolute_step_params=("scale",))  # the RMSNorm scales
+  trainer_lib.train(str(tmp_path / "c"), 2, 8, exp, partial)
+  _, at2 = experiment_lib.restore(exp, str(tmp_path / "c"))
+  assert "absolute" in at2.opt_state[-1].inner_states  # optax.multi_transform's
+  assert int(trainer_lib.train(str(tmp_path / "c"), 3, 8, exp, partial).step) == 3
 
 
 def test_a_fitted_prior_table_recovers_the_log_odds_of_its_buckets():

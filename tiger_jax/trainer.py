@@ -6,11 +6,12 @@ Library code with plain arguments; `train.py` binds it to gin and flags.
 from __future__ import annotations
 
 import contextlib
+import functools
 import dataclasses
 import logging
 import os
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import flax
 import flax.linen as nn
@@ -52,8 +53,21 @@ class TrainerConfig:
   # > 0: keep an exponential moving average of the parameters (Polyak averaging; see
   # ema_decay_at) and validate, keep best/ and evaluate with it. 0: off.
   ema_decay: float = 0.0
+  # Adafactor steps each parameter by lr times its own RMS (floored at 1e-3): a table
+  # initialised at zero (the follower prior's, the copy gate's feature weights) then moves
+  # about lr / 1000 a step. Parameters whose own name starts with one of these prefixes are
+  # stepped by lr itself instead (optax.adafactor's multiply_by_parameter_scale=False).
+  absolute_step_params: tuple[str, ...] = ()
 
   def __post_init__(self):
+    if isinstance(self.absolute_step_params, str):
+      raise ConfigError(f"TrainerConfig.absolute_step_params={self.absolute_step_params!r}: a "
+                        "tuple of name prefixes, e.g. ('follower_',)")
+    object.__setattr__(self, "absolute_step_params", tuple(self.absolute_step_params))  # JSON: list
+    if self.absolute_step_params and self.optimizer != "adafactor":
+      raise ConfigError(f"TrainerConfig.absolute_step_params={self.absolute_step_params!r} is an "
+                        f"Adafactor setting; TrainerConfig.optimizer={self.optimizer!r} has no "
+                        "parameter scaling: remove it")
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
@@ -136,10 +150,25 @@ def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
   return schedule
 
 
+def absolute_step_labels(params: Any, prefixes: Sequence[str]) -> Any:
+  """'absolute' for each leaf whose own name (its last key) starts with one of `prefixes`,
+  'scaled' for the others (TrainerConfig.absolute_step_params)."""
+  def label(path, _):
+    name = str(getattr(path[-1], "key", path[-1])) if path else ""
+    return "absolute" if name.startswith(tuple(prefixes)) else "scaled"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
 def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
   lr = learning_rate_schedule(config)
   if config.optimizer == "adafactor":
     opt = optax.adafactor(lr, weight_decay_rate=config.weight_decay or None)
+    if config.absolute_step_params:
+      absolute = optax.adafactor(lr, weight_decay_rate=config.weight_decay or None,
+                                 multiply_by_parameter_scale=False)
+      opt = optax.multi_transform(
+          {"scaled": opt, "absolute": absolute},
+          functools.partial(absolute_step_labels, prefixes=config.absolute_step_params))
   elif config.optimizer == "adamw":
     opt = optax.adamw(lr, weight_decay=config.weight_decay)
   else:
