@@ -110,7 +110,9 @@ class T5Config:
   # position at learned weights (from 0): the top column's share of the count, log(1 + the
   # number of columns with a count), and log(1 + each source's own total count)
   # (`copy_gate_features`), so that a last item with one dominant follower and a history
-  # whose only followers come from earlier items can be trusted differently.
+  # whose only followers come from earlier items can be trusted differently. Under
+  # Adafactor, train them with TrainerConfig.absolute_step_params = ('follower_',): by its
+  # parameter scale a weight initialised at zero moves about lr / 1000 a step.
   follower_copy_features: bool = False
   id_length: int = 4  # codes per item in the inputs; experiment() sets it from the IDs
 

@@ -6,8 +6,8 @@ Library code with plain arguments; `train.py` binds it to gin and flags.
 from __future__ import annotations
 
 import contextlib
-import functools
 import dataclasses
+import functools
 import logging
 import os
 import time
