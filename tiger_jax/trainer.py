@@ -162,12 +162,12 @@ def absolute_step_labels(params: Any, prefixes: Sequence[str]) -> Any:
 def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
   lr = learning_rate_schedule(config)
   if config.optimizer == "adafactor":
-    opt = optax.adafactor(lr, weight_decay_rate=config.weight_decay or None)
+    adafactor = functools.partial(optax.adafactor, lr,
+                                  weight_decay_rate=config.weight_decay or None)
+    opt = adafactor()
     if config.absolute_step_params:
-      absolute = optax.adafactor(lr, weight_decay_rate=config.weight_decay or None,
-                                 multiply_by_parameter_scale=False)
       opt = optax.multi_transform(
-          {"scaled": opt, "absolute": absolute},
+          {"scaled": opt, "absolute": adafactor(multiply_by_parameter_scale=False)},
           functools.partial(absolute_step_labels, prefixes=config.absolute_step_params))
   elif config.optimizer == "adamw":
     opt = optax.adamw(lr, weight_decay=config.weight_decay)
