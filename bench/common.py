@@ -1,4 +1,5 @@
-"""Helpers the benchmarks share: where the real data is, a prepared run, hardware line."""
+"""Helpers the benchmarks share: where the real data is, a prepared run, a finished run's ranked
+lists, the hardware line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import platform
 import tempfile
 
 import jax
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TIGER_SHARED_DATA", os.path.join(REPO, "..", "shared", "data", "amazon2014"))
@@ -77,6 +79,26 @@ def run_experiment(model_dir: str):
   from tiger_jax import configurables
   gin.parse_config_files_and_bindings([os.path.join(model_dir, "config.gin")], [])
   return configurables.experiment()
+
+
+def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray,
+                decode: bool = True) -> np.ndarray:
+  """TIGER's ranked lists [users, k] in user order, decoding the split unless they are saved
+  from the step the checkpoint names now (decode=False: an error line instead, for a second
+  run in a process that `run_experiment` has already configured)."""
+  from tiger_jax import evaluate, retrieval
+  name = evaluate.result_name(split, checkpoint=checkpoint)
+  path = os.path.join(model_dir, "results", f"{name}_ranked.npz")
+  if evaluate.saved_evaluation(model_dir, name, checkpoint) is None:
+    if not decode:
+      raise SystemExit(f"error: {model_dir}/results has no {name}_ranked.npz from its {checkpoint} "
+                       f"checkpoint; decode it first (bench/val_test_gap.py --model_dir={model_dir})")
+    evaluate.evaluate_checkpoint(run_experiment(model_dir), model_dir, split,
+                                 checkpoint=checkpoint)
+  try:
+    return retrieval.load_ranked(path, targets)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
 def write_table(run_dir: str, name: str, lines: list[str], results: dict) -> str:

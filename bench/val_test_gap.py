@@ -23,24 +23,9 @@ import os
 
 import numpy as np
 
-from common import run_experiment, write_table
+from common import tiger_lists, write_table
 
 KEYS = ("recall@10", "ndcg@10")
-
-
-def tiger_lists(model_dir: str, split: str, checkpoint: str, targets: np.ndarray) -> np.ndarray:
-  """TIGER's ranked lists [users, k] in user order, decoding the split unless they are saved
-  from the step the checkpoint names now."""
-  from tiger_jax import evaluate, retrieval
-  name = evaluate.result_name(split, checkpoint=checkpoint)
-  path = os.path.join(model_dir, "results", f"{name}_ranked.npz")
-  if evaluate.saved_evaluation(model_dir, name, checkpoint) is None:
-    evaluate.evaluate_checkpoint(run_experiment(model_dir), model_dir, split,
-                                 checkpoint=checkpoint)
-  try:
-    return retrieval.load_ranked(path, targets)
-  except ValueError as e:
-    raise SystemExit(f"error: {e}; remove them and rerun") from None
 
 
 def transition_pairs(train: list[np.ndarray], num_items: int) -> np.ndarray:

@@ -206,6 +206,30 @@ def test_metrics_match_hand_computed_values():
   assert metrics.seqio_retrieval_metric(list(targets), list(ranked)) == m
 
 
+def test_per_user_metrics_and_their_paired_difference_by_hand():
+  ranked = np.array([[5, 1, 2], [1, 2, 7], [1, 2, 3], [9, 8, 4]])
+  targets = np.array([5, 7, 11, 4])  # ranks 0, 2, absent, 2
+  np.testing.assert_array_equal(metrics.user_recall(ranked, targets, 2), [1, 0, 0, 0])
+  np.testing.assert_allclose(metrics.user_ndcg(ranked, targets, 3), [1, 0.5, 0, 0.5])
+  assert metrics.ndcg_at_k(ranked, targets, 3) == pytest.approx(0.5)
+  other = np.array([[1, 5, 2], [7, 1, 2], [11, 1, 2], [9, 8, 4]])  # ranks 1, 0, 0, 2
+  a, b = metrics.user_ndcg(ranked, targets, 3), metrics.user_ndcg(other, targets, 3)
+  d = metrics.paired_difference(a, b)
+  # By hand: a - b = [1 - 1/log2(3), -0.5, -1, 0].
+  diff = np.array([1 - 1 / np.log2(3), -0.5, -1.0, 0.0])
+  se = np.sqrt(((diff - diff.mean()) ** 2).sum() / 3) / 2
+  assert d["a"] == pytest.approx(0.5) and d["b"] == pytest.approx(b.mean())
+  assert d["difference"] == pytest.approx(diff.mean()) and d["se"] == pytest.approx(se)
+  assert (d["low"], d["high"]) == pytest.approx((diff.mean() - 1.96 * se, diff.mean() + 1.96 * se))
+  assert d["z"] == pytest.approx(diff.mean() / se)
+  # Pairing: a model against itself shifted by a constant has no spread, whatever the users'.
+  same = metrics.paired_difference(a + 0.5, a)  # exact in binary: no rounding spread
+  assert same["difference"] == 0.5 and same["se"] == 0.0
+  assert same["z"] == np.inf and metrics.paired_difference(a, a)["z"] == 0.0
+  with pytest.raises(ValueError, match="same n"):
+    metrics.paired_difference(a, b[:3])
+
+
 def test_without_history_drops_each_users_own_items_and_keeps_the_order():
   ranked = np.array([[4, 1, 7, 2, 9, 3],
                      [5, 6, 7, 8, 9, 0],

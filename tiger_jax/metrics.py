@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -17,16 +18,45 @@ def hit_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
   return np.where(hits.any(1), hits.argmax(1), -1)
 
 
+def user_recall(ranked: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+  """[n] 1.0 where the user's one held-out item is in their top k, else 0.0."""
+  return (hit_ranks(np.asarray(ranked)[:, :k], targets) >= 0).astype(np.float64)
+
+
+def user_ndcg(ranked: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+  """[n] 1 / log2(rank + 2) for a hit in the top k, else 0 (one relevant item, IDCG = 1)."""
+  r = hit_ranks(np.asarray(ranked)[:, :k], targets)
+  return np.where(r >= 0, 1.0 / np.log2(np.maximum(r, 0) + 2.0), 0.0)
+
+
 def recall_at_k(ranked: np.ndarray, targets: np.ndarray, k: int) -> float:
   """Share of users whose one held-out item is in their top k."""
-  r = hit_ranks(np.asarray(ranked)[:, :k], targets)
-  return float(np.mean(r >= 0)) if len(r) else 0.0
+  r = user_recall(ranked, targets, k)
+  return float(r.mean()) if len(r) else 0.0
 
 
 def ndcg_at_k(ranked: np.ndarray, targets: np.ndarray, k: int) -> float:
-  """1 / log2(rank + 2) for a hit in the top k, else 0; averaged (one relevant item, IDCG = 1)."""
-  r = hit_ranks(np.asarray(ranked)[:, :k], targets)
-  return float(np.mean(np.where(r >= 0, 1.0 / np.log2(np.maximum(r, 0) + 2.0), 0.0))) if len(r) else 0.0
+  """`user_ndcg` averaged over the users."""
+  r = user_ndcg(ranked, targets, k)
+  return float(r.mean()) if len(r) else 0.0
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, z: float = 1.96) -> dict[str, float]:
+  """Mean of a - b over the same users ([n] each, e.g. `user_ndcg` of two models), its
+  standard error std(a - b) / sqrt(n), the normal interval at `z` (1.96: 95%) and
+  difference / SE. Pairing cancels what the users share: which targets are easy."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+    raise ValueError(f"paired_difference needs two [n] arrays over the same n >= 2 users, "
+                     f"got shapes {a.shape} and {b.shape}")
+  d = a - b
+  mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+  if se > 0:
+    ratio = mean / se
+  else:  # every user differs by the same amount
+    ratio = math.copysign(math.inf, mean) if mean else 0.0
+  return {"a": float(a.mean()), "b": float(b.mean()), "difference": mean, "se": se,
+          "low": mean - z * se, "high": mean + z * se, "z": ratio}
 
 
 def retrieval_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS,
