@@ -47,7 +47,8 @@ def comparators(dataset, split: str, model_dir: str, against: list[str], checkpo
   lists["item-transition"] = baselines.item_transition(train, dataset.num_items, histories, k=K)
   lists[baselines.LAST_ITEMS_ROW] = last_items(train, dataset.num_items, histories, k=K)
   for run in against:
-    lists[f"TIGER {run}"] = tiger_lists(run, split, checkpoint, targets, decode=False)
+    lists[f"TIGER {os.path.basename(os.path.normpath(run))}"] = tiger_lists(
+        run, split, checkpoint, targets, decode=False)
   for name, ranked in lists.items():
     if len(ranked) != len(targets):
       raise SystemExit(f"error: {name}: {len(ranked)} ranked lists for {len(targets)} "
