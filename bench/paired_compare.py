@@ -20,7 +20,6 @@ training noise adds. Writes MODEL_DIR/results/paired_<split>.{md,json}.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 
 import numpy as np
@@ -34,18 +33,17 @@ def comparators(dataset, split: str, model_dir: str, against: list[str], checkpo
                 histories: list[np.ndarray], targets: np.ndarray) -> tuple[dict, list[str]]:
   """{name: ranked lists [users, >= K]} of every comparator on the split's users, in user
   order, and the lines saying which were left out."""
-  from tiger_jax import baselines, data as data_lib, io_utils
+  from tiger_jax import baselines, data as data_lib, io_utils, results
   train = data_lib.training_sequences(dataset)
-  last_items = functools.partial(baselines.item_transition,
-                                 source_weights=baselines.LAST_ITEMS_WEIGHTS)
   lists, notes = {}, []
-  sasrec = os.path.join(model_dir, "results", f"{split}_sasrec_ranked.npz")
+  sasrec = results.sasrec_ranked_path(model_dir, split)
   if io_utils.exists(sasrec):
     lists["SASRec"] = io_utils.load_arrays(sasrec)["ranked"]
   else:
     notes.append(f"SASRec left out: no {sasrec} (bench/reproduce_beauty.py writes it)")
   lists["item-transition"] = baselines.item_transition(train, dataset.num_items, histories, k=K)
-  lists[baselines.LAST_ITEMS_ROW] = last_items(train, dataset.num_items, histories, k=K)
+  lists[baselines.LAST_ITEMS_ROW] = baselines.item_transition_last_items(
+      train, dataset.num_items, histories, k=K)
   for run in against:
     lists[f"TIGER {os.path.basename(os.path.normpath(run))}"] = tiger_lists(
         run, split, checkpoint, targets, decode=False)
@@ -68,19 +66,19 @@ def main():
   for run in [args.model_dir, *against]:
     if not os.path.exists(os.path.join(run, "config.gin")):
       raise SystemExit(f"error: {run}: no config.gin; give a trained run")
-  from tiger_jax import data as data_lib, metrics, trainer
+  from tiger_jax import data as data_lib, evaluate, metrics, trainer
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   examples = list(data_lib.iter_examples(dataset, args.split))
   targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
   ours = tiger_lists(args.model_dir, args.split, args.checkpoint, targets)
   lists, notes = comparators(dataset, args.split, args.model_dir, against, args.checkpoint,
                              histories, targets)
-  per_user = {"recall@10": metrics.user_recall, "ndcg@10": metrics.user_ndcg}
+  per_user = {f"recall@{K}": metrics.user_recall, f"ndcg@{K}": metrics.user_ndcg}
   rows = {name: {m: metrics.paired_difference(fn(ours, targets, K), fn(ranked, targets, K))
                  for m, fn in per_user.items()} for name, ranked in lists.items()}
   step = trainer.checkpoint_step(args.model_dir, args.checkpoint)
   lines = [f"{dataset.name} {args.split}, all {len(targets):,} users: TIGER = {args.model_dir}, "
-           f"{args.checkpoint} checkpoint (step {step}), beam 20", *notes, "",
+           f"{args.checkpoint} checkpoint (step {step}), beam {evaluate.DEFAULT_BEAM}", *notes, "",
            "| TIGER against | metric | TIGER | other | TIGER - other | paired SE | 95% interval | z |",
            "|---|---|---|---|---|---|---|---|"]
   for name, r in rows.items():

@@ -60,7 +60,7 @@ def main():
   args = p.parse_args()
   if not os.path.exists(os.path.join(args.model_dir, "config.gin")):
     raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
-  from tiger_jax import baselines, data as data_lib
+  from tiger_jax import baselines, data as data_lib, evaluate
   dataset = data_lib.load(os.path.join(args.model_dir, "data"))
   train = data_lib.training_sequences(dataset)
   counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)
@@ -81,7 +81,7 @@ def main():
           **split_metrics(ranked_lists, targets, seen[split]),
           "top10_median_train_count": float(np.median(counts[ranked_lists[:, :10]]))}
   lines = [f"{dataset.name}: {args.model_dir}, checkpoint {args.checkpoint}; all "
-           f"{dataset.num_users:,} users, beam 20", "",
+           f"{dataset.num_users:,} users, beam {evaluate.DEFAULT_BEAM}", "",
            "| model | validation R@10 / N@10 | test R@10 / N@10 | test / validation | "
            "top-10 median training count, validation / test |", "|---|---|---|---|---|"]
   for name, r in rows.items():

@@ -72,6 +72,13 @@ def item_transition(train_sequences: Sequence[np.ndarray], num_items: int,
   return out
 
 
+def item_transition_last_items(train_sequences: Sequence[np.ndarray], num_items: int,
+                               histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
+  """`item_transition` over the last three history items at LAST_ITEMS_WEIGHTS: the
+  LAST_ITEMS_ROW floor."""
+  return item_transition(train_sequences, num_items, histories, k, LAST_ITEMS_WEIGHTS)
+
+
 def content_knn(item_vectors: np.ndarray, histories: Sequence[np.ndarray], k: int = 10,
                 batch_size: int = 1024) -> np.ndarray:
   """Items most similar (cosine) in content to the user's last item, itself excluded."""

@@ -13,7 +13,6 @@ Results: MODEL_DIR/results/test.json and results.md.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 
@@ -65,11 +64,9 @@ def run_pipeline(config: PipelineConfig) -> dict:
   histories = [e.history for e in examples]
   train_seqs = data_lib.training_sequences(dataset)
   excluded = histories if c.exclude_history else None
-  last_items = functools.partial(baselines.item_transition,
-                                 source_weights=baselines.LAST_ITEMS_WEIGHTS)
   for name, fn in (("most-popular", baselines.most_popular),
                    ("item-transition", baselines.item_transition),
-                   (baselines.LAST_ITEMS_ROW, last_items)):
+                   (baselines.LAST_ITEMS_ROW, baselines.item_transition_last_items)):
     rows[name] = metrics_lib.retrieval_metrics(
         fn(train_seqs, dataset.num_items, histories, k=RANKED_K), targets, histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
@@ -102,7 +99,7 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
   """SASRec (configured by gin's SASRecConfig) on the same split: its top RANKED_K items per
   user [users, RANKED_K] and its training seconds; saved, and reused when already run."""
   config = configurables.SASRecConfig()
-  ranked_path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec_ranked.npz")
+  ranked_path = results.sasrec_ranked_path(c.model_dir, c.split)
 
   def run() -> dict:
     t = time.time()

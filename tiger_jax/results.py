@@ -24,6 +24,11 @@ def reuse_or_run(path: str, config: dict, run: Callable[[], dict]) -> dict:
   return result
 
 
+def sasrec_ranked_path(model_dir: str, split: str) -> str:
+  """Where the pipeline keeps SASRec's ranked lists [users, k] of a split (user order)."""
+  return os.path.join(model_dir, "results", f"{split}_sasrec_ranked.npz")
+
+
 def train_seconds(model_dir: str) -> float:
   """Wall time of training, evaluation excluded, summed over resumed runs (the trainer's
   clock); for runs from before the clock, first to last TensorBoard event of each run."""
