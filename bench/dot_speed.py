@@ -5,7 +5,7 @@ r"""Why bfloat16 dots accumulate in float32 here: GFLOP/s of the paper model's m
   python bench/dot_speed.py --rows=20736 --training --torch   # beside PyTorch's float32 dots
   XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python bench/dot_speed.py ...   # Eigen
 
-float32, bf16 x bf16 -> bf16, and bf16 x bf16 -> f32 (`network.dot_general`) for the
+float32, bf16 x bf16 -> bf16, and bf16 x bf16 -> f32 (`network.precision.dot_general`) for the
 decoder's [rows, 128] x [128, 1024] MLP dot at beam-search size (5,120 rows) and the
 others of a decode step. XLA:CPU runs only the last on AMX/AVX512-BF16 units.
 --training adds the two backward forms of each dot as a training step runs them:
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from common import hardware
-from tiger_jax import network
+from tiger_jax.network import precision
 
 SHAPES = ((128, 1024), (1024, 128), (128, 384))  # [in, out]: MLP in/out, q/k/v
 
@@ -71,7 +71,7 @@ def main():
   variants = {
       "float32": (jnp.float32, lambda x, w: x @ w),
       "bf16 -> bf16": (jnp.bfloat16, lambda x, w: x @ w),
-      "bf16 -> f32 accumulate": (jnp.bfloat16, network.matmul),
+      "bf16 -> f32 accumulate": (jnp.bfloat16, precision.matmul),
   }
   columns = list(variants) + (["PyTorch float32"] if args.torch else [])
   print(hardware())

@@ -8,7 +8,7 @@ Times the paper-size model's jitted training step on random tokens of one shape
 each remove one cost: float32 vs bfloat16 activations, dropout on and off, and
 the forward pass alone; and, in the same run, the step with the dropout masks
 drawn as before (`jax.random.bits`), so the change is measured before and after,
-and the item-level-input model variant (`T5Config.item_inputs`: 1 + 8 encoder
+and the item-level-input model variant (`ItemInputsConfig`: 1 + 8 encoder
 positions for the same 33 tokens). FLOPs are XLA's own count of the compiled step
 (`cost_analysis`) beside an analytic count of the matmuls
 (`analytic_flops`), so GFLOP/s can be set against `bench/dot_speed.py`.
@@ -35,6 +35,7 @@ jax.config.update("jax_default_prng_impl", "rbg")  # as the training CLI does
 
 from common import hardware
 from tiger_jax import models, network, partitioning
+from tiger_jax.network import hashing
 from tiger_jax.trainer import Trainer, TrainerConfig
 
 TARGET_LEN = 5
@@ -152,11 +153,11 @@ def main():
     if args.only not in name:
       continue
     c = network.T5Config(**{**config.__dict__, "dtype": dtype, "dropout_rate": rate,
-                            "item_inputs": item_inputs})
+                            "item_inputs": network.ItemInputsConfig() if item_inputs else None})
     model = models.EncoderDecoderModel(network.Transformer(c))
     trainer = Trainer(model, TrainerConfig(), mesh, lengths)
-    hashed = network.dropout_keep
-    network.dropout_keep = random_bits_keep if "(before)" in name else hashed
+    hashed = hashing.dropout_keep
+    hashing.dropout_keep = random_bits_keep if "(before)" in name else hashed
     try:
       secs, flops = time_step(trainer, batch, args.repeats, fwd)
       print(f"| {name} | {secs * 1e3:.0f} | {args.batch_size / secs:.1f} | {flops / 1e9:.1f} | "
@@ -165,7 +166,7 @@ def main():
         traces[name] = trace_by_kind(trainer, batch,
                                      os.path.join(args.trace_dir, re.sub(r"\W+", "_", name)))
     finally:
-      network.dropout_keep = hashed
+      hashing.dropout_keep = hashed
   ana = analytic_flops(config, args.batch_size, args.input_len, TARGET_LEN, args.vocab)
   for name, kinds in traces.items():
     total = sum(ms for _, ms, _ in kinds)

@@ -12,7 +12,7 @@ round after round, on identical batch shapes:
 - training, like for like: plain padding to 81 input tokens, float32 activations;
 - training, best config against best config: ours with length buckets and bfloat16
   activations (float32 accumulation) against HF with the same length buckets in float32,
-  and the same with our item-level encoder inputs (`T5Config.item_inputs`: a model
+  and the same with our item-level encoder inputs (`ItemInputsConfig`: a model
   variant, one encoder position per history item) against the same HF run; and both of
   ours against HF in bfloat16 autocast (`torch.autocast`), what a PyTorch user with AMX
   or AVX512-BF16 units would try;
@@ -124,7 +124,8 @@ def main():
     if args.only not in name:
       continue
     model_ = dataclasses.replace(exp.model, module=network.Transformer(
-        dataclasses.replace(c, dtype=dtype, item_inputs=item_inputs)))
+        dataclasses.replace(c, dtype=dtype,
+                            item_inputs=network.ItemInputsConfig() if item_inputs else None)))
     trainer = Trainer(model_, TrainerConfig(num_buckets=buckets), exp.mesh, exp.feature_lengths)
     state = trainer.init_state()
     stream = input_pipeline.train_batches(exp.task, exp.feature_lengths, args.batch_size, seed=0,

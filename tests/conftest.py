@@ -53,6 +53,22 @@ TINY_MODEL = dict(emb_dim=16, num_heads=2, head_dim=8, mlp_dim=32, num_encoder_l
                   num_decoder_layers=1, dropout_rate=0.0)
 
 
+def small_config(vocab=50, **kw):
+  """A 2+2-layer T5Config of TINY_MODEL's sizes; kw: any T5Config field (mechanisms too)."""
+  from tiger_jax import network
+  return network.T5Config(vocab_size=vocab, **{**TINY_MODEL, "num_encoder_layers": 2,
+                                               "num_decoder_layers": 2, **kw})
+
+
+def small_model(vocab=50, **kw):
+  """(model, params) of `small_config`, initialised for inputs of 7 and targets of 5."""
+  import jax
+  from tiger_jax import network
+  from tiger_jax.models import EncoderDecoderModel, unbox
+  model = EncoderDecoderModel(network.Transformer(small_config(vocab, **kw)))
+  return model, unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
   """A small synthetic run: prepared data + TFDS + Semantic IDs (RQ-KMeans, fast)."""

@@ -15,7 +15,8 @@ from tiger_jax.trainer import Trainer, TrainerConfig  # noqa: E402
 assert jax.device_count() == 8, jax.devices()
 config = network.T5Config(vocab_size=64, emb_dim=16, num_heads=4, head_dim=8, mlp_dim=32,
                           num_encoder_layers=2, num_decoder_layers=2, dropout_rate=0.0,
-                          recency_positions=3)  # 3 rows: replicated, not split over 'model'
+                          item_inputs=network.ItemInputsConfig(item_level=False, recency_positions=3))
+# recency: 3 rows, replicated, not split over 'model'
 model = EncoderDecoderModel(network.Transformer(config))
 lengths = {"inputs": 12, "targets": 5}
 mesh = partitioning.make_mesh(4, 2)

@@ -124,15 +124,15 @@ def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
           "gin.parse_config_files_and_bindings([path], [])\n"
           "batch = gin.query_parameter('%BATCH_SIZE')\n"
           "gin.clear_config()\n"
-          "sweep = cli.find_gin_file('gin_configs/sweeps/beauty_item_inputs_per_level.gin')\n"
-          "gin.parse_config_files_and_bindings([sweep], [])  # includes two levels deep\n"
-          "print(tiger_jax.__file__, path, batch, sweep,\n"
-          "      gin.query_parameter('T5Config.item_inputs'), gin.query_parameter('%TRAIN_STEPS'))")
+          "recipe = cli.find_gin_file('gin_configs/recipes/beauty_best.gin')\n"
+          "gin.parse_config_files_and_bindings([recipe], [])  # includes two levels deep\n"
+          "print(tiger_jax.__file__, path, batch, recipe,\n"
+          "      gin.query_parameter('FollowerConfig.sources'), gin.query_parameter('%TRAIN_STEPS'))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")},
                        timeout=120).stdout.split()
   site = str(tmp_path / "site")
   assert out[0].startswith(site) and out[1] == f"{site}/tiger_jax/gin_configs/main_synthetic.gin"
   assert out[2] == "128"  # main_synthetic.gin's, over base.gin's include
-  assert out[3] == f"{site}/tiger_jax/gin_configs/sweeps/beauty_item_inputs_per_level.gin"
-  assert out[4:] == ["True", "2000"]  # the sweep's, and reproduce_beauty_cpu.gin's below it
+  assert out[3] == f"{site}/tiger_jax/gin_configs/recipes/beauty_best.gin"
+  assert out[4:] == ["3", "3000"]  # the recipe's

@@ -8,6 +8,9 @@ import pytest
 from conftest import TINY_MODEL
 from tiger_jax import baselines, decoding, metrics, network
 from tiger_jax.models import EncoderDecoderModel, unbox
+from tiger_jax.network import followers
+from tiger_jax.network.followers import FollowerConfig
+from tiger_jax.network.transition import TransitionConfig
 from tiger_jax.semantic_ids import make_unique
 from tiger_jax.tokens import TokenLayout
 
@@ -18,10 +21,10 @@ def _setup(num_items=20, seed=0, **config):
   layout = TokenLayout.for_ids(ids, codebook_size=3, num_user_buckets=5)
   cfg = network.T5Config(vocab_size=layout.vocab_size, **{**TINY_MODEL, **config})
   memory = None
-  if cfg.follower_prior:  # followers from random sequences, a random bias table
+  if cfg.followers:  # followers from random sequences, a random bias table
     sequences = [rng.integers(0, len(ids), 12) for _ in range(30)]
-    memory = network.follower_memory(layout.item_tokens(ids),
-                                     *baselines.followers(sequences, len(ids), cfg.follower_prior))
+    memory = followers.memory_variables(followers.follower_memory(
+        layout.item_tokens(ids), *baselines.followers(sequences, len(ids), cfg.followers.count)))
   model = EncoderDecoderModel(network.Transformer(cfg), memory=memory)
   params = unbox(model.init(jax.random.PRNGKey(seed), 9, 4))["params"]
   for k, name in enumerate(n for n in params["decoder"] if n.startswith("follower_")):
@@ -52,30 +55,22 @@ def test_trie_children_by_hand():
 
 
 # transition: the decoder's hashed (last item, prefix) embedding, whose chain states the
-# search reorders with their beams; follower_prior: the followers each beam still matches,
+# search reorders with their beams; followers: the followers each beam still matches,
 # reordered likewise (the inputs' last items are real items, so that they have followers);
-# follower_copy: the copy mixture, over each level's block as the search scores it.
-@pytest.mark.parametrize("block_softmax,config", [(True, {}), (False, {}),
-                                                  (True, dict(transition_buckets=256)),
-                                                  (True, dict(follower_prior=6)),
-                                                  (False, dict(follower_prior=6)),
-                                                  (True, dict(follower_prior=6,
-                                                              follower_prior_share_buckets=4)),
-                                                  (True, dict(follower_prior=6,
-                                                              follower_prior_sources=2)),
-                                                  (True, dict(follower_prior=6,
-                                                              follower_prior_sources=2,
-                                                              follower_copy=True)),
-                                                  (False, dict(follower_prior=6,
-                                                               follower_copy=True)),
-                                                  (True, dict(follower_prior=6,
-                                                              follower_prior_sources=2,
-                                                              follower_copy=True,
-                                                              follower_copy_features=True))])
+# copy: the copy mixture, over each level's block as the search scores it.
+F = FollowerConfig
+@pytest.mark.parametrize("block_softmax,config", [
+    (True, {}), (False, {}), (True, dict(transition=TransitionConfig(buckets=256))),
+    (True, dict(followers=F(count=6))), (False, dict(followers=F(count=6))),
+    (True, dict(followers=F(count=6, share_buckets=4))),
+    (True, dict(followers=F(count=6, sources=2))),
+    (True, dict(followers=F(count=6, sources=2, copy=True))),
+    (False, dict(followers=F(count=6, copy=True))),
+    (True, dict(followers=F(count=6, sources=2, copy=True, copy_features=True)))])
 def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
   ids, layout, model, params = _setup(**config)
   x = jax.random.randint(jax.random.PRNGKey(1), (3, 9), 2, layout.vocab_size)
-  if "follower_prior" in config:
+  if "followers" in config:
     x = x.at[:, 1:].set(jnp.asarray(layout.item_tokens(ids[[[0, 1], [2, 3], [4, 4]]])).reshape(3, 8))
   beams = len(ids) + 3
   codes, scores, items = _search(model, params, layout, x, beams, decoding.Trie.build(ids),

@@ -9,7 +9,7 @@ import re
 import shlex
 import sys
 import tokenize
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import gin
 from absl import app, flags, logging
@@ -19,6 +19,8 @@ from tiger_jax.errors import ConfigError
 
 flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also accepted as --gin.NAME=VALUE).")
+flags.DEFINE_bool("verbose", False, "On an unexpected error, print the full traceback (it is "
+                  "always written to a file, named in the error line).")
 flags.DEFINE_enum("prng_impl", "rbg", ["threefry2x32", "rbg", "unsafe_rbg"],
                   "JAX PRNG. 'rbg' makes dropout masks ~1.6x cheaper than threefry on CPU.")
 FLAGS = flags.FLAGS
@@ -99,6 +101,98 @@ def check_positive_macros(names: Sequence[str] = POSITIVE_MACROS) -> None:
                        f"(set it with --gin.{name}=N)")
 
 
+def _references(value, seen_macros: set[str]) -> Iterator[str]:
+  """The configurables (selectors) a bound value refers to, through macros and containers."""
+  from gin import config as gin_config
+  if isinstance(value, gin_config.ConfigurableReference):
+    if value.configurable.selector == "gin.macro":
+      name = value.scoped_selector.rpartition("/")[0]
+      if name not in seen_macros:
+        seen_macros.add(name)
+        macro = gin_config._CONFIG.get((name, "gin.macro"), {})  # pylint: disable=protected-access
+        yield from _references(macro.get("value"), seen_macros)
+    else:
+      yield value.configurable.selector
+  elif isinstance(value, (list, tuple, set)):
+    for v in value:
+      yield from _references(v, seen_macros)
+  elif isinstance(value, dict):
+    for v in value.values():
+      yield from _references(v, seen_macros)
+
+
+def called_configurables(calls: Sequence[str]) -> set[str]:
+  """The selectors of `calls` (the configurables a binary calls itself) and of every
+  configurable their bindings refer to, transitively (`@T5Config()` in experiment's, ...)."""
+  from gin import config as gin_config
+  registry = gin_config._REGISTRY  # pylint: disable=protected-access
+  todo = [registry.get_match(name).selector for name in calls]
+  reached: set[str] = set()
+  while todo:
+    selector = todo.pop()
+    if selector in reached:
+      continue
+    reached.add(selector)
+    for (_, bound), params in gin_config._CONFIG.items():  # pylint: disable=protected-access
+      if bound == selector:
+        for value in params.values():
+          todo.extend(_references(value, set()))
+  return reached
+
+
+def check_binding_targets(bindings: Sequence[str], calls: Sequence[str]) -> None:
+  """Stops on a `--gin.Name.param=...` binding of a configurable that this command never calls
+  (say FollowerConfig.count while T5Config.followers is None): gin would accept it and the
+  run would silently ignore it."""
+  from gin import config as gin_config
+  registry = gin_config._REGISTRY  # pylint: disable=protected-access
+  reached = called_configurables(calls)
+  for binding in bindings:
+    name = binding.partition("=")[0].strip()
+    target = name.rpartition(".")[0].rpartition("/")[-1]
+    if not target or "." not in name:
+      continue  # a macro: check_macro_bindings
+    match = registry.get_match(target)
+    if match is not None and match.selector not in reached:
+      refs = ", ".join(sorted(s.rpartition(".")[-1] for s in reached))
+      raise SystemExit(f"error: --gin.{binding}: this command never calls {target} with this "
+                       f"config (it calls {refs}); switch it on first (e.g. "
+                       f"T5Config.followers = @FollowerConfig() for FollowerConfig) or drop "
+                       "the binding")
+
+
+def _report_crash(error: BaseException) -> None:
+  """One error line naming the file that holds the full traceback (--verbose: print it too)."""
+  import tempfile
+  import traceback
+  text = "".join(traceback.format_exception(error))
+  try:
+    model_dir = gin.query_parameter("%MODEL_DIR")
+  except ValueError:
+    model_dir = None
+  try:
+    if model_dir and jax_process_index() == 0:
+      from tiger_jax.run_dir import RunDir
+      os.makedirs(RunDir(model_dir).logs, exist_ok=True)
+      path = os.path.join(RunDir(model_dir).logs, f"traceback-{os.getpid()}.txt")
+    else:
+      path = tempfile.mkstemp(prefix="tiger_jax_traceback_", suffix=".txt")[1]
+    with open(path, "w") as f:
+      f.write(text)
+  except OSError:
+    path = None
+  if FLAGS.verbose:
+    sys.stderr.write(text)
+  where = f"full traceback in {path}" if path else "no traceback file could be written"
+  first = (str(error).strip().splitlines() or [""])[0][:300]
+  raise SystemExit(f"error: {type(error).__name__}: {first} ({where}; --verbose prints it)")
+
+
+def jax_process_index() -> int:
+  import jax
+  return jax.process_index()
+
+
 class _QuietLibraries(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
     if record.pathname.endswith(os.path.join("gin", "resource_reader.py")):
@@ -106,8 +200,12 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or not any(q in record.pathname for q in _QUIET)
 
 
-def run(main: Callable[[], None]) -> None:
-  """Parses absl flags and gin (files, --gin_bindings and --gin.X=V), then calls main()."""
+def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
+  """Parses absl flags and gin (files, --gin_bindings and --gin.X=V), then calls main().
+
+  calls: the configurables main() calls itself (its gin names); a --gin binding of any other
+  configurable, not reached from these through the config's references, is an error. An
+  exception main() does not expect ends in one `error:` line and a traceback file."""
   argv, extra = split_gin_args(sys.argv)
 
   def _main(_):
@@ -131,10 +229,14 @@ def run(main: Callable[[], None]) -> None:
       raise SystemExit(f"error: gin: {e.args[0]} in {', '.join(FLAGS.gin_file) or 'no file'} or "
                        "the --gin bindings; close the bracket or string") from None
     check_macro_bindings(bindings)
+    if calls is not None:
+      check_binding_targets(bindings, calls)
     check_positive_macros()
     try:
       main()
     except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
       raise SystemExit(f"error: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # pylint: disable=broad-except
+      _report_crash(e)
 
   app.run(_main, argv=argv)

@@ -3,7 +3,8 @@
 Library code takes plain dataclasses and arguments; only the binaries
 (`main.py`, `train.py`, `evaluate.py`, `semantic_ids/__main__.py`) build them
 through these names. Gin files bind `experiment`, `train`, `pipeline`,
-`T5Config`, `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
+`T5Config` (and its mechanisms' `ItemInputsConfig`, `TransitionConfig`,
+`FollowerConfig`), `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
 `SyntheticConfig` (the embedded catalog's size) and the macros of gin_configs/base.gin.
 """
 
@@ -16,11 +17,15 @@ from tiger_jax import trainer
 from tiger_jax.data import synthetic
 from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.semantic_ids import methods, rqvae
+from tiger_jax.run_dir import RunDir
 
 experiment = gin.external_configurable(experiment_lib.experiment, "experiment")
 train = gin.external_configurable(trainer.train, "train")
 PipelineConfig = gin.external_configurable(pipeline_config.PipelineConfig, "pipeline")
 T5Config = gin.external_configurable(network.T5Config, "T5Config")
+ItemInputsConfig = gin.external_configurable(network.ItemInputsConfig, "ItemInputsConfig")
+TransitionConfig = gin.external_configurable(network.TransitionConfig, "TransitionConfig")
+FollowerConfig = gin.external_configurable(network.FollowerConfig, "FollowerConfig")
 TrainerConfig = gin.external_configurable(trainer.TrainerConfig, "TrainerConfig")
 SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
 RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
@@ -51,5 +56,5 @@ def write_config(model_dir: str) -> None:
   if jax.process_index():
     return
   io_utils.makedirs(model_dir)
-  with io_utils.atomic_open(os.path.join(model_dir, "config.gin")) as f:
+  with io_utils.atomic_open(RunDir(model_dir).config_gin) as f:
     f.write(gin.config_str())

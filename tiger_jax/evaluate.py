@@ -25,6 +25,7 @@ import tasks
 from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
 from tiger_jax import metrics as metrics_lib, retrieval, trainer as trainer_lib
 from tiger_jax.retrieval import DEFAULT_BEAM
+from tiger_jax.run_dir import RunDir
 
 
 def protocol_suffix(exclude_history: bool) -> str:
@@ -114,9 +115,8 @@ def saved_evaluation(model_dir: str, name: str, checkpoint: str) -> dict | None:
   """MODEL_DIR/results/<name>.json (with its <name>_ranked.npz beside it) when it was decoded
   from the step that `checkpoint` ('latest', 'best') names now; None when it is missing or
   stale (the run has trained on, or validation picked another step, since)."""
-  path = os.path.join(model_dir, "results", f"{name}.json")
-  if not (io_utils.exists(path) and io_utils.exists(
-      os.path.join(model_dir, "results", f"{name}_ranked.npz"))):
+  path = RunDir(model_dir).result(name)
+  if not (io_utils.exists(path) and io_utils.exists(RunDir(model_dir).ranked(name))):
     return None
   saved = io_utils.read_json(path)
   current = trainer_lib.checkpoint_step(model_dir, checkpoint)
@@ -151,8 +151,8 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
                 dtype=retriever.model.config.dtype, exclude_history=exclude_history,
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
   name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)
-  io_utils.write_json(os.path.join(model_dir, "results", f"{name}.json"), result)
-  io_utils.write_npz(os.path.join(model_dir, "results", f"{name}_ranked.npz"), **ranked)
+  io_utils.write_json(RunDir(model_dir).result(name), result)
+  io_utils.write_npz(RunDir(model_dir).ranked(name), **ranked)
   return result
 
 
@@ -194,4 +194,4 @@ if __name__ == "__main__":
                       "(default: the model's).")
   flags.DEFINE_enum("checkpoint", "latest", list(experiment_lib.CHECKPOINTS),
                     "latest, or best: the checkpoint that scored best on validation.")
-  cli.run(main)
+  cli.run(main, calls=("experiment",))

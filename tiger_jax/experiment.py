@@ -18,10 +18,12 @@ import numpy as np
 
 import tasks
 from tiger_jax import baselines, io_utils, network, partitioning
+from tiger_jax.network import followers
 from tiger_jax import data as data_lib
 from tiger_jax.data import DataError
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.trainer import Checkpoints, Trainer, TrainState, saved_trainer_config
+from tiger_jax.run_dir import RunDir
 
 
 @dataclasses.dataclass
@@ -43,8 +45,7 @@ def run_dirs(model_dir: str | None, data_dir: str | None,
   if model_dir is None and (data_dir is None or semantic_id_dir is None):
     raise DataError("no MODEL_DIR and no DATA_DIR / SEMANTIC_ID_DIR: set --gin.MODEL_DIR "
                     "(its data/ and semantic_ids/ are used) or both folders")
-  return (data_dir or os.path.join(model_dir, "data"),
-          semantic_id_dir or os.path.join(model_dir, "semantic_ids"))
+  return (data_dir or RunDir(model_dir).data, semantic_id_dir or RunDir(model_dir).semantic_ids)
 
 
 def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int] | None = None,
@@ -77,15 +78,15 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
 
 
 def follower_memory(data_dir: str, item_tokens: np.ndarray,
-                    config: network.T5Config) -> dict[str, jax.Array] | None:
-  """The follower prior's counts (T5Config.follower_prior) from the run's training sequences
-  (validation and test items left out); None when the model has no such prior."""
-  if not config.follower_prior:
+                    config: network.T5Config) -> dict[str, Any] | None:
+  """The model's 'memory' collection: the followers' counts (T5Config.followers) from the
+  run's training sequences (validation and test items left out); None without followers."""
+  if config.followers is None:
     return None
   dataset = data_lib.load(data_dir)
   items, counts = baselines.followers(data_lib.training_sequences(dataset), dataset.num_items,
-                                      config.follower_prior)
-  return network.follower_memory(item_tokens, items, counts)
+                                      config.followers.count)
+  return followers.memory_variables(followers.follower_memory(item_tokens, items, counts))
 
 
 CHECKPOINTS = ("latest", "best")

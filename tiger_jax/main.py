@@ -26,6 +26,7 @@ from tiger_jax.cold_start import cold_start_rows
 from tiger_jax.data.prepare import prepare
 from tiger_jax.pipeline_config import PipelineConfig
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
+from tiger_jax.run_dir import RunDir
 
 DEFAULT_GIN = "gin_configs/main_synthetic.gin"
 
@@ -76,14 +77,13 @@ def run_pipeline(config: PipelineConfig) -> dict:
   if dataset.cold_items is not None and len(dataset.cold_items):
     name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
                                     exclude_history=c.exclude_history)
-    rows.update(cold_start_rows(dataset, os.path.join(c.model_dir, "results", f"{name}_ranked.npz"),
+    rows.update(cold_start_rows(dataset, RunDir(c.model_dir).ranked(name),
                                 data_dir, targets, histories, c.cold_start_epsilon, exp.ids,
                                 c.cold_start_prefix_len, c.exclude_history))
   protocol = evaluate_lib.protocol_suffix(c.exclude_history)
   table = results.results_table(rows, dataset.name, c.split, c.exclude_history)
-  io_utils.write_json(os.path.join(c.model_dir, "results", f"{c.split}{protocol}_baselines.json"),
-                      rows)
-  with io_utils.atomic_open(os.path.join(c.model_dir, "results", f"results{protocol}.md")) as f:
+  io_utils.write_json(RunDir(c.model_dir).result(f"{c.split}{protocol}_baselines"), rows)
+  with io_utils.atomic_open(RunDir(c.model_dir).result(f"results{protocol}", ".md")) as f:
     f.write(table)
   print(table)
   print(f"pipeline finished in {time.time() - t0:.0f}s; results in {c.model_dir}/results/")
@@ -112,7 +112,7 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
 
   key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
          "train_sequences": len(train_seqs), "k": RANKED_K}
-  path = os.path.join(c.model_dir, "results", f"{c.split}_sasrec.json")
+  path = RunDir(c.model_dir).result(f"{c.split}_sasrec")
   if not io_utils.exists(ranked_path) and io_utils.exists(path):
     io_utils.remove(path)  # a result without its lists: train again
   seconds = results.reuse_or_run(path, key, run)["train_seconds"]
@@ -127,4 +127,5 @@ if __name__ == "__main__":
   import sys
   if not any(a.startswith("--gin_file") for a in sys.argv[1:]):
     sys.argv.insert(1, f"--gin_file={DEFAULT_GIN}")
-  cli.run(main)
+  cli.run(main, calls=("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig", "RQVAEConfig",
+                   "experiment", "train", "SASRecConfig"))

@@ -32,8 +32,8 @@ class EncoderDecoderModel:
   # decodes; the eos after the last level is not trained. None: one softmax over the
   # whole vocabulary at every position (the paper's).
   level_blocks: tuple[tuple[int, int], ...] | None = None
-  # Data the module reads besides its parameters: the follower prior's counts
-  # (`network.follower_memory`, T5Config.follower_prior), built from the training sequences.
+  # Data the module reads besides its parameters, its 'memory' variable collection (the
+  # followers' counts: `network.followers.memory_variables`), built from the training sequences.
   memory: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
   @property
@@ -45,22 +45,23 @@ class EncoderDecoderModel:
     return dataclasses.replace(self, module=network.Transformer(
         dataclasses.replace(self.config, dtype=dtype)))
 
+  def variables(self, params: Any, **collections: Any) -> dict[str, Any]:
+    """What `module.apply` takes: the parameters, the memory (if any) and `collections`."""
+    return {"params": params, **({"memory": self.memory} if self.memory else {}), **collections}
+
   def init(self, rng: jax.Array, input_len: int, target_len: int) -> Any:
     """Variables (boxed with logical axis names) for the given feature lengths."""
     x = jnp.ones((1, input_len), jnp.int32)
     y = jnp.ones((1, target_len), jnp.int32)
-    return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True,
-                            memory=self.memory)
+    return self.module.init({"params": rng, "dropout": rng}, x, y, deterministic=True)
 
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, dict]:
     """Token cross-entropy over non-pad targets (over each level's block with
     level_blocks); returns (loss, metrics)."""
     targets = batch["targets"]
     logits = self.module.apply(
-        {"params": params}, batch["inputs"], shift_right(targets),
-        deterministic=dropout_rng is None, memory=self.memory,
-        leave_out_targets=dropout_rng is not None,  # training: a row's own pair is no evidence
-        level_blocks=self.level_blocks,
+        self.variables(params), batch["inputs"], shift_right(targets),
+        deterministic=dropout_rng is None, level_blocks=self.level_blocks,
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
     xent, log_z, correct = self._token_losses(logits, targets)
     weights = (targets[:, :xent.shape[1]] > 0).astype(jnp.float32)
@@ -87,7 +88,7 @@ class EncoderDecoderModel:
             logits.argmax(-1) == targets)
 
   def encode(self, params: Any, inputs: jax.Array) -> jax.Array:
-    return self.module.apply({"params": params}, inputs, method=network.Transformer.encode)
+    return self.module.apply(self.variables(params), inputs, method=network.Transformer.encode)
 
   def init_cache(self, params: Any, encoded: jax.Array, inputs: jax.Array) -> Any:
     """A decode cache: the encoder's keys/values, [batch, heads, enc_len, kv], computed once.
@@ -95,12 +96,11 @@ class EncoderDecoderModel:
     Each decode step adds its position's self-attention keys/values. The cache
     serves any number of hypotheses per input row: a step may decode batch * G rows
     (G per input row, consecutive); position 0 may be decoded once per input row
-    and then shared by that row's hypotheses (see `network.MultiHeadAttention`).
+    and then shared by that row's hypotheses (see `network.t5.MultiHeadAttention`).
     """
     dummy = jnp.zeros((inputs.shape[0], 1), jnp.int32)
-    return self.module.apply({"params": params}, encoded, inputs, dummy, decode=True,
-                             memory=self.memory, method=network.Transformer.decode,
-                             mutable=["cache"])[1]["cache"]
+    return self.module.apply(self.variables(params), encoded, inputs, dummy, decode=True,
+                             method=network.Transformer.decode, mutable=["cache"])[1]["cache"]
 
   def decode_step(self, params: Any, cache: Any, encoded: jax.Array, inputs: jax.Array,
                   token: jax.Array, position: int,
@@ -112,9 +112,8 @@ class EncoderDecoderModel:
     only those vocabulary columns: [rows, size].
     """
     logits, variables = self.module.apply(
-        {"params": params, "cache": cache}, encoded, inputs, token[:, None], decode=True,
-        decode_position=position, logits_block=block, memory=self.memory,
-        method=network.Transformer.decode,
+        self.variables(params, cache=cache), encoded, inputs, token[:, None], decode=True,
+        decode_position=position, logits_block=block, method=network.Transformer.decode,
         mutable=["cache"])
     return logits[:, 0], variables["cache"]
 
@@ -125,8 +124,8 @@ class EncoderDecoderModel:
     With `blocks` [(start, size) per target position], position l is scored by
     the softmax over its block only, as the block-softmax beam search does.
     """
-    logits = self.module.apply({"params": params}, inputs, shift_right(targets),
-                               memory=self.memory, level_blocks=blocks)
+    logits = self.module.apply(self.variables(params), inputs, shift_right(targets),
+                               level_blocks=blocks)
     if blocks is None:
       logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
     else:

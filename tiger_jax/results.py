@@ -9,6 +9,7 @@ from absl import logging
 
 from tiger_jax import io_utils, trainer
 from tiger_jax.metrics import METRIC_NAMES
+from tiger_jax.run_dir import RunDir
 
 
 def reuse_or_run(path: str, config: dict, run: Callable[[], dict]) -> dict:
@@ -26,7 +27,7 @@ def reuse_or_run(path: str, config: dict, run: Callable[[], dict]) -> dict:
 
 def sasrec_ranked_path(model_dir: str, split: str) -> str:
   """Where the pipeline keeps SASRec's ranked lists [users, k] of a split (user order)."""
-  return os.path.join(model_dir, "results", f"{split}_sasrec_ranked.npz")
+  return RunDir(model_dir).ranked(f"{split}_sasrec")
 
 
 def train_seconds(model_dir: str) -> float:
@@ -37,7 +38,7 @@ def train_seconds(model_dir: str) -> float:
     return round(seconds, 1)
   import tensorflow as tf
   total = 0.0
-  for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+  for path in tf.io.gfile.glob(os.path.join(RunDir(model_dir).train_logs, "events.out.tfevents.*")):
     times = [e.wall_time for e in tf.compat.v1.train.summary_iterator(path)]
     total += max(times) - min(times) if times else 0.0
   return round(total, 1)

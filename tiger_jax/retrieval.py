@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tiger_jax import decoding, io_utils, metrics as metrics_lib, network
+from tiger_jax import decoding, io_utils, metrics as metrics_lib
+from tiger_jax.network.inputs import history_items
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.tokens import TokenLayout
 
@@ -75,7 +76,7 @@ def history_codes(inputs: jax.Array, layout: TokenLayout) -> jax.Array:
   """Input tokens [batch, 1 + id_length * items] (user token, then whole IDs; right-padded)
   -> the history's Semantic IDs [batch, items, id_length] relative to each level's block,
   -1 for padding."""
-  tokens = network.history_items(jnp.asarray(inputs), layout.id_length)
+  tokens = history_items(jnp.asarray(inputs), layout.id_length)
   return jnp.where(tokens > 0, tokens - jnp.asarray(layout.level_offsets), -1)
 
 

@@ -35,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, calls=("experiment", "train"))

@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 from tiger_jax import input_pipeline, io_utils, metrics as metrics_lib, partitioning, retrieval
 from tiger_jax.errors import ConfigError
 from tiger_jax.models import EncoderDecoderModel, unbox
+from tiger_jax.run_dir import RunDir
 
 
 OPTIMIZERS = ("adafactor", "adamw")
@@ -53,21 +54,7 @@ class TrainerConfig:
   # > 0: keep an exponential moving average of the parameters (Polyak averaging; see
   # ema_decay_at) and validate, keep best/ and evaluate with it. 0: off.
   ema_decay: float = 0.0
-  # Adafactor steps each parameter by lr times its own RMS (floored at 1e-3): a table
-  # initialised at zero (the follower prior's, the copy gate's feature weights) then moves
-  # about lr / 1000 a step. Parameters whose own name starts with one of these prefixes are
-  # stepped by lr itself instead (optax.adafactor's multiply_by_parameter_scale=False).
-  absolute_step_params: tuple[str, ...] = ()
-
   def __post_init__(self):
-    if isinstance(self.absolute_step_params, str):
-      raise ConfigError(f"TrainerConfig.absolute_step_params={self.absolute_step_params!r}: a "
-                        "tuple of name prefixes, e.g. ('follower_',)")
-    object.__setattr__(self, "absolute_step_params", tuple(self.absolute_step_params))  # JSON: list
-    if self.absolute_step_params and self.optimizer != "adafactor":
-      raise ConfigError(f"TrainerConfig.absolute_step_params={self.absolute_step_params!r} is an "
-                        f"Adafactor setting; TrainerConfig.optimizer={self.optimizer!r} has no "
-                        "parameter scaling: remove it")
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
@@ -152,23 +139,32 @@ def learning_rate_schedule(config: TrainerConfig) -> optax.Schedule:
 
 def absolute_step_labels(params: Any, prefixes: Sequence[str]) -> Any:
   """'absolute' for each leaf whose own name (its last key) starts with one of `prefixes`,
-  'scaled' for the others (TrainerConfig.absolute_step_params)."""
+  'scaled' for the others (the model's `T5Config.absolute_step_params()`)."""
   def label(path, _):
     name = str(getattr(path[-1], "key", path[-1])) if path else ""
     return "absolute" if name.startswith(tuple(prefixes)) else "scaled"
   return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
+def make_optimizer(config: TrainerConfig,
+                   absolute_step_params: Sequence[str] = ()) -> optax.GradientTransformation:
+  """The optimizer; under Adafactor, the parameters whose names start with one of
+  `absolute_step_params` (what the model's mechanisms ask for) are stepped by lr itself
+  (Adafactor steps the others by lr times their own RMS, floored at 1e-3)."""
   lr = learning_rate_schedule(config)
+  if absolute_step_params and config.optimizer != "adafactor":
+    raise ConfigError(f"the model's mechanisms step {tuple(absolute_step_params)} by the "
+                      f"learning rate itself, an Adafactor setting; TrainerConfig.optimizer="
+                      f"{config.optimizer!r} has no parameter scaling: turn it off (e.g. "
+                      "FollowerConfig.absolute_steps = False)")
   if config.optimizer == "adafactor":
     adafactor = functools.partial(optax.adafactor, lr,
                                   weight_decay_rate=config.weight_decay or None)
     opt = adafactor()
-    if config.absolute_step_params:
+    if absolute_step_params:
       opt = optax.multi_transform(
           {"scaled": opt, "absolute": adafactor(multiply_by_parameter_scale=False)},
-          functools.partial(absolute_step_labels, prefixes=config.absolute_step_params))
+          functools.partial(absolute_step_labels, prefixes=tuple(absolute_step_params)))
   elif config.optimizer == "adamw":
     opt = optax.adamw(lr, weight_decay=config.weight_decay)
   else:
@@ -184,7 +180,7 @@ class Trainer:
                rules: partitioning.LogicalRules = partitioning.standard_logical_axis_rules()):
     self.model, self.config, self.mesh, self.rules = model, config, mesh, rules
     self.feature_lengths = dict(feature_lengths)
-    self.tx = make_optimizer(config)
+    self.tx = make_optimizer(config, model.config.absolute_step_params())
     self.batch_sharding = partitioning.batch_sharding(mesh)
     self.replicated = partitioning.replicated(mesh)
     boxed = jax.eval_shape(lambda r: model.init(r, feature_lengths["inputs"],
@@ -269,14 +265,14 @@ class Checkpoints:
   """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
 
   def __init__(self, model_dir: str, keep: int, best_metric: str | None = "ndcg@10"):
-    model_dir = io_utils.abspath(model_dir)
-    self.directory = os.path.join(model_dir, "checkpoints")
+    run = RunDir(io_utils.abspath(model_dir))
+    self.directory, self.corrupt = run.checkpoints, run.corrupt_checkpoints
     self.latest = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
     self.best_metric = best_metric
     self.best = ocp.CheckpointManager(
-        os.path.join(model_dir, "best"),
+        run.best,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode="max")
     ) if best_metric else None
@@ -319,7 +315,7 @@ class Checkpoints:
 
   def _set_aside(self, step: int) -> str:
     src = os.path.join(self.directory, str(step))
-    dest = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
+    dest = os.path.join(self.corrupt, str(step))
     n = 0
     while io_utils.exists(dest + (f".{n}" if n else "")):
       n += 1
@@ -343,9 +339,6 @@ class Checkpoints:
         m.close()
 
 
-CLOCK_FILE = "train_clock.json"
-
-
 class TrainClock:
   """Training wall time, excluding evaluation and checkpoint writes, summed over resumed runs.
 
@@ -355,7 +348,7 @@ class TrainClock:
   """
 
   def __init__(self, model_dir: str, start_step: int):
-    self.path = os.path.join(model_dir, CLOCK_FILE)
+    self.path = RunDir(model_dir).train_clock
     self.steps: dict[str, float] = {}
     if start_step and io_utils.exists(self.path):
       self.steps = {k: v for k, v in io_utils.read_json(self.path)["steps"].items()
@@ -389,14 +382,13 @@ class TrainClock:
 # With TrainerConfig.ema_decay, each validation pass also decodes the raw parameters and
 # logs them under this prefix (`validation/` holds the average's, which picks best/).
 RAW_PREFIX = "validation_raw"
-RUN_CONFIG_FILE = "config.json"  # what `train` ran with: task, model, trainer, lengths
 
 
 def saved_trainer_config(model_dir: str) -> TrainerConfig:
   """The TrainerConfig that trained model_dir (its config.json), so that a checkpoint restores
   into the optimizer state and parameter averaging it was saved with; the defaults for a run
   that wrote none. Fields this version does not know are left out."""
-  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  path = RunDir(model_dir).config_json
   if not io_utils.exists(path):
     return TrainerConfig()
   saved = io_utils.read_json(path).get("trainer", {})
@@ -409,7 +401,8 @@ def checkpoint_step(model_dir: str, which: str = "latest") -> int | None:
   checkpoints/ or best/ (the newest; orbax's unfinished temporary folders are not steps), or
   None when there is none. Reads no checkpoint: for telling whether a saved evaluation is of
   the checkpoint `which` names now."""
-  directory = os.path.join(model_dir, "best" if which == "best" else "checkpoints")
+  run = RunDir(model_dir)
+  directory = run.best if which == "best" else run.checkpoints
   steps = [int(n) for n in io_utils.listdir(directory) if n.isdigit()] if io_utils.exists(
       directory) else []
   return max(steps) if steps else None
@@ -417,7 +410,7 @@ def checkpoint_step(model_dir: str, which: str = "latest") -> int | None:
 
 def train_seconds(model_dir: str) -> float | None:
   """The training wall time (evaluation excluded) up to the newest checkpoint, or None."""
-  path = os.path.join(model_dir, CLOCK_FILE)
+  path = RunDir(model_dir).train_clock
   if not io_utils.exists(path):
     return None
   steps = io_utils.read_json(path)["steps"]
@@ -463,7 +456,7 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
     logging.info("resumed from step %d in %s", int(state.step), model_dir)
   start = int(state.step)
   writer = metric_writers.create_default_writer(
-      os.path.join(model_dir, "train"), just_logging=jax.process_index() > 0)
+      RunDir(model_dir).train_logs, just_logging=jax.process_index() > 0)
   batches = batches_fn(start)
   clock = TrainClock(model_dir, start)
   t0, last_t, last_step = time.time(), time.time(), start
@@ -548,7 +541,7 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
   trainer = Trainer(exp.model, trainer_config, exp.mesh, exp.feature_lengths)
   io_utils.makedirs(model_dir)
   if jax.process_index() == 0:
-    io_utils.write_json(os.path.join(model_dir, RUN_CONFIG_FILE), {
+    io_utils.write_json(RunDir(model_dir).config_json, {
         "task": exp.task.name, "data_dir": exp.data_dir, "semantic_id_dir": exp.semantic_id_dir,
         "model": dataclasses.asdict(exp.model.config), "label_smoothing": exp.model.label_smoothing,
         "trainer": dataclasses.asdict(trainer_config), "train_steps": train_steps,

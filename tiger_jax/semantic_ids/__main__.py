@@ -37,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, calls=("SemanticIdConfig", "RQVAEConfig"))
