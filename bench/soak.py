@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from common import REPO, hardware
+from tiger_jax.run_dir import RunDir
 
 # Fields that measure time or the machine, not the result.
 VOLATILE = {"wall_time", "seconds", "users_per_sec", "train_seconds", "hardware"}
@@ -70,9 +71,9 @@ def command(model_dir: str, gin: list[str]) -> list[str]:
 
 def results(model_dir: str) -> dict:
   out = {}
-  for name in ("test.json", "test_baselines.json"):
-    with open(os.path.join(model_dir, "results", name)) as f:
-      out[name] = json.load(f)
+  for name in ("test", "test_baselines"):
+    with open(RunDir(model_dir).result(name)) as f:
+      out[name + ".json"] = json.load(f)
   return strip(out)
 
 

@@ -25,13 +25,28 @@ def parsed():
   gin.clear_config()
 
 
-def test_every_shipped_gin_file_parses():
-  """Each recipe in gin_configs/ binds only registered names and existing parameters."""
+def _gin_files(*parts):
   import glob
   import os
+  return sorted(glob.glob(os.path.join(REPO, *parts, "**", "*.gin"), recursive=True))
+
+
+def _include_depth(path, seen=()):
+  """How many includes deep a gin file's chain goes (0: it includes nothing)."""
+  import os
+  import re
+  includes = re.findall(r"^include\s+'([^']+)'", open(path).read(), re.M)
+  assert path not in seen, f"{path} includes itself"
+  return max((1 + _include_depth(os.path.join(REPO, f), seen + (path,)) for f in includes),
+             default=0)
+
+
+def test_every_gin_file_parses():
+  """Each shipped config in gin_configs/ and each study config in studies/configs/ binds only
+  registered names and existing parameters."""
   from tiger_jax import configurables  # noqa: F401
-  files = sorted(glob.glob(os.path.join(REPO, "gin_configs", "**", "*.gin"), recursive=True))
-  assert len(files) >= 15 and any("sweeps" in f for f in files)
+  files = _gin_files("gin_configs") + _gin_files("studies", "configs")
+  assert len(files) >= 40 and any("recipes" in f for f in files)
   try:
     for path in files:
       gin.clear_config()
@@ -39,6 +54,44 @@ def test_every_shipped_gin_file_parses():
       gin.parse_config_files_and_bindings([path], [], finalize_config=False)
   finally:
     gin.clear_config()
+
+
+def test_shipped_gin_files_are_at_most_two_includes_deep():
+  """A recipe writes its bindings out: it includes its task's file (which includes base.gin)
+  at most, so one file says what a result ran."""
+  depths = {f.rpartition("gin_configs/")[-1]: _include_depth(f) for f in _gin_files("gin_configs")}
+  assert {f for f, d in depths.items() if d > 2} == set(), depths
+  recipes = {f: d for f, d in depths.items() if f.startswith("recipes/")}
+  assert set(recipes) >= {"recipes/beauty_paper.gin", "recipes/beauty_best.gin",
+                          "recipes/toys_paper.gin", "recipes/toys_best.gin"}
+
+
+def test_a_binding_of_a_configurable_the_command_never_calls_is_an_error(parsed):
+  on = ["T5Config.followers=@FollowerConfig()", "FollowerConfig.count=3"]
+  cli.check_binding_targets(parsed(on), calls=("experiment", "train"))
+  cli.check_binding_targets(parsed(["TrainerConfig.log_every=1"]), calls=("experiment", "train"))
+  with pytest.raises(SystemExit, match=r"--gin.FollowerConfig.count=3: this command never calls "
+                                       r"FollowerConfig with this config"):
+    cli.check_binding_targets(parsed(["FollowerConfig.count=3"]), calls=("experiment", "train"))
+  with pytest.raises(SystemExit, match=r"--gin.SASRecConfig.epochs=2: this command never calls"):
+    cli.check_binding_targets(parsed(["SASRecConfig.epochs=2"]), calls=("experiment", "train"))
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_in_a_file(tmp_path):
+  """A crash deep in a command: one `error:` line naming the traceback's file (in the run's
+  logs/), the whole traceback only with --verbose."""
+  import os
+  run = lambda *extra: subprocess.run(
+      [sys.executable, "-m", "tiger_jax.evaluate", "--gin_file=gin_configs/tiger_synthetic.gin",
+       f"--gin.MODEL_DIR='{tmp_path}'", f"--gin.DATA_DIR='{tmp_path}'", *extra],
+      capture_output=True, text=True, cwd=REPO, timeout=120)
+  os.makedirs(tmp_path / "tfds")  # past the "no TFDS dataset here" check, to the IDs' loader
+  out = run()
+  last = out.stderr.strip().splitlines()[-1]
+  assert out.returncode == 1 and last.startswith("error: ") and "Traceback" not in out.stderr
+  path = last.split("full traceback in ")[1].split(";")[0]
+  assert path.startswith(str(tmp_path / "logs")) and "Traceback" in open(path).read()
+  assert "Traceback" in run("--verbose").stderr
 
 
 def test_a_mistyped_macro_stops_with_the_closest_name(parsed):

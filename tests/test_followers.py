@@ -253,7 +253,7 @@ def test_a_fitted_prior_table_recovers_the_log_odds_of_its_buckets():
   """Rows of 4 columns, one in count bucket 1 and the rest in bucket 0; the bucket-1 column
   is the target with probability 0.7 at level 0 and 0.2 at level 1. With the model's logits
   flat, the fit's bucket-1 minus bucket-0 bias is the log-odds log(p * 3 / (1 - p))."""
-  from tiger_jax import calibration
+  from studies import calibration
   rng = np.random.default_rng(0)
   n = 4000
   hot = rng.integers(0, 4, (n, 2))

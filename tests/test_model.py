@@ -230,7 +230,7 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert sorted(os.listdir(tmp_path / "a" / "checkpoints"))[-1] == "6"
   # The evaluate path on that run: every test user, real items only, the JSON the CLI writes.
   import json
-  from tiger_jax import evaluate as evaluate_lib, io_utils, results
+  from tiger_jax import evaluation as evaluate_lib, io_utils, results
   result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", batch_size=32)
   written = json.load(open(tmp_path / "a" / "results" / "test.json"))
   assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 20
@@ -394,7 +394,7 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
   """An AdamW run with parameter averaging restores (optimizer state and average as saved) and
   evaluates with the average; a run that turns averaging on at a plain checkpoint starts it
   there."""
-  from tiger_jax import evaluate as evaluate_lib, experiment as experiment_lib, retrieval
+  from tiger_jax import evaluation as evaluate_lib, experiment as experiment_lib, retrieval
   from tiger_jax import input_pipeline, trainer as trainer_lib
   data_dir, sid_dir = tiny_run
   exp = experiment_lib.experiment("tiger_ema_test", None, data_dir, sid_dir,

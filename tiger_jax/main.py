@@ -19,7 +19,7 @@ import time
 from absl import logging
 import numpy as np
 
-from tiger_jax import baselines, cli, configurables, data as data_lib, evaluate as evaluate_lib
+from tiger_jax import baselines, cli, configurables, data as data_lib, evaluation as evaluate_lib
 from tiger_jax import experiment as experiment_lib, io_utils, metrics as metrics_lib, results
 from tiger_jax import sasrec, trainer as trainer_lib
 from tiger_jax.cold_start import cold_start_rows

@@ -1,7 +1,7 @@
 """Device mesh and logical-axis rules, in the image of t5x's partitioning.
 
 Parameters and activations are annotated with logical axis names in
-`network.py`; the rules here map those names to the mesh axes ('data',
+`network/`; the rules here map those names to the mesh axes ('data',
 'model'). Data parallelism shards 'batch' over 'data'; model parallelism
 shards the wide dimensions ('mlp', 'heads', 'vocab') over 'model'.
 """
@@ -9,6 +9,7 @@ shards the wide dimensions ('mlp', 'heads', 'vocab') over 'model'.
 from __future__ import annotations
 
 import os
+import platform
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -68,3 +69,34 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def cpu_model() -> str:
+  """The CPU's model name and the matrix units XLA:CPU can use (AMX, AVX512-BF16, AVX2)."""
+  name, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          name = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  units = [u for u, flag in (("AMX", "amx_bf16"), ("AVX512-BF16", "avx512_bf16"),
+                             ("AVX-512", "avx512f"), ("AVX2", "avx2")) if flag in flags]
+  return f"{name} ({', '.join(units[:2]) or 'no AVX2'})"
+
+
+def hardware() -> str:
+  """One line: the devices, the CPU cores this process may use, the CPU and its matrix units,
+  and XLA_FLAGS if set (what a figure's record names as its hardware)."""
+  d = jax.devices()[0]
+  usable = usable_cpu_cores()
+  cores = f"{os.cpu_count()} CPU cores" if usable == os.cpu_count() else \
+      f"{usable} of {os.cpu_count()} CPU cores (taskset)"
+  xla_flags = os.environ.get("XLA_FLAGS", "").strip()  # e.g. another XLA:CPU dot library
+  return (f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"
+          + (f", XLA_FLAGS={xla_flags}" if xla_flags else ""))

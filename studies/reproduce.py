@@ -1,0 +1,73 @@
+r"""One recipe end to end on real data, its results record, next to the paper's numbers.
+
+  python -m studies.reproduce --gin_file=gin_configs/recipes/beauty_best.gin
+  python -m studies.reproduce --gin_file=gin_configs/recipes/toys_paper.gin --gin.TRAIN_STEPS=8000
+  python -m studies.reproduce --gin_file=... --record=records/beauty_best.json   # keep the record
+  python -m studies.reproduce --gin_file=... --gin.EXCLUDE_HISTORY=True   # no history items
+
+Runs data -> Semantic IDs -> training -> constrained beam search (test split, all users; the
+checkpoint best on validation when the run validated) plus SASRec, most-popular and the
+item-transition floors on the same splits (`tiger_jax.main`), reading the category's data from
+../shared/data/amazon2014/<category> (TIGER_SHARED_DATA). Writes
+MODEL_DIR/results/reproduction{,_nohistory}.{md,json}; with --record, the same record (small
+JSON, relative paths) where the README's table is generated from (`studies/readme_table.py`).
+Stages already done in MODEL_DIR are skipped, so pointing MODEL_DIR at a finished run only
+decodes and runs the baselines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from studies.common import PAPER, REPO, SHARED, command_line, hardware, relative
+
+flags.DEFINE_string("record", None, "Also write the results record here (e.g. records/X.json).")
+flags.DEFINE_string("label", None, "The TIGER row's name in the README's table (default: the "
+                    "recipe's file name).")
+FLAGS = flags.FLAGS
+
+
+def main():
+  import gin
+  from tiger_jax import configurables, evaluation as evaluate_lib, io_utils, main as main_lib
+  from tiger_jax import results
+  from tiger_jax.run_dir import RunDir
+  start = time.time()
+  category = gin.query_parameter("pipeline.category")
+  if category not in PAPER:
+    raise SystemExit(f"error: pipeline.category={category!r}: the paper reports {sorted(PAPER)}")
+  with gin.unlock_config():
+    gin.bind_parameter("pipeline.source_dir", os.path.join(SHARED, category))
+  pipeline = configurables.PipelineConfig()
+  rows = main_lib.run_pipeline(pipeline)
+  model_dir = gin.query_parameter("%MODEL_DIR")
+  protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
+  recipe = relative(FLAGS.gin_file[0]) if FLAGS.gin_file else ""
+  record = {"dataset": category, "recipe": recipe,
+            "label": FLAGS.label or os.path.splitext(os.path.basename(recipe))[0],
+            "command": command_line(), "exclude_history": pipeline.exclude_history,
+            "seed": configurables.TrainerConfig().seed, "hardware": hardware(),
+            "train_steps": gin.query_parameter("%TRAIN_STEPS"),
+            "batch_size": gin.query_parameter("%BATCH_SIZE"), "rows": rows}
+  table = results.results_table({**rows, **PAPER[category]}, category, "test",
+                                pipeline.exclude_history)
+  table += (f"\nrecipe: {recipe}; seed {record['seed']}; hardware: {record['hardware']}; wall "
+            f"time of this command {time.time() - start:.0f}s (stages done before are skipped)\n")
+  io_utils.write_json(RunDir(model_dir).result(f"reproduction{protocol}"), record)
+  with io_utils.atomic_open(RunDir(model_dir).result(f"reproduction{protocol}", ".md")) as f:
+    f.write(table)
+  if FLAGS.record:
+    io_utils.write_json(FLAGS.record, record)
+  print(table)
+
+
+if __name__ == "__main__":
+  os.chdir(REPO)
+  from tiger_jax import cli
+  cli.run(main, calls=("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig",
+                       "RQVAEConfig", "experiment", "train", "SASRecConfig"))
+  sys.exit(0)

@@ -1,0 +1,85 @@
+"""The repository's shape: no machine's paths, one-way imports, small files, a README whose
+results table is what the committed records generate."""
+
+import ast
+import os
+import re
+import subprocess
+
+from conftest import REPO
+
+# An absolute path of some machine: a home or work folder, or a Windows drive.
+MACHINE_PATH = re.compile(r"(?<![\w.])(/work/|/root/|/home/\w|/Users/\w|[A-Z]:\\\\)")
+BINARIES = {"tiger_jax.main", "tiger_jax.train", "tiger_jax.evaluate", "tiger_jax.data.__main__",
+            "tiger_jax.semantic_ids.__main__"}
+
+
+def _tracked_files():
+  try:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split("\n")
+    return [f for f in out if f and os.path.isfile(os.path.join(REPO, f))]
+  except (OSError, subprocess.CalledProcessError):  # not a checkout: every file but outputs
+    skip = {".git", "runs", "build", "__pycache__", ".pytest_cache"}
+    return [os.path.relpath(os.path.join(d, f), REPO) for d, dirs, files in os.walk(REPO)
+            for f in files if not dirs.__setitem__(slice(None), [x for x in dirs if x not in skip])]
+
+
+def test_no_tracked_file_holds_an_absolute_machine_path():
+  found = []
+  for path in _tracked_files():
+    if path.endswith((".png", ".npz", ".npy")):
+      continue
+    try:
+      text = open(os.path.join(REPO, path), encoding="utf-8").read()
+    except UnicodeDecodeError:
+      continue
+    for n, line in enumerate(text.splitlines(), 1):
+      if MACHINE_PATH.search(line) and "MACHINE_PATH" not in line:
+        found.append(f"{path}:{n}: {line.strip()[:120]}")
+  assert not found, "absolute machine paths (write them relative to the repository):\n" + \
+      "\n".join(found[:20])
+
+
+def _modules():
+  for d, _, files in os.walk(os.path.join(REPO, "tiger_jax")):
+    for f in files:
+      if f.endswith(".py"):
+        path = os.path.join(d, f)
+        name = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+        yield name.removesuffix(".__init__"), path
+
+
+def test_no_library_module_imports_a_binary_and_files_stay_small():
+  """Binaries import libraries, never the reverse (t5x: eval imports the trainer, never
+  train); the paper's model is one file of at most 500 lines, no library file over 600."""
+  offenders, sizes = [], {}
+  for name, path in _modules():
+    text = open(path).read()
+    sizes[name] = len(text.splitlines())
+    if name in BINARIES:
+      continue
+    for node in ast.walk(ast.parse(text)):
+      names = []
+      if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom) and node.module:
+        names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+      offenders += [f"{name} imports {n}" for n in names if n in BINARIES]
+  assert not offenders, offenders
+  assert sizes["tiger_jax.network.t5"] <= 500, sizes["tiger_jax.network.t5"]
+  assert {n: s for n, s in sizes.items() if s > 600} == {}
+
+
+def test_readme_table_is_what_the_records_generate():
+  """The README's results block is `python -m studies.readme_table`'s output over records/:
+  a figure changes only with its record."""
+  from studies import readme_table
+  readme = open(os.path.join(REPO, "README.md")).read()
+  records = readme_table.load_records(readme_table.default_records())
+  assert records, "no results records in records/"
+  expected = readme_table.table(records)
+  assert readme_table.block(readme) == expected, (
+      "README.md's results block differs from the records: run "
+      "`python -m studies.readme_table --readme=README.md`")
+  assert len(readme.splitlines()) <= 250
