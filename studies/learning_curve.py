@@ -298,7 +298,7 @@ def main():
     ref = io_utils.read_json(ref_path)
   elif present:  # the same users and epochs give the same curves: once
     users = validation_users(present[0], args.eval_users)
-    data_dir = io_utils.read_json(os.path.join(present[0], RUN_CONFIG_FILE))["data_dir"]
+    data_dir = io_utils.read_json(RunDir(present[0]).config_json)["data_dir"]
     ref = {"users": users.tolist(), **reference_curves(data_dir, users, args.sasrec_epochs,
                                                        args.exclude_history)}
     io_utils.write_json(ref_path, ref)
