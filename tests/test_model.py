@@ -434,3 +434,31 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
   assert "absolute" in at2.opt_state[-1].inner_states  # optax.multi_transform's
   assert int(trainer_lib.train(str(tmp_path / "c"), 3, 8, followers, partial).step) == 3
 
+
+
+def test_parameters_keep_their_names_and_initial_values_from_before_the_plugins():
+  """Every mechanism on, tiny: the parameter paths, shapes and initial values are those the
+  model had when the mechanisms lived inside network.py (recorded from that code in
+  tests/data/param_paths_before_plugins.json), so checkpoints of earlier runs restore as they
+  are, with no conversion."""
+  import json
+  from flax import traverse_util
+  from tiger_jax import baselines
+  from tiger_jax.network import followers
+  rng = np.random.default_rng(0)
+  tokens = np.unique(rng.integers(2, 50, (40, 3)), axis=0)[:12]
+  items, counts = baselines.followers([rng.integers(0, 4, 8) for _ in range(20)], len(tokens), 4)
+  config = network.T5Config(
+      vocab_size=50, id_length=3, **{**TINY_MODEL, "num_encoder_layers": 1, "num_decoder_layers": 1},
+      item_inputs=network.ItemInputsConfig(embed_buckets=64, recency_positions=4),
+      transition=network.TransitionConfig(buckets=128),
+      followers=network.FollowerConfig(count=4, sources=2, log_count=True, copy=True,
+                                       copy_features=True))
+  model = EncoderDecoderModel(network.Transformer(config), memory=followers.memory_variables(
+      followers.follower_memory(tokens, items, counts)))
+  params = traverse_util.flatten_dict(unbox(model.init(jax.random.PRNGKey(0), 7, 5))["params"])
+  before = json.load(open(os.path.join(REPO, "tests", "data", "param_paths_before_plugins.json")))
+  assert {"/".join(k): list(v.shape) for k, v in params.items()} == before["shapes"]
+  for k, v in params.items():
+    np.testing.assert_allclose(float(np.asarray(v).ravel()[:3].sum()),
+                               before["first3_sums"]["/".join(k)], rtol=1e-5, atol=1e-6)
