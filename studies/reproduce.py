@@ -67,7 +67,7 @@ def main():
 
 if __name__ == "__main__":
   os.chdir(REPO)
-  from tiger_jax import cli
+  from tiger_jax import cli, configurables  # noqa: F401  (the gin names, before gin parses)
   cli.run(main, calls=("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig",
                        "RQVAEConfig", "experiment", "train", "SASRecConfig"))
   sys.exit(0)
