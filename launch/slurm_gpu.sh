@@ -6,13 +6,16 @@
 #
 # One process per node drives all its GPUs; jax.distributed.initialize() reads the coordinator,
 # process count and process id from SLURM's environment. MODEL_DIR must be on a shared file
-# system; re-submitting the same command resumes from the latest checkpoint.
+# system. The job asks SLURM for a SIGTERM --grace seconds before its time limit (and SLURM
+# sends one on preemption); the trainer saves its step and exits with code 75, and the job
+# requeues itself (up to --max_requeues times), resuming from that checkpoint.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=launch/common.sh
 source "${here}/common.sh"
 
-NODES=2 GPUS=8 PARTITION="" TIME="24:00:00" MODEL_DIR="" JOB="tiger-jax" VENV=""
+NODES=2 GPUS=8 PARTITION="" TIME="24:00:00" MODEL_DIR="" JOB="tiger-jax" VENV="" GRACE=120
+MAX_REQUEUES=10
 GIN_FILES=()
 usage() {
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
@@ -26,6 +29,8 @@ Options:
   --gin_file=FILE       gin file(s), repeatable (required)
   --venv=DIR            a virtualenv with tiger-jax[gpu] installed, activated on every node
   --job_name=NAME       (default ${JOB})
+  --grace=SECONDS       SIGTERM this long before the time limit (default ${GRACE})
+  --max_requeues=N      requeue after a preemption at most N times (default ${MAX_REQUEUES})
   --dry_run             print the sbatch script and the submit command, submit nothing
   --help                this text
 USAGE
@@ -40,6 +45,8 @@ for arg in "$@"; do
     --gin_file=*) GIN_FILES+=("${arg#*=}") ;;
     --venv=*) VENV="${arg#*=}" ;;
     --job_name=*) JOB="${arg#*=}" ;;
+    --grace=*) GRACE="${arg#*=}" ;;
+    --max_requeues=*) MAX_REQUEUES="${arg#*=}" ;;
     --dry_run) DRY_RUN=1 ;;
     --help|-h) usage; exit 0 ;;
     *) die "unknown argument ${arg} (see --help)" ;;
@@ -47,6 +54,8 @@ for arg in "$@"; do
 done
 [[ -n "${MODEL_DIR}" ]] || die "--model_dir is required"
 [[ ${#GIN_FILES[@]} -gt 0 ]] || die "at least one --gin_file is required"
+[[ "${GRACE}" =~ ^[0-9]+$ ]] || die "--grace=${GRACE}: a whole number of seconds"
+[[ "${MAX_REQUEUES}" =~ ^[0-9]+$ ]] || die "--max_requeues=${MAX_REQUEUES}: a whole number"
 
 gin_flags=""
 for f in "${GIN_FILES[@]}"; do gin_flags+=" --gin_file=${f}"; done
@@ -59,11 +68,27 @@ script="$(mktemp "${TMPDIR:-/tmp}/tiger_jax.XXXXXX.sbatch")"
   echo "#SBATCH --gpus-per-node=${GPUS}"
   echo "#SBATCH --time=${TIME}"
   echo "#SBATCH --output=${MODEL_DIR}/slurm-%j.log"
+  echo "#SBATCH --open-mode=append"
+  echo "#SBATCH --signal=B:TERM@${GRACE}"
+  echo "#SBATCH --requeue"
   [[ -z "${PARTITION}" ]] || echo "#SBATCH --partition=${PARTITION}"
   echo "set -euo pipefail"
   [[ -z "${VENV}" ]] || echo "source ${VENV}/bin/activate"
   echo "cd $(dirname "${here}")"
-  echo "srun python -m tiger_jax.train --multi_host${gin_flags} --gin.MODEL_DIR=\"'${MODEL_DIR}'\""
+  # The batch shell gets the TERM (B:): it passes it on to the training processes and waits;
+  # exit code 75 is the trainer's "preempted, checkpoint saved": requeue, which resumes.
+  echo "srun python -m tiger_jax.train --multi_host${gin_flags} --gin.MODEL_DIR=\"'${MODEL_DIR}'\" &"
+  echo "pid=\$!"
+  echo "trap 'kill -TERM \$pid' TERM"
+  echo "set +e"
+  echo "wait \$pid; rc=\$?"
+  echo "while kill -0 \$pid 2>/dev/null; do wait \$pid; rc=\$?; done  # a TERM ended the wait early"
+  echo "set -e"
+  echo "if [[ \$rc -eq 75 && \${SLURM_RESTART_COUNT:-0} -lt ${MAX_REQUEUES} ]]; then"
+  echo "  echo \"preempted: requeueing job \$SLURM_JOB_ID (restart \${SLURM_RESTART_COUNT:-0})\""
+  echo "  scontrol requeue \"\$SLURM_JOB_ID\""
+  echo "fi"
+  echo "exit \$rc"
 } > "${script}"
 if [[ "${DRY_RUN}" -eq 1 ]]; then
   echo "# ${script}:"

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -34,6 +35,56 @@ def test_tpu_dry_run_prints_the_whole_sequence():
   for part in ("--worker=all", "--multi_host", "pod_model_parallel.gin", "TRAIN_STEPS=1000",
                "gs://bucket/tiger/models/tiger-test", "gs://bucket/tiger/data/beauty"):
     assert part in train, part
+
+
+def test_tpu_preemptible_run_recreates_a_preempted_vm_and_resumes():
+  """--preemptible: after a failed training command on a VM the cloud reports PREEMPTED, the
+  script deletes and recreates it and reruns the same training (which resumes from the
+  bucket), up to --max_retries times; the dry run shows that path once."""
+  proc = _run("tpu_vm.sh", "--name=spot", "--zone=z", "--bucket=gs://b/t", "--preemptible",
+              "--max_retries=3", "--dry_run")
+  assert proc.returncode == 0, proc.stderr
+  lines = [l for l in proc.stdout.splitlines() if l.startswith(("+ ", "# "))]
+  creates = [i for i, l in enumerate(lines) if "tpu-vm create spot" in l]
+  trains = [i for i, l in enumerate(lines) if "tiger_jax.train" in l]
+  assert len(creates) == 2 and len(trains) == 2 and all("--preemptible" in lines[i] for i in creates)
+  between = lines[trains[0]:creates[1]]
+  assert "describe spot" in proc.stderr and "value\\(state\\)" in proc.stderr  # printed aside
+  assert any("up to 3 times" in l for l in between) and any("delete spot" in l for l in between)
+  assert "gs://b/t/models/spot" in lines[trains[1]]  # the same MODEL_DIR: it resumes
+  bad = _run("tpu_vm.sh", "--name=x", "--zone=z", "--bucket=gs://b", "--max_retries=many")
+  assert bad.returncode == 2 and "--max_retries=many: a whole number" in bad.stderr
+
+
+def test_slurm_job_passes_the_term_on_and_requeues_after_a_preemption_save(tmp_path):
+  """The sbatch script asks for a TERM ahead of the time limit and requeues itself when the
+  trainer exits 75 (preempted, checkpoint saved): run here with a stand-in srun that exits 75
+  on TERM and a stand-in scontrol that records its arguments."""
+  proc = _run("slurm_gpu.sh", "--model_dir=runs/slurm_test", "--gin_file=gin_configs/tiger_beauty.gin",
+              "--grace=300", "--max_requeues=2", "--dry_run")
+  assert proc.returncode == 0, proc.stderr
+  for part in ("#SBATCH --signal=B:TERM@300", "#SBATCH --requeue", "scontrol requeue"):
+    assert part in proc.stdout, part
+  script = proc.stdout.splitlines()[0].strip("# :")
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "srun").write_text(
+      "#!/usr/bin/env bash\nsleep 30 & pid=$!\ntrap 'kill $pid; exit 75' TERM\nwait\n")
+  (bin_dir / "scontrol").write_text(f"#!/usr/bin/env bash\necho \"$@\" >> {tmp_path}/scontrol\n")
+  for f in bin_dir.iterdir():
+    f.chmod(0o755)
+  env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "42"}
+  for restarts, requeued in (("0", True), ("2", False)):  # at most --max_requeues times
+    job = subprocess.Popen(["bash", script], env={**env, "SLURM_RESTART_COUNT": restarts},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)  # the stand-in srun is running
+    job.send_signal(15)
+    out = job.communicate(timeout=30)[0]
+    assert job.returncode == 75, out
+    calls = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
+    assert ("requeue 42" in calls) == requeued, (restarts, calls, out)
+    (tmp_path / "scontrol").unlink(missing_ok=True)
+  os.remove(script)
 
 
 def test_tpu_script_rejects_bad_arguments():

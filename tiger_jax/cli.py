@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 import gin
 from absl import app, flags, logging
 
+from tiger_jax import preemption
 from tiger_jax.data.dataset import DataError
 from tiger_jax.errors import ConfigError
 
@@ -236,6 +237,9 @@ def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
       main()
     except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
       raise SystemExit(f"error: {str(e).splitlines()[0]}") from None
+    except preemption.Preempted as e:
+      logging.warning("%s", e)  # one line: where the checkpoint is, and how to go on
+      sys.exit(preemption.EXIT_CODE)
     except Exception as e:  # pylint: disable=broad-except
       _report_crash(e)
 

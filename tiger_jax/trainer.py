@@ -19,10 +19,12 @@ import jax
 import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import save_decision_policy as save_policy
 from clu import metric_writers
 from jax.sharding import Mesh
 
-from tiger_jax import input_pipeline, io_utils, metrics as metrics_lib, partitioning, retrieval
+from tiger_jax import input_pipeline, io_utils, metrics as metrics_lib, partitioning, preemption
+from tiger_jax import retrieval
 from tiger_jax.errors import ConfigError
 from tiger_jax.models import EncoderDecoderModel, unbox
 from tiger_jax.run_dir import RunDir
@@ -46,6 +48,12 @@ class TrainerConfig:
   seed: int = 0
   log_every: int = 50
   checkpoint_every: int = 500
+  # > 0: also save when this many minutes have passed since the last save (orbax's
+  # ContinuousCheckpointingPolicy), bounding what a kill -9 loses whatever the machine's speed.
+  checkpoint_every_minutes: float = 0.0
+  # Write checkpoints in a background thread while the next steps run; a preemption save and
+  # the end of training wait for the write to finish.
+  async_checkpointing: bool = True
   keep_checkpoints: int = 3
   eval_every: int = 500
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
@@ -71,6 +79,10 @@ class TrainerConfig:
     if not 0.0 <= self.ema_decay < 1.0:
       raise ConfigError(f"TrainerConfig.ema_decay={self.ema_decay} must be in [0, 1); 0 = off, "
                         "e.g. 0.999")
+    if self.checkpoint_every < 1 or self.checkpoint_every_minutes < 0:
+      raise ConfigError(f"TrainerConfig.checkpoint_every={self.checkpoint_every}, "
+                        f"checkpoint_every_minutes={self.checkpoint_every_minutes}: steps 1 or "
+                        "more, minutes 0 (off) or more")
     if self.cooldown_steps and self.total_steps < self.cooldown_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must be at least "
                         f"cooldown_steps={self.cooldown_steps} (bind it to %TRAIN_STEPS)")
@@ -262,14 +274,26 @@ def _restore_args(abstract_state: TrainState) -> ocp.args.StandardRestore:
 
 
 class Checkpoints:
-  """`checkpoints/`: the last N steps; `best/`: the best by a validation metric."""
+  """`checkpoints/`: the last N steps; `best/`: the best by a validation metric.
 
-  def __init__(self, model_dir: str, keep: int, best_metric: str | None = "ndcg@10"):
+  When to save is orbax's save-decision policy: every `every_steps` steps, or `every_minutes`
+  after the last save, or at a preemption that JAX's distributed runtime reports; writes run
+  in the background (`async_`) unless a caller waits (`wait`)."""
+
+  def __init__(self, model_dir: str, keep: int, best_metric: str | None = "ndcg@10",
+               every_steps: int = 500, every_minutes: float = 0.0, async_: bool = True):
     run = RunDir(io_utils.abspath(model_dir))
     self.directory, self.corrupt = run.checkpoints, run.corrupt_checkpoints
+    policies = [save_policy.FixedIntervalPolicy(every_steps),
+                save_policy.PreemptionCheckpointingPolicy()]
+    if every_minutes:
+      policies.append(save_policy.ContinuousCheckpointingPolicy(
+          minimum_interval_secs=max(1, int(round(every_minutes * 60)))))
     self.latest = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_,
+            save_decision_policy=save_policy.AnySavePolicy(policies)))
     self.best_metric = best_metric
     self.best = ocp.CheckpointManager(
         run.best,
@@ -324,10 +348,26 @@ class Checkpoints:
     io_utils.rename(src, dest)
     return dest
 
+  def should_save(self, step: int) -> bool:
+    """Whether the policy saves this step (a step multiple, the minutes since the last save,
+    or a preemption all hosts have reached)."""
+    return self.latest.should_save(step)
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether JAX's distributed runtime reports a preemption that every host has reached by
+    this step (False on one process: the trainer's signal handler tells it there)."""
+    return jax.process_count() > 1 and self.latest.reached_preemption(step)
+
+  def wait(self) -> None:
+    """Until every write started so far is complete on disk."""
+    for m in (self.latest, self.best):
+      if m:
+        m.wait_until_finished()
+
   def save(self, state: TrainState, metrics: Mapping[str, float] | None = None) -> None:
     step = int(state.step)
     if self.latest.latest_step() != step:
-      self.latest.save(step, args=ocp.args.StandardSave(state))
+      self.latest.save(step, args=ocp.args.StandardSave(state), force=True)
     if self.best and metrics and self.best_metric in metrics:
       self.best.save(step, args=ocp.args.StandardSave(state),
                      metrics={k: float(v) for k, v in metrics.items()})
@@ -448,7 +488,8 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
   """
   config = trainer.config
   checkpoints = Checkpoints(model_dir, config.keep_checkpoints,
-                            config.best_metric if eval_fn else None)
+                            config.best_metric if eval_fn else None, config.checkpoint_every,
+                            config.checkpoint_every_minutes, config.async_checkpointing)
   state = trainer.init_state()
   restored = _restore_latest(checkpoints, state)
   if restored is not None:
@@ -463,44 +504,51 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
   sums: dict[str, float] = {}
   examples = 0
   try:
-    for step in range(start + 1, train_steps + 1):
-      batch = input_pipeline.global_array(next(batches), trainer.batch_sharding)
-      examples += batch["inputs"].shape[0]
-      state, metrics = trainer.train_step(state, batch)
-      for k, v in metrics.items():
-        sums[k] = sums.get(k, 0.0) + v
-      if step % config.log_every == 0 or step == train_steps:
-        n = step - last_step
-        scalars = {k: float(v) / n for k, v in sums.items() if k != "num_tokens"}
-        dt = time.time() - last_t
-        scalars.update({"steps_per_sec": n / dt, "examples_per_sec": examples / dt,
-                        "learning_rate": float(learning_rate_schedule(config)(step)),
-                        "train_hours": clock.now() / 3600})
-        writer.write_scalars(step, scalars)
-        logging.info("step %d/%d: loss %.4f, %.2f steps/s, %.0f examples/s, ETA %.0fs", step,
-                     train_steps, scalars["loss"], scalars["steps_per_sec"],
-                     scalars["examples_per_sec"], (train_steps - step) / max(n / dt, 1e-9))
-        sums, examples, last_t, last_step = {}, 0, time.time(), step
-      evaluated = None
-      do_eval = eval_fn and (step % config.eval_every == 0 or step == train_steps)
-      if do_eval or step % config.checkpoint_every == 0 or step == train_steps:
-        seconds = clock.pause(state)  # evaluation and checkpoint writes are not training time
-        if do_eval:
-          evaluated = eval_fn(state.eval_params, step)
-          scalars = {**{f"validation/{k}": v for k, v in evaluated.items()},
-                     "validation/train_hours": seconds / 3600}
-          if isinstance(state, EmaTrainState):  # what averaging adds, on the same trajectory
-            raw = eval_fn(state.params, step)
-            scalars.update({**{f"{RAW_PREFIX}/{k}": v for k, v in raw.items()},
-                            f"{RAW_PREFIX}/train_hours": seconds / 3600})
-            logging.info("step %d validation, raw parameters: %s", step,
-                         ", ".join(f"{k} {v:.4f}" for k, v in raw.items()))
+    # One process: SIGTERM or a first Ctrl-C stops at the end of the step; several: JAX's
+    # runtime watches SIGTERM and every host stops at the same step (reached_preemption).
+    with preemption.SignalWatch(enabled=jax.process_count() == 1) as watch:
+      for step in range(start + 1, train_steps + 1):
+        batch = input_pipeline.global_array(next(batches), trainer.batch_sharding)
+        examples += batch["inputs"].shape[0]
+        state, metrics = trainer.train_step(state, batch)
+        for k, v in metrics.items():
+          sums[k] = sums.get(k, 0.0) + v
+        if step % config.log_every == 0 or step == train_steps:
+          n = step - last_step
+          scalars = {k: float(v) / n for k, v in sums.items() if k != "num_tokens"}
+          dt = time.time() - last_t
+          scalars.update({"steps_per_sec": n / dt, "examples_per_sec": examples / dt,
+                          "learning_rate": float(learning_rate_schedule(config)(step)),
+                          "train_hours": clock.now() / 3600})
           writer.write_scalars(step, scalars)
-          logging.info("step %d validation (%.2f training hours): %s", step, seconds / 3600,
-                       ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
-        checkpoints.save(state, evaluated)
-        clock.record(step)
-        clock.resume()
+          logging.info("step %d/%d: loss %.4f, %.2f steps/s, %.0f examples/s, ETA %.0fs", step,
+                       train_steps, scalars["loss"], scalars["steps_per_sec"],
+                       scalars["examples_per_sec"], (train_steps - step) / max(n / dt, 1e-9))
+          sums, examples, last_t, last_step = {}, 0, time.time(), step
+        evaluated = None
+        preempted = watch.requested is not None or checkpoints.reached_preemption(step)
+        do_eval = eval_fn and (step % config.eval_every == 0 or step == train_steps)
+        if do_eval or preempted or step == train_steps or checkpoints.should_save(step):
+          seconds = clock.pause(state)  # evaluation and checkpoint writes are not training time
+          if do_eval and not preempted:  # a preempted step saves at once (the grace period)
+            evaluated = eval_fn(state.eval_params, step)
+            scalars = {**{f"validation/{k}": v for k, v in evaluated.items()},
+                       "validation/train_hours": seconds / 3600}
+            if isinstance(state, EmaTrainState):  # what averaging adds, on the same trajectory
+              raw = eval_fn(state.params, step)
+              scalars.update({**{f"{RAW_PREFIX}/{k}": v for k, v in raw.items()},
+                              f"{RAW_PREFIX}/train_hours": seconds / 3600})
+              logging.info("step %d validation, raw parameters: %s", step,
+                           ", ".join(f"{k} {v:.4f}" for k, v in raw.items()))
+            writer.write_scalars(step, scalars)
+            logging.info("step %d validation (%.2f training hours): %s", step, seconds / 3600,
+                         ", ".join(f"{k} {v:.4f}" for k, v in evaluated.items()))
+          checkpoints.save(state, evaluated)
+          clock.record(step)
+          if preempted:  # the checkpoint complete on disk, then stop
+            checkpoints.wait()
+            raise preemption.Preempted(step, checkpoints.directory)
+          clock.resume()
   finally:
     writer.flush()
     checkpoints.close()

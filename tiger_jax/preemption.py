@@ -1,0 +1,55 @@
+"""Stopping a training run cleanly: on SIGTERM (what spot/preemptible VMs and SLURM send ahead
+of a kill) or a first Ctrl-C, the trainer finishes its step, saves it and raises `Preempted`;
+the command line turns that into one log line and exit code EXIT_CODE. A second Ctrl-C stops at
+once (KeyboardInterrupt); the last complete checkpoint stays intact (orbax writes a step to a
+temporary folder and renames it when complete).
+
+On several hosts the step comes from JAX's distributed runtime instead (`Checkpoints.
+reached_preemption`), so that every host saves the same step.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+EXIT_CODE = 75  # EX_TEMPFAIL: the run stopped early and resumes when the same command reruns
+
+
+class Preempted(Exception):
+  """Training stopped at `step` after saving it in `directory`."""
+
+  def __init__(self, step: int, directory: str):
+    super().__init__(f"preempted at step {step}: checkpoint saved in {directory}; run the same "
+                     "command to continue")
+    self.step, self.directory = step, directory
+
+
+class SignalWatch:
+  """While entered (in the main thread), SIGTERM and a first SIGINT set `requested` (the signal
+  number) instead of ending the process; a second SIGINT raises KeyboardInterrupt."""
+
+  def __init__(self, enabled: bool = True):
+    self.enabled = enabled  # False on several hosts: JAX's runtime watches SIGTERM there
+    self.requested: int | None = None
+    self._previous: dict[int, object] = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # the second Ctrl-C: stop now
+    self.requested = signum
+    logging.warning("%s received: saving at the end of this step, then stopping (Ctrl-C "
+                    "again to stop at once)", signal.Signals(signum).name)
+
+  def __enter__(self) -> SignalWatch:
+    if self.enabled and threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous.clear()
