@@ -91,3 +91,48 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   resumed_from = int(out.stderr.split("resumed from step ")[1].split()[0])
   assert resumed_from in done
   assert same(_losses(killed))  # steps trained twice (after resumed_from) gave the same losses
+
+
+def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
+  """checkpoint_every_minutes saves at steps no step interval names, once that much time has
+  passed since the last save; asynchronous and synchronous writes restore the same state."""
+  import dataclasses
+  import time
+  import jax
+  import numpy as np
+  from conftest import TINY_MODEL
+  from tiger_jax import experiment as experiment_lib, network, trainer as trainer_lib
+  data_dir, sid_dir = tiny_run
+  exp = experiment_lib.experiment("tiger_clock_test", None, data_dir, sid_dir,
+                                  network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
+  base = trainer_lib.TrainerConfig(checkpoint_every=1000, eval_every=0, num_buckets=1,
+                                   keep_checkpoints=100)
+
+  def batches(start):
+    return trainer_lib.input_pipeline.train_batches(
+        exp.task, exp.feature_lengths, 8, seed=0, num_buckets=1, id_length=exp.layout.id_length,
+        start_step=start)
+
+  def slow(start):  # 4 steps a second at most
+    for batch in batches(start):
+      time.sleep(0.25)
+      yield batch
+
+  config = dataclasses.replace(base, checkpoint_every_minutes=1 / 60)
+  trainer = trainer_lib.Trainer(exp.model, config, exp.mesh, exp.feature_lengths)
+  trainer_lib.train_loop(trainer, slow, 16, str(tmp_path / "clock"))
+  steps = sorted(int(n) for n in os.listdir(tmp_path / "clock" / "checkpoints") if n.isdigit())
+  assert steps[-1] == 16 and len(steps) >= 3, steps  # ~1 s apart, and the last step
+  trainer = trainer_lib.Trainer(exp.model, base, exp.mesh, exp.feature_lengths)
+  trainer_lib.train_loop(trainer, slow, 6, str(tmp_path / "steps_only"))
+  assert os.listdir(tmp_path / "steps_only" / "checkpoints") == ["6"]  # no clock: the end only
+  states = {}
+  for async_ in (True, False):
+    config = dataclasses.replace(base, async_checkpointing=async_, checkpoint_every=2)
+    trainer = trainer_lib.Trainer(exp.model, config, exp.mesh, exp.feature_lengths)
+    model_dir = str(tmp_path / f"async_{async_}")
+    trainer_lib.train_loop(trainer, batches, 4, model_dir)
+    _, states[async_] = experiment_lib.restore(exp, model_dir)
+  for a, b in zip(jax.tree.leaves(states[True]), jax.tree.leaves(states[False])):
+    np.testing.assert_array_equal(a, b)
+
