@@ -67,7 +67,7 @@ def main():
   for run in [args.model_dir, *against]:
     if not os.path.exists(RunDir(run).config_gin):
       raise SystemExit(f"error: {run}: no config.gin; give a trained run")
-  from tiger_jax import data as data_lib, evaluate, metrics, trainer
+  from tiger_jax import checkpoints, data as data_lib, evaluation as evaluate, metrics
   dataset = data_lib.load(RunDir(args.model_dir).data)
   examples = list(data_lib.iter_examples(dataset, args.split))
   targets, histories = np.asarray([e.target for e in examples]), [e.history for e in examples]
@@ -77,7 +77,7 @@ def main():
   per_user = {f"recall@{K}": metrics.user_recall, f"ndcg@{K}": metrics.user_ndcg}
   rows = {name: {m: metrics.paired_difference(fn(ours, targets, K), fn(ranked, targets, K))
                  for m, fn in per_user.items()} for name, ranked in lists.items()}
-  step = trainer.checkpoint_step(args.model_dir, args.checkpoint)
+  step = checkpoints.checkpoint_step(args.model_dir, args.checkpoint)
   lines = [f"{dataset.name} {args.split}, all {len(targets):,} users: TIGER = {args.model_dir}, "
            f"{args.checkpoint} checkpoint (step {step}), beam {evaluate.DEFAULT_BEAM}", *notes, "",
            "| TIGER against | metric | TIGER | other | TIGER - other | paired SE | 95% interval | z |",

@@ -61,7 +61,7 @@ def main():
   args = p.parse_args()
   if not os.path.exists(RunDir(args.model_dir).config_gin):
     raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
-  from tiger_jax import baselines, data as data_lib, evaluate
+  from tiger_jax import baselines, data as data_lib, evaluation as evaluate
   dataset = data_lib.load(RunDir(args.model_dir).data)
   train = data_lib.training_sequences(dataset)
   counts = np.bincount(np.concatenate(train), minlength=dataset.num_items)

@@ -269,21 +269,21 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", checkpoint="best")
   # A saved evaluation counts only while its checkpoint is the one `latest` names
   # (bench/val_test_gap.py decodes again otherwise).
-  from tiger_jax import trainer as trainer_lib
+  from tiger_jax import checkpoints as checkpoints_lib, trainer as trainer_lib
   a = str(tmp_path / "a")
   assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
   assert evaluate_lib.saved_evaluation(str(tmp_path / "b"), "test", "latest") is None  # none saved
-  assert trainer_lib.checkpoint_step(a, "best") is None
+  assert checkpoints_lib.checkpoint_step(a, "best") is None
   os.makedirs(tmp_path / "a" / "checkpoints" / "9.orbax-checkpoint-tmp-1")  # unfinished: no step
   assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
   os.makedirs(tmp_path / "a" / "checkpoints" / "9")  # the run trained on: the lists are stale
-  assert trainer_lib.checkpoint_step(a) == 9
+  assert checkpoints_lib.checkpoint_step(a) == 9
   assert evaluate_lib.saved_evaluation(a, "test", "latest") is None
 
 
 def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_path):
   import time
-  from tiger_jax.trainer import TrainClock
+  from tiger_jax.checkpoints import TrainClock
   clock = TrainClock(str(tmp_path), 0)
   time.sleep(0.2)
   clock.pause(np.zeros(1))
@@ -304,11 +304,11 @@ def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_pa
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
   import orbax.checkpoint as ocp
-  from tiger_jax.trainer import Checkpoints
+  from tiger_jax.checkpoints import Checkpoints
   state = {"w": jnp.arange(6, dtype=jnp.float32), "step": jnp.zeros((), jnp.int32)}
   ckpt = Checkpoints(str(tmp_path), keep=5, best_metric=None)
   for step in (1, 2, 3):
-    ckpt.latest.save(step, args=ocp.args.StandardSave(
+    ckpt.latest.save(step, force=True, args=ocp.args.StandardSave(
         {"w": state["w"] + step, "step": jnp.full((), step, jnp.int32)}))
   ckpt.close()
   # Truncate every data file of the newest checkpoint, as a kill mid-copy would.

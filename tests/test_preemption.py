@@ -136,3 +136,18 @@ def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
   for a, b in zip(jax.tree.leaves(states[True]), jax.tree.leaves(states[False])):
     np.testing.assert_array_equal(a, b)
 
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_restored():
+  import os as os_
+  import pytest
+  from tiger_jax import preemption
+  before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  with preemption.SignalWatch() as watch:
+    os_.kill(os_.getpid(), signal.SIGINT)  # the first: noted, the step goes on
+    assert watch.requested == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+      os_.kill(os_.getpid(), signal.SIGINT)  # the second: at once
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+  with preemption.SignalWatch(enabled=False) as off:  # several hosts: JAX's runtime listens
+    assert signal.getsignal(signal.SIGTERM) == before[0] and off.requested is None

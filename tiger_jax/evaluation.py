@@ -20,6 +20,7 @@ import seqio
 import tasks
 from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
 from tiger_jax import metrics as metrics_lib, retrieval, trainer as trainer_lib
+from tiger_jax import checkpoints as checkpoints_lib
 from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.run_dir import RunDir
 
@@ -115,7 +116,7 @@ def saved_evaluation(model_dir: str, name: str, checkpoint: str) -> dict | None:
   if not (io_utils.exists(path) and io_utils.exists(RunDir(model_dir).ranked(name))):
     return None
   saved = io_utils.read_json(path)
-  current = trainer_lib.checkpoint_step(model_dir, checkpoint)
+  current = checkpoints_lib.checkpoint_step(model_dir, checkpoint)
   return saved if current is not None and saved.get("checkpoint_step") == current else None
 
 

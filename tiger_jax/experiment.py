@@ -22,7 +22,8 @@ from tiger_jax.network import followers
 from tiger_jax import data as data_lib
 from tiger_jax.data import DataError
 from tiger_jax.models import EncoderDecoderModel
-from tiger_jax.trainer import Checkpoints, Trainer, TrainState, saved_trainer_config
+from tiger_jax.checkpoints import Checkpoints
+from tiger_jax.trainer import Trainer, TrainState, saved_trainer_config
 from tiger_jax.run_dir import RunDir
 
 

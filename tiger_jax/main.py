@@ -21,11 +21,12 @@ import numpy as np
 
 from tiger_jax import baselines, cli, configurables, data as data_lib, evaluation as evaluate_lib
 from tiger_jax import experiment as experiment_lib, io_utils, metrics as metrics_lib, results
-from tiger_jax import sasrec, trainer as trainer_lib
+from tiger_jax import sasrec
 from tiger_jax.cold_start import cold_start_rows
 from tiger_jax.data.prepare import prepare
 from tiger_jax.pipeline_config import PipelineConfig
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
+from tiger_jax import checkpoints as checkpoints_lib
 from tiger_jax.run_dir import RunDir
 
 DEFAULT_GIN = "gin_configs/main_synthetic.gin"
@@ -52,7 +53,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
   logging.info("stage 4-5: trained model in %s", c.model_dir)
   checkpoint = c.checkpoint
   if checkpoint == "auto":
-    checkpoint = "best" if trainer_lib.checkpoint_step(c.model_dir, "best") is not None \
+    checkpoint = "best" if checkpoints_lib.checkpoint_step(c.model_dir, "best") is not None \
         else "latest"
   result = evaluate_lib.evaluate_checkpoint(exp, c.model_dir, c.split, c.beam_size,
                                             c.eval_batch_size, dtype=c.decode_dtype,

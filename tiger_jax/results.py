@@ -7,7 +7,7 @@ from typing import Callable
 
 from absl import logging
 
-from tiger_jax import io_utils, trainer
+from tiger_jax import checkpoints, io_utils
 from tiger_jax.metrics import METRIC_NAMES
 from tiger_jax.run_dir import RunDir
 
@@ -33,7 +33,7 @@ def sasrec_ranked_path(model_dir: str, split: str) -> str:
 def train_seconds(model_dir: str) -> float:
   """Wall time of training, evaluation excluded, summed over resumed runs (the trainer's
   clock); for runs from before the clock, first to last TensorBoard event of each run."""
-  seconds = trainer.train_seconds(model_dir)
+  seconds = checkpoints.train_seconds(model_dir)
   if seconds is not None:
     return round(seconds, 1)
   import tensorflow as tf
