@@ -65,33 +65,30 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   same = lambda losses: {s: set(v) for s, v in losses.items()} == {
       s: {v} for s, v in reference.items()}
 
-  # SIGTERM at step 4 (not a multiple of checkpoint_every=100): that step is saved, the log
-  # says how to go on, the exit code says preempted; the same command finishes the run.
-  term = str(tmp_path / "term")
-  code, log = _run_until(_command(term, data_dir, sid_dir), 4, signal.SIGTERM)
+  # SIGTERM at step 3 (not a multiple of checkpoint_every=100): that step is saved, the log
+  # says how to go on, the exit code says preempted.
+  run = str(tmp_path / "run")
+  code, log = _run_until(_command(run, data_dir, sid_dir), 3, signal.SIGTERM)
   assert code == preemption.EXIT_CODE, log[-2000:]
   line = next(x for x in log.splitlines() if "preempted at step" in x)
   step = int(line.split("preempted at step ")[1].split(":")[0])
-  assert 4 <= step < STEPS and "run the same command to continue" in line
-  assert os.path.isdir(os.path.join(term, "checkpoints", str(step)))
-  subprocess.run(_command(term, data_dir, sid_dir), cwd=REPO, check=True, capture_output=True,
-                 timeout=300)
-  assert same(_losses(term))  # the same data order, the same dropout draws
-
-  # kill -9 while checkpoints are written at every step (asynchronously, so a write is in
-  # flight): the next run restores the newest complete step, never a half-written one.
-  killed = str(tmp_path / "killed")
-  code, log = _run_until(_command(killed, data_dir, sid_dir, "--gin.TrainerConfig.checkpoint_every=1"),
-                         6, signal.SIGKILL)
-  assert code == -signal.SIGKILL
-  done = [int(n) for n in os.listdir(os.path.join(killed, "checkpoints")) if n.isdigit()]
-  assert done and max(done) <= 6
-  out = subprocess.run(_command(killed, data_dir, sid_dir, "--gin.TrainerConfig.checkpoint_every=1"),
-                       cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+  assert 3 <= step < 6 and "run the same command to continue" in line
+  assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [str(step)]
+  # The same command goes on, now writing a checkpoint at every step (asynchronously, so a
+  # write is in flight at any moment), and is killed with kill -9 at step 7: the next run
+  # restores the newest complete step, never a half-written one, and trains to the end.
+  every = "--gin.TrainerConfig.checkpoint_every=1"
+  code, log = _run_until(_command(run, data_dir, sid_dir, every), 7, signal.SIGKILL)
+  assert code == -signal.SIGKILL and f"resumed from step {step}" in log
+  done = [int(n) for n in os.listdir(os.path.join(run, "checkpoints")) if n.isdigit()]
+  assert done and step < max(done) <= 7
+  out = subprocess.run(_command(run, data_dir, sid_dir, every), cwd=REPO, check=True,
+                       capture_output=True, text=True, timeout=300)
   resumed_from = int(out.stderr.split("resumed from step ")[1].split()[0])
-  assert resumed_from in done
-  assert same(_losses(killed))  # steps trained twice (after resumed_from) gave the same losses
-
+  assert resumed_from in done and resumed_from > step
+  # Every step, however often trained again after a stop, gave the uninterrupted run's loss:
+  # the same data order and the same dropout draws.
+  assert same(_losses(run))
 
 def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
   """checkpoint_every_minutes saves at steps no step interval names, once that much time has
