@@ -111,20 +111,37 @@ def test_gin_files_resolve_from_any_directory(tmp_path, monkeypatch):
 
 
 def test_bad_gin_input_is_one_error_line(tmp_path):
+  """Each kind of bad gin input stops before any work with its own message (parsed here as
+  the command line parses it); one command line shows the whole wiring: exit code 1, one
+  `error:` line, no traceback, nothing written."""
+  from tiger_jax import configurables
+  from tiger_jax.errors import ConfigError
+  main_calls = ("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig",
+                "RQVAEConfig", "experiment", "train", "SASRecConfig")
   (tmp_path / "open.gin").write_text("TRAIN_STEPS = (\n")
-  for args, message in ((["--gin.TRAIN_STEP=5"], "did you mean TRAIN_STEPS?"),
-                        (["--gin_file=nope.gin"], "--gin_file=nope.gin: no such file"),
-                        (["--gin.TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'"),
-                        (["--gin.TrainerConfig.schedule='cosine'"],
-                         "TrainerConfig.total_steps=0 must exceed warmup_steps=0"),
-                        (["--gin.MODEL_DIR=runs/x"],  # the shell took the quotes off
-                         "Failed to parse token 'runs' in `MODEL_DIR=runs/x`"),
-                        (["--gin_file=open.gin"], "EOF in multi-line statement in open.gin")):
-    proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", *args], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)  # not the checkout: any folder works
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr
-    assert not (tmp_path / "runs").exists()
+  try:
+    for files, bindings, message in (
+        ([], ["TRAIN_STEP=5"], "did you mean TRAIN_STEPS?"),
+        (["nope.gin"], [], "--gin_file=nope.gin: no such file"),
+        ([], ["TrainerConfig.foo=1"], "doesn't have a parameter named 'foo'"),
+        ([], ["MODEL_DIR=runs/x"], "Failed to parse token 'runs' in `MODEL_DIR=runs/x`"),
+        ([str(tmp_path / "open.gin")], [], "EOF in multi-line statement in")):
+      gin.clear_config()
+      with pytest.raises(SystemExit, match="^error: ") as stop:
+        cli.parse_config(files or ["gin_configs/main_synthetic.gin"], bindings, main_calls)
+      assert message in str(stop.value), (message, str(stop.value))
+    gin.clear_config()
+    cli.parse_config(["gin_configs/main_synthetic.gin"], ["TrainerConfig.schedule='cosine'"],
+                     main_calls)
+    with pytest.raises(ConfigError, match="TrainerConfig.total_steps=0 must exceed warmup_steps=0"):
+      configurables.TrainerConfig()  # the main job builds it first, before any stage
+  finally:
+    gin.clear_config()
+  proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", "--gin.TRAIN_STEP=5"],
+                        capture_output=True, text=True, cwd=tmp_path, timeout=120)  # any folder
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "did you mean TRAIN_STEPS?" in proc.stderr and not (tmp_path / "runs").exists()
 
 
 def test_printed_commands_paste_back_into_a_shell():

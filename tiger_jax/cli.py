@@ -201,6 +201,31 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or not any(q in record.pathname for q in _QUIET)
 
 
+def parse_config(gin_files: Sequence[str], bindings: Sequence[str],
+                 calls: Sequence[str] | None = None) -> None:
+  """Parses the gin files and bindings as a command line does, with every check before work
+  starts; bad input stops with one `error:` line (SystemExit)."""
+  for root in (_ROOT, _PACKAGE):  # for `include 'gin_configs/...'` from any directory
+    gin.add_config_file_search_path(root)
+  try:
+    gin.parse_config_files_and_bindings([find_gin_file(f) for f in gin_files], bindings)
+  except (ValueError, OSError) as e:  # unknown configurable or parameter, bad include
+    raise SystemExit(f"error: gin: {e}".splitlines()[0]) from None
+  except SyntaxError as e:  # a value gin cannot parse, e.g. a path the shell unquoted
+    where = e.filename if e.filename and not e.filename.startswith("<") else "--gin bindings"
+    raise SystemExit(f"error: gin: {str(e.msg).strip().splitlines()[-1].strip()} in "
+                     f"`{(e.text or '').strip()}` ({where}, line {e.lineno}); gin values are "
+                     "Python literals: quote strings for the shell too, e.g. "
+                     '--gin.MODEL_DIR="\'runs/x\'"') from None
+  except tokenize.TokenError as e:  # e.g. a bracket left open at the end of a file
+    raise SystemExit(f"error: gin: {e.args[0]} in {', '.join(gin_files) or 'no file'} or "
+                     "the --gin bindings; close the bracket or string") from None
+  check_macro_bindings(bindings)
+  if calls is not None:
+    check_binding_targets(bindings, calls)
+  check_positive_macros()
+
+
 def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
   """Parses absl flags and gin (files, --gin_bindings and --gin.X=V), then calls main().
 
@@ -213,26 +238,7 @@ def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
     jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
-    for root in (_ROOT, _PACKAGE):  # for `include 'gin_configs/...'` from any directory
-      gin.add_config_file_search_path(root)
-    bindings = FLAGS.gin_bindings + extra
-    try:
-      gin.parse_config_files_and_bindings([find_gin_file(f) for f in FLAGS.gin_file], bindings)
-    except (ValueError, OSError) as e:  # unknown configurable or parameter, bad include
-      raise SystemExit(f"error: gin: {e}".splitlines()[0]) from None
-    except SyntaxError as e:  # a value gin cannot parse, e.g. a path the shell unquoted
-      where = e.filename if e.filename and not e.filename.startswith("<") else "--gin bindings"
-      raise SystemExit(f"error: gin: {str(e.msg).strip().splitlines()[-1].strip()} in "
-                       f"`{(e.text or '').strip()}` ({where}, line {e.lineno}); gin values are "
-                       "Python literals: quote strings for the shell too, e.g. "
-                       '--gin.MODEL_DIR="\'runs/x\'"') from None
-    except tokenize.TokenError as e:  # e.g. a bracket left open at the end of a file
-      raise SystemExit(f"error: gin: {e.args[0]} in {', '.join(FLAGS.gin_file) or 'no file'} or "
-                       "the --gin bindings; close the bracket or string") from None
-    check_macro_bindings(bindings)
-    if calls is not None:
-      check_binding_targets(bindings, calls)
-    check_positive_macros()
+    parse_config(FLAGS.gin_file, FLAGS.gin_bindings + extra, calls)
     try:
       main()
     except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
