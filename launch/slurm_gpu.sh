@@ -77,9 +77,10 @@ script="$(mktemp "${TMPDIR:-/tmp}/tiger_jax.XXXXXX.sbatch")"
   echo "cd $(dirname "${here}")"
   # The batch shell gets the TERM (B:): it passes it on to the training processes and waits;
   # exit code 75 is the trainer's "preempted, checkpoint saved": requeue, which resumes.
+  echo "pid=\"\""
+  echo "trap '[[ -z \$pid ]] || kill -TERM \$pid' TERM"
   echo "srun python -m tiger_jax.train --multi_host${gin_flags} --gin.MODEL_DIR=\"'${MODEL_DIR}'\" &"
   echo "pid=\$!"
-  echo "trap 'kill -TERM \$pid' TERM"
   echo "set +e"
   echo "wait \$pid; rc=\$?"
   echo "while kill -0 \$pid 2>/dev/null; do wait \$pid; rc=\$?; done  # a TERM ended the wait early"

@@ -104,3 +104,12 @@ def pytest_collection_modifyitems(items):
   rank = lambda item: next((i for i, name in enumerate(SLOWEST_FIRST) if name in item.name),
                            len(SLOWEST_FIRST))
   items.sort(key=rank)  # stable: the others keep their order
+
+
+@pytest.fixture
+def optimized_xla():
+  """XLA's optimizations back on, for a test whose time goes to running, not compiling."""
+  import jax
+  jax.config.update("jax_disable_most_optimizations", False)
+  yield
+  jax.config.update("jax_disable_most_optimizations", True)

@@ -69,7 +69,8 @@ def test_slurm_job_passes_the_term_on_and_requeues_after_a_preemption_save(tmp_p
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
   (bin_dir / "srun").write_text(
-      "#!/usr/bin/env bash\nsleep 30 & pid=$!\ntrap 'kill $pid; exit 75' TERM\nwait\n")
+      "#!/usr/bin/env bash\nsleep 30 & pid=$!\ntrap 'kill $pid; exit 75' TERM\n"
+      f"touch {tmp_path}/started\nwait\n")
   (bin_dir / "scontrol").write_text(f"#!/usr/bin/env bash\necho \"$@\" >> {tmp_path}/scontrol\n")
   for f in bin_dir.iterdir():
     f.chmod(0o755)
@@ -77,13 +78,17 @@ def test_slurm_job_passes_the_term_on_and_requeues_after_a_preemption_save(tmp_p
   for restarts, requeued in (("0", True), ("2", False)):  # at most --max_requeues times
     job = subprocess.Popen(["bash", script], env={**env, "SLURM_RESTART_COUNT": restarts},
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(1.5)  # the stand-in srun is running
+    deadline = time.time() + 60  # until the stand-in srun runs (the trap is set before it)
+    while not (tmp_path / "started").exists() and time.time() < deadline:
+      time.sleep(0.05)
+    time.sleep(0.2)
     job.send_signal(15)
     out = job.communicate(timeout=30)[0]
     assert job.returncode == 75, out
     calls = (tmp_path / "scontrol").read_text() if (tmp_path / "scontrol").exists() else ""
     assert ("requeue 42" in calls) == requeued, (restarts, calls, out)
     (tmp_path / "scontrol").unlink(missing_ok=True)
+    (tmp_path / "started").unlink(missing_ok=True)
   os.remove(script)
 
 

@@ -274,7 +274,7 @@ def test_semantic_coherence_by_hand_and_by_sampling():
   assert exact["same_category"] > 0.4  # codes carry the categories here (random pairs: ~1/3)
 
 
-def test_standardization_keeps_the_rqvae_from_collapsing_on_sentence_vectors(tmp_path):
+def test_standardization_keeps_the_rqvae_from_collapsing_on_sentence_vectors(tmp_path, optimized_xla):
   """MiniLM vectors of the synthetic catalog's item texts: unit-norm, with a large common
   direction and ~0.04 std per dimension, as real titles' are. Unstandardized, the RQ-VAE
   ends on fewer codewords (on Beauty's titles, bench/semantic_id_report.py: level 1 uses
