@@ -13,7 +13,7 @@ TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs
         "--gin.SASRecConfig.epochs=1", "--gin.T5Config.num_encoder_layers=1",
         "--gin.T5Config.num_decoder_layers=1", "--gin.T5Config.mlp_dim=64",
         "--gin.TrainerConfig.num_buckets=2", "--gin.TrainerConfig.checkpoint_every=12",
-        "--gin.SyntheticConfig.num_items=300", "--gin.SyntheticConfig.num_users=300"]
+        "--gin.SyntheticConfig.num_items=200", "--gin.SyntheticConfig.num_users=200"]
 
 
 def _run(*args):
@@ -53,7 +53,7 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   assert "| item-transition, last 3 items |" in out
   result = json.load(open(os.path.join(model_dir, "results", "test.json")))
   assert result["checkpoint_step"] == 12 and result["invalid_rate"] == 0.0
-  assert result["users"] == 300  # the SyntheticConfig binding reached the data stage
+  assert result["users"] == 200  # the SyntheticConfig binding reached the data stage
   assert 0.0 <= result["recall@5"] <= result["recall@10"] <= 1.0
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
   assert sasrec["config"]["epochs"] == 1 and "train_seconds" in sasrec["result"]  # for reruns
