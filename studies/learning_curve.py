@@ -273,7 +273,6 @@ def main():
   kept = io_utils.read_json(out + ".json") if os.path.exists(out + ".json") else {}
   if kept.get("eval_users") != args.eval_users:  # other validation users: not comparable
     kept = {}
-  from tiger_jax import cli
   from tiger_jax.trainer import RAW_PREFIX
   curves, ids = {}, {}
   for name, d in model_dirs.items():

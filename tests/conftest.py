@@ -58,6 +58,22 @@ TINY_MODEL = dict(emb_dim=16, num_heads=2, head_dim=8, mlp_dim=32, num_encoder_l
                   num_decoder_layers=1, dropout_rate=0.0)
 
 
+def run_until_logged(command, text, sig):
+  """Starts `command` in the checkout, sends it `sig` once its log (stderr) shows `text`, and
+  returns (its return code, its whole log)."""
+  import subprocess
+  proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          text=True)
+  lines = []
+  for line in proc.stderr:
+    lines.append(line)
+    if text in line:
+      proc.send_signal(sig)
+      break
+  lines += proc.stderr.read().splitlines(keepends=True)
+  return proc.wait(timeout=600), "".join(lines)
+
+
 def small_config(vocab=50, **kw):
   """A 2+2-layer T5Config of TINY_MODEL's sizes; kw: any T5Config field (mechanisms too)."""
   from tiger_jax import network

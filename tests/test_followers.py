@@ -2,16 +2,13 @@
 
 import dataclasses
 import functools
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_MODEL, small_config as _config, small_model as _model
+from conftest import small_config as _config
 from tiger_jax import baselines, network
 from tiger_jax.errors import ConfigError
 from tiger_jax.network import followers

@@ -1,23 +1,18 @@
 """network/item_inputs.py: item-level inputs, the item embedding, recency."""
 
 import dataclasses
-import functools
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_MODEL, small_config as _config, small_model as _model
+from conftest import small_config as _config, small_model as _model
 from tiger_jax import network
 from tiger_jax.errors import ConfigError
 from tiger_jax.network import hashing, inputs
 from tiger_jax.network.item_inputs import ItemInputsConfig, item_recency
-from tiger_jax.models import EncoderDecoderModel, shift_right, unbox
-from tiger_jax.trainer import TrainerConfig
+from tiger_jax.models import shift_right, unbox
 
 
 def test_item_inputs_give_one_encoder_position_per_item():

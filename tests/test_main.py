@@ -2,12 +2,13 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 
-from conftest import REPO
+from conftest import REPO, run_until_logged
 
 TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs=10",
         "--gin.SASRecConfig.epochs=1", "--gin.T5Config.num_encoder_layers=1",
@@ -23,28 +24,14 @@ def _run(*args):
   return proc.stdout
 
 
-def _run_until_step(step, *args):
-  """Starts `python -m ARGS`, sends SIGTERM when training logs `step`; (return code, stderr)."""
-  import signal
-  proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stderr=subprocess.PIPE,
-                          stdout=subprocess.DEVNULL, text=True)
-  lines = []
-  for line in proc.stderr:
-    lines.append(line)
-    if f"step {step}/" in line:
-      proc.send_signal(signal.SIGTERM)
-      break
-  lines += proc.stderr.read().splitlines(keepends=True)
-  return proc.wait(timeout=600), "".join(lines)
-
-
 def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   from tiger_jax import preemption
   model_dir = str(tmp_path / "run")
   # SIGTERM during training: data and Semantic IDs are done, the step in hand is saved, exit
   # code 75; the same command then goes on from there.
-  code, log = _run_until_step(4, "tiger_jax.main", f"--gin.MODEL_DIR='{model_dir}'", *TINY,
-                              "--gin.TrainerConfig.log_every=1")
+  code, log = run_until_logged([sys.executable, "-m", "tiger_jax.main",
+                                f"--gin.MODEL_DIR='{model_dir}'", *TINY,
+                                "--gin.TrainerConfig.log_every=1"], "step 4/", signal.SIGTERM)
   assert code == preemption.EXIT_CODE and "preempted at step" in log, log[-2000:]
   saved = int(log.split("preempted at step ")[1].split(":")[0])
   assert 4 <= saved < 12 and os.path.isdir(os.path.join(model_dir, "checkpoints", str(saved)))

@@ -1,7 +1,6 @@
 """The paper's encoder-decoder, its sharding, and the trainer."""
 
 import dataclasses
-import functools
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_MODEL, small_config as _config, small_model as _model
+from conftest import REPO, TINY_MODEL, small_model as _model
 from tiger_jax import network
 from tiger_jax.network import hashing, precision
 from tiger_jax.models import EncoderDecoderModel, shift_right, unbox

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 
-from conftest import REPO
+from conftest import REPO, run_until_logged
 
 STEPS = 10
 
@@ -39,20 +39,6 @@ def _losses(model_dir):
   return out
 
 
-def _run_until(command, step, sig):
-  """Starts `command`, sends `sig` once its log reaches `step`; (return code, its stderr)."""
-  proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                          text=True)
-  lines = []
-  for line in proc.stderr:
-    lines.append(line)
-    if f"step {step}/{STEPS}:" in line:
-      proc.send_signal(sig)
-      break
-  lines += proc.stderr.read().splitlines(keepends=True)
-  return proc.wait(timeout=300), "".join(lines)
-
-
 def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one(tiny_run,
                                                                                 tmp_path):
   from tiger_jax import preemption
@@ -68,7 +54,8 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   # SIGTERM at step 3 (not a multiple of checkpoint_every=100): that step is saved, the log
   # says how to go on, the exit code says preempted.
   run = str(tmp_path / "run")
-  code, log = _run_until(_command(run, data_dir, sid_dir), 3, signal.SIGTERM)
+  code, log = run_until_logged(_command(run, data_dir, sid_dir), f"step 3/{STEPS}:",
+                               signal.SIGTERM)
   assert code == preemption.EXIT_CODE, log[-2000:]
   line = next(x for x in log.splitlines() if "preempted at step" in x)
   step = int(line.split("preempted at step ")[1].split(":")[0])
@@ -78,7 +65,8 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   # write is in flight at any moment), and is killed with kill -9 at step 7: the next run
   # restores the newest complete step, never a half-written one, and trains to the end.
   every = "--gin.TrainerConfig.checkpoint_every=1"
-  code, log = _run_until(_command(run, data_dir, sid_dir, every), 7, signal.SIGKILL)
+  code, log = run_until_logged(_command(run, data_dir, sid_dir, every), f"step 7/{STEPS}:",
+                               signal.SIGKILL)
   assert code == -signal.SIGKILL and f"resumed from step {step}" in log
   done = [int(n) for n in os.listdir(os.path.join(run, "checkpoints")) if n.isdigit()]
   assert done and step < max(done) <= 7

@@ -1,22 +1,14 @@
 """network/transition.py: the learned transition table."""
 
-import dataclasses
-import functools
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_MODEL, small_config as _config, small_model as _model
+from conftest import small_model as _model
 from tiger_jax.errors import ConfigError
 from tiger_jax.network import hashing, inputs
 from tiger_jax.network.transition import TransitionConfig
-from tiger_jax.models import EncoderDecoderModel, shift_right, unbox
-from tiger_jax.trainer import TrainerConfig
 
 
 def test_transition_embedding_is_keyed_by_the_last_item_and_the_decoded_prefix():

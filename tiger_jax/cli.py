@@ -172,7 +172,8 @@ def _report_crash(error: BaseException) -> None:
   except ValueError:
     model_dir = None
   try:
-    if model_dir and jax_process_index() == 0:
+    import jax
+    if model_dir and jax.process_index() == 0:
       from tiger_jax.run_dir import RunDir
       os.makedirs(RunDir(model_dir).logs, exist_ok=True)
       path = os.path.join(RunDir(model_dir).logs, f"traceback-{os.getpid()}.txt")
@@ -187,11 +188,6 @@ def _report_crash(error: BaseException) -> None:
   where = f"full traceback in {path}" if path else "no traceback file could be written"
   first = (str(error).strip().splitlines() or [""])[0][:300]
   raise SystemExit(f"error: {type(error).__name__}: {first} ({where}; --verbose prints it)")
-
-
-def jax_process_index() -> int:
-  import jax
-  return jax.process_index()
 
 
 class _QuietLibraries(std_logging.Filter):

@@ -8,8 +8,6 @@ through these names. Gin files bind `experiment`, `train`, `pipeline`,
 `SyntheticConfig` (the embedded catalog's size) and the macros of gin_configs/base.gin.
 """
 
-import os
-
 import gin
 
 from tiger_jax import experiment as experiment_lib, io_utils, network, pipeline_config, sasrec

@@ -9,7 +9,6 @@ beam search as its predict function (`seqio_predict_fn`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Sequence
 
@@ -19,7 +18,7 @@ import seqio
 
 import tasks
 from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
-from tiger_jax import metrics as metrics_lib, retrieval, trainer as trainer_lib
+from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax import checkpoints as checkpoints_lib
 from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.run_dir import RunDir

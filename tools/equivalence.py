@@ -13,7 +13,6 @@ the same batches and print `identical` or the first difference (exit 1).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 

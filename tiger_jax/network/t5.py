@@ -19,7 +19,6 @@ import numpy as np
 
 from tiger_jax.errors import ConfigError
 from tiger_jax.network.hashing import Dropout
-from tiger_jax.network.inputs import history_items
 from tiger_jax.network.precision import einsum, matmul
 
 constrain = nn.with_logical_constraint
