@@ -91,7 +91,27 @@ def test_an_unexpected_error_is_one_line_with_its_traceback_in_a_file(tmp_path):
   assert out.returncode == 1 and last.startswith("error: ") and "Traceback" not in out.stderr
   path = last.split("full traceback in ")[1].split(";")[0]
   assert path.startswith(str(tmp_path / "logs")) and "Traceback" in open(path).read()
-  assert "Traceback" in run("--verbose").stderr
+
+
+def test_verbose_prints_the_crash_traceback_too(tmp_path, monkeypatch, capsys):
+  """The crash report under --verbose (in-process; the command line's path is the test above):
+  the same one `error:` line and file, and the traceback on stderr as well."""
+  import types
+  import gin
+  monkeypatch.setattr(cli, "FLAGS", types.SimpleNamespace(verbose=True))
+  gin.clear_config()
+  gin.bind_parameter("%MODEL_DIR", str(tmp_path))
+  try:
+    try:
+      raise RuntimeError("deep down")
+    except RuntimeError as e:
+      with pytest.raises(SystemExit, match=r"^error: RuntimeError: deep down \(full traceback "
+                                           rf"in {tmp_path / 'logs'}/traceback-\d+\.txt;"):
+        cli._report_crash(e)
+  finally:
+    gin.clear_config()
+  assert "Traceback" in capsys.readouterr().err and 'raise RuntimeError("deep down")' in open(
+      next((tmp_path / "logs").iterdir())).read()
 
 
 def test_a_mistyped_macro_stops_with_the_closest_name(parsed):

@@ -256,9 +256,9 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert (np.diff(scores, axis=1) <= 1e-6).all()
   # A partial evaluation, or one at another beam, writes its own file: test.json stays.
   part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
-                                          batch_size=32, max_examples=10)
-  assert part["users"] == 10 and json.load(open(tmp_path / "a" / "results" / "test.json")) == written
-  assert json.load(open(tmp_path / "a" / "results" / "test_beam3_first10users.json"))["users"] == 10
+                                          batch_size=16, max_examples=16)
+  assert part["users"] == 16 and json.load(open(tmp_path / "a" / "results" / "test.json")) == written
+  assert json.load(open(tmp_path / "a" / "results" / "test_beam3_first16users.json"))["users"] == 16
   with pytest.raises(ValueError, match=rf"beam size 2000 must be in 1\.\.{len(exp.ids)} "):
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=2000)
   clock = json.load(open(tmp_path / "b" / "train_clock.json"))["steps"]  # resumed at step 3

@@ -14,15 +14,35 @@ from conftest import REPO, run_until_logged
 STEPS = 10
 
 
+def _bindings(model_dir, data_dir, sid_dir):
+  return [f"MODEL_DIR='{model_dir}'", f"DATA_DIR='{data_dir}'", f"SEMANTIC_ID_DIR='{sid_dir}'",
+          f"TRAIN_STEPS={STEPS}", "BATCH_SIZE=8", "T5Config.emb_dim=16", "T5Config.num_heads=2",
+          "T5Config.head_dim=8", "T5Config.mlp_dim=32", "T5Config.num_encoder_layers=1",
+          "T5Config.num_decoder_layers=1", "T5Config.dropout_rate=0.1",
+          "TrainerConfig.log_every=1", "TrainerConfig.eval_every=0", "TrainerConfig.num_buckets=1"]
+
+
 def _command(model_dir, data_dir, sid_dir, *extra):
   return [sys.executable, "-m", "tiger_jax.train", "--gin_file=gin_configs/tiger_synthetic.gin",
-          f"--gin.MODEL_DIR='{model_dir}'", f"--gin.DATA_DIR='{data_dir}'",
-          f"--gin.SEMANTIC_ID_DIR='{sid_dir}'", f"--gin.TRAIN_STEPS={STEPS}", "--gin.BATCH_SIZE=8",
-          "--gin.T5Config.emb_dim=16", "--gin.T5Config.num_heads=2", "--gin.T5Config.head_dim=8",
-          "--gin.T5Config.mlp_dim=32", "--gin.T5Config.num_encoder_layers=1",
-          "--gin.T5Config.num_decoder_layers=1", "--gin.T5Config.dropout_rate=0.1",
-          "--gin.TrainerConfig.log_every=1", "--gin.TrainerConfig.eval_every=0",
-          "--gin.TrainerConfig.num_buckets=1", *extra]
+          *(f"--gin.{b}" for b in _bindings(model_dir, data_dir, sid_dir)), *extra]
+
+
+def _train_in_process(model_dir, data_dir, sid_dir):
+  """What `_command` runs, in this process (one interpreter start less): the train binary's
+  main() under the same gin config and the command line's default PRNG."""
+  import gin
+  import jax
+  from tiger_jax import cli, configurables
+  prng = jax.config.jax_default_prng_impl
+  gin.clear_config()
+  jax.config.update("jax_default_prng_impl", cli.FLAGS["prng_impl"].default)
+  try:
+    cli.parse_config(["gin_configs/tiger_synthetic.gin"], _bindings(model_dir, data_dir, sid_dir),
+                     ("experiment", "train"))
+    configurables.train(exp=configurables.experiment())
+  finally:
+    gin.clear_config()
+    jax.config.update("jax_default_prng_impl", prng)
 
 
 def _losses(model_dir):
@@ -44,8 +64,7 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   from tiger_jax import preemption
   data_dir, sid_dir = tiny_run
   whole = str(tmp_path / "whole")
-  subprocess.run(_command(whole, data_dir, sid_dir), cwd=REPO, check=True, capture_output=True,
-                 timeout=300)
+  _train_in_process(whole, data_dir, sid_dir)
   reference = {step: values[0] for step, values in _losses(whole).items()}
   assert sorted(reference) == list(range(1, STEPS + 1))
   same = lambda losses: {s: set(v) for s, v in losses.items()} == {
