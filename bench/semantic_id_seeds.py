@@ -2,21 +2,28 @@ r"""Semantic-ID quality and time over seeds, on whatever machine runs it: how fa
 with the seed, against how far they move with the machine.
 
   python bench/semantic_id_seeds.py --vectors=runs/beauty/data/item_vectors.npy --seeds=0,1,2,3,4
-  python bench/semantic_id_seeds.py --vectors=... --method=rq_kmeans --out=runs/seeds.json
+  python bench/semantic_id_seeds.py --vectors=... --preset=paper --seeds=0
+  python bench/semantic_id_seeds.py --vectors=... --set=rqvae.epochs=200 --set=method=rq_kmeans
+  python bench/semantic_id_seeds.py --vectors=... --record=records/semantic_ids_beauty.json
 
-Runs `semantic_ids.compute_codes` with the default SemanticIdConfig (only the seed and, if
-given, --method and --epochs changed) on a data stage's item vectors, and prints per seed: the
+Runs `semantic_ids.compute_codes` on a data stage's item vectors with the default
+SemanticIdConfig, or a preset of `semantic_ids.PRESETS` (`paper`: the paper's RQ-VAE schedule,
+the default before the robust one), with --set changes on top, and prints per seed: the
 codewords each level uses, the share of items in collision groups, the largest group, and the
-seconds it took; then the mean and the range over the seeds. Needs only jax, flax, optax and
-numpy (no TensorFlow), so that it runs on an accelerator machine as it is.
+seconds it took; then the mean and the range over the seeds, and whether every seed meets the
+targets (level 1 >= 240 of 256 codewords, <= 12% of items in collision groups, largest group
+<= 10). --record writes all of it as JSON, with the command line and the hardware. Needs only
+jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -24,28 +31,79 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+TARGETS = {"level1_min": 240, "collision_max": 0.12, "largest_group_max": 10}
+
+
+def with_changes(config, changes: list[str]):
+  """config with each 'field=value' (or 'rqvae.field=value') applied; values are literals."""
+  for change in changes:
+    key, sep, text = change.partition("=")
+    if not sep:
+      raise SystemExit(f"error: --set={change}: expected FIELD=VALUE, e.g. rqvae.epochs=200")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text  # a bare word: a string, e.g. method=rq_kmeans
+    target, _, field = key.rpartition(".")
+    if target not in ("", "rqvae"):
+      raise SystemExit(f"error: --set={change}: only SemanticIdConfig fields and rqvae.FIELD")
+    owner = config.rqvae if target else config
+    if field not in {f.name for f in dataclasses.fields(owner)}:
+      raise SystemExit(f"error: --set={change}: {type(owner).__name__} has no field {field!r}")
+    owner = dataclasses.replace(owner, **{field: value})
+    config = dataclasses.replace(config, rqvae=owner) if target else owner
+  return config
+
+
+def portable_command(argv: list[str], vectors: str) -> tuple[str, dict]:
+  """The command line with the vectors' folder written DATA_DIR (no machine path in a record),
+  and how that folder was made, from its manifest."""
+  data_dir = os.path.dirname(os.path.abspath(vectors))
+  argv = [a.replace(os.path.dirname(vectors) or ".", "DATA_DIR", 1) if a.startswith("--vectors=")
+          else a for a in argv]
+  data = {}
+  try:
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+      config = json.load(f)["config"]
+    made = ["python", "-m", "tiger_jax.data", f"--source={config['source']}"]
+    if config.get("category"):
+      made.append(f"--category={config['category']}")
+    if config.get("data_dir"):
+      made.append(f"--data_dir={config['data_dir']}")
+    data = {"command": shlex.join(made + ["--out_dir=DATA_DIR"]),
+            "placeholder_titles": config.get("read_report", {}).get("item_meta", {}).get(
+                "placeholder_titles")}
+  except (OSError, KeyError, ValueError):
+    pass
+  return "python " + shlex.join(argv), data
+
+
+def meets_targets(row: dict) -> bool:
+  return (row["used"][0] >= TARGETS["level1_min"]
+          and row["items_in_collision"] <= TARGETS["collision_max"]
+          and row["largest_group"] <= TARGETS["largest_group_max"])
+
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--vectors", required=True, help="a data stage's item_vectors.npy")
   p.add_argument("--seeds", default="0,1,2,3,4")
-  p.add_argument("--method", default=None, help="default: SemanticIdConfig's")
-  p.add_argument("--epochs", type=int, default=None, help="RQ-VAE epochs; default: RQVAEConfig's")
-  p.add_argument("--out", default="", help="also write the rows here as JSON")
+  p.add_argument("--preset", default="default", help="a name of semantic_ids.PRESETS")
+  p.add_argument("--set", action="append", default=[], dest="changes",
+                 help="FIELD=VALUE of SemanticIdConfig, or rqvae.FIELD=VALUE (repeatable)")
+  p.add_argument("--record", default="", help="also write the rows and summary here as JSON")
   args = p.parse_args()
   import jax
   from tiger_jax.partitioning import hardware
-  from tiger_jax.semantic_ids import SemanticIdConfig, collision_stats, compute_codes
+  from tiger_jax.semantic_ids import PRESETS, collision_stats, compute_codes
   try:
     vectors = np.load(args.vectors).astype(np.float32)
   except OSError as e:
     raise SystemExit(f"error: --vectors={args.vectors}: {e}") from None
-  base = SemanticIdConfig()
-  if args.method:
-    base = dataclasses.replace(base, method=args.method)
-  if args.epochs:
-    base = dataclasses.replace(base, rqvae=dataclasses.replace(base.rqvae, epochs=args.epochs))
-  print(f"{len(vectors):,} vectors of dim {vectors.shape[1]}; {base.method}"
+  if args.preset not in PRESETS:
+    raise SystemExit(f"error: --preset={args.preset}: one of {', '.join(PRESETS)}")
+  base = with_changes(PRESETS[args.preset], args.changes)
+  print(f"{len(vectors):,} vectors of dim {vectors.shape[1]}; preset {args.preset}, {base.method}"
         f"{f', {base.rqvae.epochs} epochs' if base.method == 'rqvae' else ''}; {hardware()}; "
         f"jax {jax.__version__}", flush=True)
   print("| seed | codewords used per level | items in collision groups | largest group | seconds |")
@@ -60,16 +118,28 @@ def main() -> None:
     rows.append(row)
     print(f"| {seed} | {' / '.join(map(str, used))} | {row['items_in_collision']:.1%} | "
           f"{row['largest_group']} | {seconds:.0f} |", flush=True)
-  for key, fmt in (("items_in_collision", "{:.1%}"), ("largest_group", "{}"), ("seconds", "{:.0f}")):
-    values = [r[key] for r in rows]
+  summary = {}
+  for key, values in (("level1_used", [r["used"][0] for r in rows]),
+                      ("items_in_collision", [r["items_in_collision"] for r in rows]),
+                      ("largest_group", [r["largest_group"] for r in rows]),
+                      ("seconds", [r["seconds"] for r in rows])):
+    summary[key] = {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
+    fmt = "{:.1%}" if key == "items_in_collision" else "{:.0f}"
     print(f"{key}: mean {fmt.format(np.mean(values))}, range {fmt.format(min(values))} - "
           f"{fmt.format(max(values))}")
-  level1 = [r["used"][0] for r in rows]
-  print(f"level-1 codewords used: mean {np.mean(level1):.0f}, range {min(level1)} - {max(level1)}")
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump({"rows": rows, "hardware": hardware(), "method": base.method,
-                 "config": dataclasses.asdict(base)}, f, indent=1)
+  summary["every_seed_meets_targets"] = all(meets_targets(r) for r in rows)
+  print(f"targets {TARGETS}: {'met on every seed' if summary['every_seed_meets_targets'] else 'missed'}")
+  if args.record:
+    command, data = portable_command(sys.argv, args.vectors)
+    record = {"command": command, "data": data, "preset": args.preset,
+              "changes": args.changes, "vectors": os.path.basename(args.vectors),
+              "num_items": len(vectors), "dim": int(vectors.shape[1]), "rows": rows,
+              "summary": summary, "targets": TARGETS, "hardware": hardware(),
+              "jax": jax.__version__, "config": dataclasses.asdict(base)}
+    tmp = args.record + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(record, f, indent=1)
+    os.replace(tmp, args.record)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ r"""The README's results table, generated from the committed results records (ne
 Each record (records/<name>.json, written by `python -m studies.reproduce --record=...`) holds
 one recipe's test rows on one dataset: TIGER, SASRec, the item-transition floors and
 most-popular. Per dataset the table shows the records' TIGER rows, then the first record's
-baselines, then the paper's figures, and under it the command, hardware and seed of each
-record. `tests/test_readme.py` fails when the README's block differs from what this prints.
+baselines, then the paper's figures, and under it the command, hardware, seed and Semantic IDs
+(checksum and quality) of each record; rows standing on different IDs are flagged. A second
+block, the Semantic-ID table, comes from records/semantic_ids/*.json
+(`bench/semantic_id_seeds.py --record=...`). `tests/test_readme.py` fails when the README's block differs from what this prints.
 """
 
 from __future__ import annotations
@@ -75,26 +77,95 @@ def table(records: list[dict]) -> str:
       source = " Transcribed from an earlier README; the record says why." if r.get(
           "provenance") else ""
       notes.append(f"- {name}, `{r['path']}`: `{r['command']}` (batch {r['batch_size']}, seed "
-                   f"{r['seed']}; {r['hardware']}).{source}")
+                   f"{r['seed']}; {r['hardware']}).{source}{_ids_note(r)}")
+    checksums = {ids["sha1"] for r in mine if (ids := r["rows"]["TIGER"].get("semantic_ids"))}
+    if len(checksums) > 1:
+      notes.append(f"- {name}: these rows stand on {len(checksums)} different sets of Semantic "
+                   f"IDs ({', '.join(sorted(c[:10] for c in checksums))}): compare them as such.")
   return "\n".join(lines + [""] + notes) + "\n"
 
 
-def block(readme_text: str) -> str:
-  """What stands between the README's BEGIN and END lines."""
-  if BEGIN not in readme_text or END not in readme_text:
-    raise ValueError(f"no {BEGIN} ... {END} lines")
-  return readme_text.split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n")
+def _ids_note(record: dict) -> str:
+  """The Semantic IDs a record's TIGER row stood on (results since the IDs' checksum)."""
+  ids = record["rows"]["TIGER"].get("semantic_ids")
+  if not ids:
+    return " Semantic IDs not recorded."
+  quality = ""
+  if "used_codewords" in ids:
+    quality = (f": level-1 codewords {ids['used_codewords'][0]}, "
+               f"{ids['items_in_collision']:.1%} of items in collision groups, largest group "
+               f"{ids['largest_group']}")
+  return f" Semantic IDs sha1 {ids['sha1'][:10]} ({ids.get('method', '?')}{quality})."
 
 
-def rewrite(readme: str, text: str) -> None:
-  src = open(readme).read()
-  if BEGIN not in src or END not in src:
-    raise SystemExit(f"error: {readme}: no {BEGIN} ... {END} lines to replace")
-  head, rest = src.split(BEGIN, 1)
-  new = head + BEGIN + "\n" + text + END + rest.split(END, 1)[1]
+SID_BEGIN, SID_END = "<!-- semantic_ids_table:begin -->", "<!-- semantic_ids_table:end -->"
+
+
+def _spread(s: dict, fmt: str) -> str:
+  return f"{fmt.format(s['mean'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def semantic_id_table(records: list[dict]) -> str:
+  """Markdown from records/semantic_ids/*.json (bench/semantic_id_seeds.py --record): per
+  record the mean (range) over its seeds of level-1 codewords used, items in collision groups,
+  largest group and seconds, and whether every seed met the targets."""
+  lines = ["| data | Semantic IDs | seeds | level-1 codewords of 256 | items in collision groups "
+           "| largest group | seconds | targets on every seed |", "|---|---|---|---|---|---|---|---|"]
+  notes = []
+  for r in records:
+    s = r["summary"]
+    lines.append(f"| {r['dataset']} | {r['preset']}{' + ' + ', '.join(r['changes']) if r['changes'] else ''} "
+                 f"| {len(r['rows'])} | {_spread(s['level1_used'], '{:.0f}')} "
+                 f"| {_spread(s['items_in_collision'], '{:.1%}')} "
+                 f"| {_spread(s['largest_group'], '{:.0f}')} | {_spread(s['seconds'], '{:.0f}')} "
+                 f"| {'met' if s['every_seed_meets_targets'] else 'missed'} |")
+    made = r.get("data", {}).get("command")
+    notes.append(f"- {r['dataset']}, {r['preset']}, `{r['path']}`: `{r['command']}`"
+                 + (f", DATA_DIR from `{made}`" if made else "")
+                 + f" ({r['hardware']}; jax {r['jax']}).")
+  t = records[0]["targets"] if records else {}
+  targets = (f"Targets: level 1 uses >= {t['level1_min']} codewords, <= "
+             f"{t['collision_max']:.0%} of items in collision groups, largest group <= "
+             f"{t['largest_group_max']}." if t else "")
+  return "\n".join(lines + [""] + notes + ["", targets]) + "\n"
+
+
+def load_semantic_id_records(paths: list[str]) -> list[dict]:
+  records = []
+  for path in paths:
+    with open(path) as f:
+      record = json.load(f)
+    dataset = os.path.splitext(os.path.basename(path))[0].split("_")[0]
+    records.append({**record, "dataset": dataset.capitalize(),
+                    "path": os.path.relpath(os.path.abspath(path), REPO)})
+  return records
+
+
+def default_semantic_id_records() -> list[str]:
+  return sorted(glob.glob(os.path.join(REPO, "records", "semantic_ids", "*.json")))
+
+
+def block(readme_text: str, begin: str = BEGIN, end: str = END) -> str:
+  """What stands between the README's begin and end lines."""
+  if begin not in readme_text or end not in readme_text:
+    raise ValueError(f"no {begin} ... {end} lines")
+  return readme_text.split(begin, 1)[1].split(end, 1)[0].lstrip("\n")
+
+
+def replaced(src: str, text: str, begin: str, end: str, readme: str) -> str:
+  if begin not in src or end not in src:
+    raise SystemExit(f"error: {readme}: no {begin} ... {end} lines to replace")
+  head, rest = src.split(begin, 1)
+  return head + begin + "\n" + text + end + rest.split(end, 1)[1]
+
+
+def rewrite(readme: str, text: str, sid_text: str | None = None) -> None:
+  src = replaced(open(readme).read(), text, BEGIN, END, readme)
+  if sid_text is not None:
+    src = replaced(src, sid_text, SID_BEGIN, SID_END, readme)
   tmp = readme + ".tmp"
   with open(tmp, "w") as f:
-    f.write(new)
+    f.write(src)
   os.replace(tmp, readme)
 
 
@@ -109,9 +180,11 @@ def main(argv=None):
   args = p.parse_args(argv)
   paths = [x for x in args.records.split(",") if x] or default_records()
   text = table(load_records(paths))
+  sid_text = semantic_id_table(load_semantic_id_records(default_semantic_id_records()))
   print(text)
+  print(sid_text)
   if args.readme:
-    rewrite(args.readme, text)
+    rewrite(args.readme, text, sid_text)
     print(f"wrote the table into {args.readme}")
 
 

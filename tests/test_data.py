@@ -125,12 +125,25 @@ def test_preprocessed_reader_errors(tmp_path):
     preprocessed.read(str(tmp_path))
 
 
-@pytest.mark.parametrize("category", ["beauty", "toys"])
-def test_shared_item_meta_gives_every_item_text(category):
+def test_a_placeholder_title_is_no_title():
+  from tiger_jax.data import item_meta
+  cats = {"categories": [["Toys & Games", "Puzzles"]]}
+  assert item_meta.item_text({"title": "title_208", **cats}) == "Categories: Toys & Games, Puzzles"
+  assert item_meta.item_text({"title": " title_7 ", **cats}) == item_meta.item_text(cats)
+  for real in ("title_208 Deluxe", "Subtitle_3", "title_"):  # only the bare pattern
+    assert item_meta.item_text({"title": real}).startswith(f"Title: {real}")
+
+
+@pytest.mark.parametrize("category,placeholders", [("beauty", 7), ("toys", 59)])
+def test_shared_item_meta_gives_every_item_text(category, placeholders):
+  """Every item has text; a placeholder title ("title_208") is left out of it, counted."""
   ds = preprocessed.read(shared_dir(category))
   report = ds.read_report["item_meta"]
   assert report["items_without_text"] == 0 and report["unknown_asins"] == 0
-  assert all(t.startswith("Title: ") for t in ds.item_text)
+  assert report["placeholder_titles"] == placeholders
+  untitled = [t for t in ds.item_text if not t.startswith("Title: ")]
+  assert len(untitled) == placeholders and all(t.startswith("Categories: ") for t in untitled)
+  assert not any("title_" in t for t in ds.item_text)
   assert not any("&amp;" in t for t in ds.item_text)
   assert all(ds.item_categories)
   if category == "toys":  # the renumbered folder: id -> ASIN -> title agree
@@ -314,7 +327,8 @@ def test_cli_prepares_shared_beauty(tmp_path):
                         f"--data_dir={data_dir}", f"--out_dir={tmp_path}", "--content=attributes"],
                        capture_output=True, text=True, cwd=REPO, check=True).stdout
   assert "22,363 users, 12,101 items, 198,502 interactions" in out
-  assert "12,101 lines, 0 items without text, 0 unknown and 0 repeated ASINs" in out
+  assert ("12,101 lines, 0 items without text, 7 placeholder titles (read as no title), 0 unknown "
+          "and 0 repeated ASINs") in out
   assert np.load(tmp_path / "item_vectors.npy").shape == (12101, 64)
 
 

@@ -235,6 +235,10 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 20
   assert {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "invalid_rate"} <= set(written)
   assert written["recall@10"] == result["recall@10"] and written["invalid_rate"] == 0.0
+  from tiger_jax.semantic_ids import pipeline as sid_pipeline
+  ids_used = written["semantic_ids"]  # which IDs the result stood on, and their quality
+  assert ids_used["sha1"] == sid_pipeline.checksum(exp.ids)
+  assert {"used_codewords", "items_in_collision", "largest_group"} <= set(ids_used)
   ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
   assert ranked.shape == (80, 20) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
   assert results.train_seconds(str(tmp_path / "a")) > 0

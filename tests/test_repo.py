@@ -84,4 +84,29 @@ def test_readme_table_is_what_the_records_generate():
   assert readme_table.block(readme) == expected, (
       "README.md's results block differs from the records: run "
       "`python -m studies.readme_table --readme=README.md`")
+  sid_records = readme_table.load_semantic_id_records(readme_table.default_semantic_id_records())
+  assert {r["dataset"] for r in sid_records} >= {"Beauty", "Toys"}
+  assert readme_table.block(readme, readme_table.SID_BEGIN, readme_table.SID_END) == \
+      readme_table.semantic_id_table(sid_records), (
+          "README.md's Semantic-ID block differs from records/semantic_ids/: run "
+          "`python -m studies.readme_table --readme=README.md`")
   assert len(readme.splitlines()) <= 250
+
+
+def test_a_table_of_runs_on_different_semantic_ids_says_so():
+  from studies import readme_table
+  rows = {k: 0.1 for k in readme_table.KEYS}
+
+  def record(sha1, label):
+    tiger = {**rows, "checkpoint_step": 10, "train_seconds": 60,
+             "semantic_ids": {"sha1": sha1, "method": "rqvae", "used_codewords": [256, 250, 240],
+                              "items_in_collision": 0.081, "largest_group": 7}}
+    return {"dataset": "beauty", "label": label, "recipe": f"gin_configs/recipes/{label}.gin",
+            "train_steps": 10, "rows": {"TIGER": tiger}, "path": f"records/{label}.json",
+            "command": "x", "batch_size": 8, "seed": 0, "hardware": "cpu"}
+
+  same = readme_table.table([record("a" * 40, "one"), record("a" * 40, "two")])
+  assert "Semantic IDs sha1 aaaaaaaaaa (rqvae: level-1 codewords 256, 8.1% of items in " \
+         "collision groups, largest group 7)." in same and "different sets" not in same
+  mixed = readme_table.table([record("a" * 40, "one"), record("b" * 40, "two")])
+  assert "these rows stand on 2 different sets of Semantic IDs (aaaaaaaaaa, bbbbbbbbbb)" in mixed

@@ -173,13 +173,15 @@ def test_cli_writes_ids_report_and_plot(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "tiger_jax.semantic_ids", f"--data_dir={tmp_path / 'data'}",
        f"--out_dir={out}", "--gin.RQVAEConfig.epochs=5", "--gin.RQVAEConfig.batch_size=64",
-       "--gin.SemanticIdConfig.collaborative_dim=8"],
+       "--gin.SemanticIdConfig.collaborative_dim=8", "--seed=3"],
       capture_output=True, text=True, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  import json
+  manifest = json.loads((out / "manifest.json").read_text())["config"]
+  assert manifest["seed"] == 3 and manifest["rqvae"]["epochs"] == 5  # --seed, whatever the method
   ids = np.load(out / "semantic_ids.npy")
   n = data_lib.load(str(tmp_path / "data")).num_items
   assert ids.shape == (n, 4) and len(np.unique(ids, axis=0)) == n
-  import json
   rep = json.loads((out / "report.json").read_text())
   assert rep["unique_ids"] and len(rep["levels"]) == 3
   assert rep["item_vectors"]["collaborative_dim"] == 8
@@ -190,6 +192,41 @@ def test_cli_writes_ids_report_and_plot(tmp_path):
   assert rep["reconstruction_mse"] > 0 and (out / "standardization.npz").exists()
   assert (out / "codeword_usage.png").read_bytes()[:4] == b"\x89PNG"
   assert os.path.exists(out / "params.npz") and os.path.exists(out / "manifest.json")
+
+
+def test_ids_from_copies_a_runs_ids_whole_and_refuses_other_data(tiny_run, tmp_path):
+  """--ids_from: the very IDs (same checksum) and what assigns new items with them; a run
+  folder or its semantic_ids folder; IDs made for another item count are refused, and a
+  refused copy leaves nothing behind."""
+  from tiger_jax.data import synthetic
+  from tiger_jax.data.prepare import prepare
+  from tiger_jax.semantic_ids import pipeline
+  data_dir, sid_dir = tiny_run
+  run = tmp_path / "run"
+  got = pipeline.copy_ids(sid_dir, str(run / "semantic_ids"), data_dir)
+  want = pipeline.load_ids(sid_dir)
+  np.testing.assert_array_equal(pipeline.load_ids(str(run / "semantic_ids")), want)
+  assert got["sha1"] == pipeline.checksum(want) == json_report(sid_dir)["sha1"]
+  assert got == pipeline.summary(sid_dir) and got["largest_group"] >= 1
+  vectors = np.load(os.path.join(data_dir, "item_vectors.npy"))
+  np.testing.assert_array_equal(pipeline.assign_codes(str(run / "semantic_ids"), vectors),
+                                want[:, :-1])
+  again = pipeline.copy_ids(str(run), str(tmp_path / "again"), data_dir)  # a run folder
+  assert again["sha1"] == got["sha1"] and not (tmp_path / "again" / "checkpoints").exists()
+  other = str(tmp_path / "other_data")
+  prepare("synthetic", other, content_source="attributes",
+          synthetic_config=synthetic.SyntheticConfig(num_items=60, num_users=40, seed=3))
+  with pytest.raises(data_lib.DataError, match=r"--ids_from=.*: IDs for \d+ items, but the "
+                                               r"dataset in .* has \d+; copy IDs made for"):
+    pipeline.copy_ids(sid_dir, str(tmp_path / "refused"), other)
+  with pytest.raises(data_lib.DataError, match="no finished Semantic IDs here"):
+    pipeline.copy_ids(str(tmp_path), str(tmp_path / "refused"), data_dir)
+  assert not list(tmp_path.glob("refused*"))
+
+
+def json_report(sid_dir):
+  import json
+  return json.load(open(os.path.join(sid_dir, "report.json")))
 
 
 def test_artifacts_on_a_remote_filesystem():
@@ -316,3 +353,20 @@ def test_the_report_command_lists_a_runs_collision_groups_with_text(tiny_run, ca
     report.main(["--semantic_id_dir=/nonexistent/semantic_ids"])
   with pytest.raises(SystemExit, match="--groups=0: must be at least 1"):
     report.main([f"--semantic_id_dir={sid_dir}", "--groups=0"])
+
+
+def test_the_paper_schedule_by_name_is_the_presets_and_the_default_is_robust():
+  """gin_configs/semantic_ids/paper.gin binds what PRESETS['paper'] holds; the default seeds
+  k-means from all items and restarts dead codewords, the paper's from one batch, without."""
+  import gin
+  from tiger_jax import cli, configurables
+  from tiger_jax.semantic_ids import PRESETS
+  gin.clear_config()
+  try:
+    cli.parse_config(["gin_configs/semantic_ids/paper.gin"], [], ("SemanticIdConfig", "RQVAEConfig"))
+    assert configurables.SemanticIdConfig(rqvae=configurables.RQVAEConfig()) == PRESETS["paper"]
+  finally:
+    gin.clear_config()
+  default, paper = PRESETS["default"].rqvae, PRESETS["paper"].rqvae
+  assert default == RQVAEConfig() and (default.kmeans_init_items, default.reset_dead_codes) == (0, True)
+  assert (paper.kmeans_init_items, paper.reset_dead_codes) == (paper.batch_size, False)

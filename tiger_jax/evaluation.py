@@ -18,6 +18,7 @@ import seqio
 
 import tasks
 from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
+from tiger_jax.semantic_ids import pipeline as sid_pipeline
 from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax import checkpoints as checkpoints_lib
 from tiger_jax.retrieval import DEFAULT_BEAM
@@ -145,7 +146,8 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
                 dtype=retriever.model.config.dtype, exclude_history=exclude_history,
-                hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
+                hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+                semantic_ids=sid_pipeline.summary(exp.semantic_id_dir))
   name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)
   io_utils.write_json(RunDir(model_dir).result(name), result)
   io_utils.write_npz(RunDir(model_dir).ranked(name), **ranked)

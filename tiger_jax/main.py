@@ -44,8 +44,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
             synthetic_config=configurables.SyntheticConfig() if c.source == "synthetic" else None)
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
   if not io_utils.exists(os.path.join(sid_dir, "manifest.json")):  # written last by the stage
-    sid_pipeline.run(data_dir, sid_dir,
-                     configurables.SemanticIdConfig(rqvae=configurables.RQVAEConfig()))
+    if c.ids_from:
+      sid_pipeline.copy_ids(c.ids_from, sid_dir, data_dir)
+    else:
+      sid_pipeline.run(data_dir, sid_dir,
+                       configurables.SemanticIdConfig(rqvae=configurables.RQVAEConfig()))
   logging.info("stage 3: Semantic IDs in %s", sid_dir)
   exp = configurables.experiment(data_dir=data_dir, semantic_id_dir=sid_dir)
   configurables.write_config(c.model_dir)

@@ -17,7 +17,9 @@ class PipelineConfig:
   ('auto': text where the data has it, e.g. item_meta.jsonl beside an S3-Rec folder;
   else attributes). checkpoint: which one the final evaluation decodes: 'auto' = the
   best on validation when the run validated (TrainerConfig.eval_every > 0), else the
-  latest. exclude_history: every model's lists leave out the user's own history items
+  latest. ids_from: a run directory (or its semantic_ids folder) whose Semantic IDs this run
+  copies instead of computing its own, to reproduce a result from the very same IDs on
+  another machine (`semantic_ids.pipeline.copy_ids`). exclude_history: every model's lists leave out the user's own history items
   (TIGER inside its beam search, the others by `metrics.without_history`), and results
   carry a `_nohistory` name (test_nohistory.json, results_nohistory.md).
   """
@@ -28,6 +30,7 @@ class PipelineConfig:
   content: str = "auto"
   data_dir: str | None = None
   semantic_id_dir: str | None = None
+  ids_from: str | None = None
   split: str = "test"
   beam_size: int = DEFAULT_BEAM
   exclude_history: bool = False

@@ -68,6 +68,7 @@ def main(argv: list[str]) -> None:
   if meta:
     print(f"item text from {meta['file']}: {meta['lines']:,} lines, "
           f"{meta['items_without_text']} items without text, "
+          f"{meta.get('placeholder_titles', 0)} placeholder titles (read as no title), "
           f"{meta['unknown_asins']} unknown and {meta['repeated_asins']} repeated ASINs")
   vec = manifest["config"].get("item_vectors")
   if vec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from typing import Any, Sequence
 
 from tiger_jax.data.dataset import DataError
@@ -23,6 +24,16 @@ MAX_MISSING_TEXT = 0.01
 
 def _clean(value: Any) -> str:
   return html.unescape(str(value)).strip()
+
+
+# Titles that name no product: the shared Toys and Beauty files fill a missing title with
+# "title_<number>" (59 and 7 items). Embedded as text, the arbitrary number is all that tells
+# such items apart; they are read as items without a title (their categories stay).
+PLACEHOLDER_TITLE = re.compile(r"title_\d+")
+
+
+def is_placeholder_title(title: Any) -> bool:
+  return isinstance(title, str) and PLACEHOLDER_TITLE.fullmatch(title.strip()) is not None
 
 
 def category_paths(meta: dict[str, Any]) -> list[list[str]]:
@@ -47,7 +58,7 @@ def leaf_categories(meta: dict[str, Any]) -> list[str]:
 def item_text(meta: dict[str, Any]) -> str:
   """The paper's item text: title, price, categories and brand, HTML entities unescaped."""
   parts = []
-  if meta.get("title"):
+  if meta.get("title") and not is_placeholder_title(meta["title"]):
     parts.append(f"Title: {_clean(meta['title'])}")
   if meta.get("price") not in (None, ""):
     parts.append(f"Price: {_clean(meta['price'])}")
@@ -117,9 +128,11 @@ def read_jsonl(path: str, item_asins: Sequence[str]) -> tuple[list[str], list[li
   except UnicodeDecodeError as e:
     raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
   missing = [item_asins[i] for i, r in enumerate(records) if r is None]
+  placeholders = [r["asin"] for r in records if r and is_placeholder_title(r.get("title"))]
   report = {"file": os.path.abspath(path), "lines": lines, "unknown_asins": unknown,
             "repeated_asins": repeated, "items_without_text": len(missing),
-            "items_without_text_examples": missing[:5]}
+            "items_without_text_examples": missing[:5],
+            "placeholder_titles": len(placeholders), "placeholder_title_examples": placeholders[:5]}
   if len(missing) > MAX_MISSING_TEXT * len(item_asins):
     raise DataError(
         f"{path}: {len(missing)} of {len(item_asins)} items ({len(missing) / len(item_asins):.1%}) "

@@ -118,9 +118,9 @@ def read(data_dir: str, name: str | None = None) -> Dataset:
       raise DataError(f"{meta_path}: its lines are keyed by ASIN, but {maps_path}, which maps "
                       f"item ids to ASINs, is missing; add it or remove {item_meta.META_FILE}")
     texts, leaves, report = item_meta.read_jsonl(meta_path, item_ids)
-    logging.info("%s: %d lines; %d items without text, %d unknown and %d repeated ASINs",
-                 meta_path, report["lines"], report["items_without_text"],
-                 report["unknown_asins"], report["repeated_asins"])
+    logging.info("%s: %d lines; %d items without text, %d placeholder titles, %d unknown and "
+                 "%d repeated ASINs", meta_path, report["lines"], report["items_without_text"],
+                 report["placeholder_titles"], report["unknown_asins"], report["repeated_asins"])
     report = {"item_meta": report}
 
   sequences = [np.asarray(r, np.int32) - 1 for r in rows]

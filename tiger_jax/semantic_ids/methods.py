@@ -50,6 +50,17 @@ class SemanticIdConfig:
   standardize: bool = True
 
 
+# Named Semantic-ID configurations (bench/semantic_id_seeds.py --preset;
+# gin_configs/semantic_ids/paper.gin binds the same fields). `paper`: the paper's RQ-VAE as
+# this project ran it by default before the robust schedule: commitment weight 0.25, batches
+# of 1,024, k-means on one batch's latents, no codeword restarts, 3,000 epochs.
+PRESETS = {
+    "default": SemanticIdConfig(),
+    "paper": SemanticIdConfig(rqvae=rqvae.RQVAEConfig(
+        beta=0.25, batch_size=1024, epochs=3000, kmeans_init_items=1024, reset_dead_codes=False)),
+}
+
+
 def fit_standardization(vectors: np.ndarray, blocks: Sequence[tuple[int, float]] | None = None,
                         min_std: float = 1e-6) -> dict[str, np.ndarray]:
   """Per-dimension shift and scale that standardize `vectors` [n, d]; {'mean', 'scale'} of [d].

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import shutil
 import time
 
 import numpy as np
@@ -54,7 +56,7 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"),
                                          blocks)
   ids = collisions.make_unique(codes)
-  extra = {"method": config.method, "item_vectors": vector_info,
+  extra = {"method": config.method, "sha1": checksum(ids), "item_vectors": vector_info,
            "seconds": round(time.time() - t0, 1)}
   for key in ("reconstruction_mse", "quantization_mse"):
     if key in learned:
@@ -86,6 +88,62 @@ def load_ids(semantic_id_dir: str) -> np.ndarray:
   if not io_utils.exists(path):
     raise FileNotFoundError(f"{path}: no Semantic IDs here; run `python -m tiger_jax.semantic_ids`")
   return io_utils.load_array(path)
+
+
+def checksum(ids: np.ndarray) -> str:
+  """sha1 of the IDs [items, id_length] as int32: names the very IDs a result stood on."""
+  ids = np.ascontiguousarray(ids, np.int32)
+  return hashlib.sha1(f"{ids.shape}".encode() + ids.tobytes()).hexdigest()
+
+
+def summary(semantic_id_dir: str) -> dict:
+  """What a results record says about its IDs: checksum, method and quality report."""
+  out = {"sha1": checksum(load_ids(semantic_id_dir))}
+  path = os.path.join(semantic_id_dir, "report.json")
+  if io_utils.exists(path):  # IDs written by other means (a benchmark's random ones) have none
+    rep = io_utils.read_json(path)
+    out.update(method=rep.get("method"),
+               used_codewords=[level["used_codewords"] for level in rep["levels"]],
+               items_in_collision=rep["items_in_collision"], largest_group=rep["largest_group"])
+  return out
+
+
+# What copy_ids takes from a finished Semantic-ID stage (not the RQ-VAE's training checkpoints).
+_COPIED = (IDS_FILE, "params.npz", STANDARDIZATION_FILE, "report.json", "codeword_usage.png")
+
+
+def copy_ids(source: str, out_dir: str, data_dir: str) -> dict:
+  """Copies the finished Semantic IDs of `source` (a run directory or its semantic_ids folder)
+  to out_dir, for the prepared dataset in data_dir; returns their summary.
+
+  The item count must match the dataset's. Files go to a temporary folder renamed into place,
+  so out_dir holds either nothing or complete IDs."""
+  if not io_utils.exists(os.path.join(source, "manifest.json")) and io_utils.exists(
+      os.path.join(source, "semantic_ids", "manifest.json")):
+    source = os.path.join(source, "semantic_ids")
+  manifest_path = os.path.join(source, "manifest.json")
+  if not io_utils.exists(manifest_path):
+    raise data_lib.DataError(f"--ids_from={source}: no finished Semantic IDs here (neither "
+                             "manifest.json nor semantic_ids/manifest.json)")
+  items = io_utils.read_json(manifest_path)["counts"]["items"]
+  num_items = data_lib.load(data_dir).num_items
+  if items != num_items:
+    raise data_lib.DataError(f"--ids_from={source}: IDs for {items} items, but the dataset in "
+                             f"{data_dir} has {num_items}; copy IDs made for the same data")
+  tmp = out_dir.rstrip("/") + ".copying"
+  if io_utils.exists(tmp):
+    io_utils.rmtree(tmp)
+  io_utils.makedirs(tmp)
+  for name in _COPIED + ("manifest.json",):
+    if io_utils.exists(os.path.join(source, name)):
+      with io_utils.open_file(os.path.join(source, name), "rb") as src, \
+          io_utils.open_file(os.path.join(tmp, name), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+  if io_utils.exists(out_dir):
+    io_utils.rmtree(out_dir)
+  io_utils.rename(tmp, out_dir)
+  logging.info("Semantic IDs copied from %s to %s", source, out_dir)
+  return summary(out_dir)
 
 
 def load_config(semantic_id_dir: str) -> methods.SemanticIdConfig:
