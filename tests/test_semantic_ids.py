@@ -322,8 +322,10 @@ def test_standardization_keeps_the_rqvae_from_collapsing_on_sentence_vectors(tmp
   ds = synthetic.generate(synthetic.SyntheticConfig(num_items=2000, num_users=2000))
   x = content.encode_texts(ds.item_text, cache_dir=str(tmp_path))
   assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4) and x.std(0).mean() < 0.05
+  # The paper's schedule (no codeword restarts, which would fill both codebooks anyway).
   cfg = RQVAEConfig(hidden_dims=(128, 64), latent_dim=16, codebook_size=32, batch_size=128,
-                    epochs=100, log_every=100, kmeans_iters=10)
+                    epochs=100, log_every=100, kmeans_iters=10, beta=0.25,
+                    kmeans_init_items=128, reset_dead_codes=False)
   used = {}
   for standardize in (True, False):
     codes, _ = compute_codes(x, SemanticIdConfig(codebook_size=32, rqvae=cfg,
