@@ -94,6 +94,7 @@ def main() -> None:
   p.add_argument("--record", default="", help="also write the rows and summary here as JSON")
   args = p.parse_args()
   import jax
+  from tiger_jax import io_utils
   from tiger_jax.partitioning import hardware
   from tiger_jax.semantic_ids import PRESETS, collision_stats, compute_codes
   try:
@@ -136,10 +137,7 @@ def main() -> None:
               "num_items": len(vectors), "dim": int(vectors.shape[1]), "rows": rows,
               "summary": summary, "targets": TARGETS, "hardware": hardware(),
               "jax": jax.__version__, "config": dataclasses.asdict(base)}
-    tmp = args.record + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(record, f, indent=1)
-    os.replace(tmp, args.record)
+    io_utils.write_json(args.record, record)  # a temporary file renamed into place
 
 
 if __name__ == "__main__":
