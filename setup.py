@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "scikit-learn==1.9.1",
     "matplotlib==3.11.2",
     "absl-py==2.5.1",
+    "pyarrow==26.0.1",  # the interaction-log reader (CSV, TSV, JSON Lines, Parquet)
     "importlib_resources==7.1.0",  # tensorflow-datasets needs it, does not declare it
     "torch==2.13.0",
     "sentence-transformers==6.2.0",

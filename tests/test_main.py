@@ -69,6 +69,52 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   assert result["users"] == 64 and result["exclude_history"] is True
   assert os.path.exists(os.path.join(model_dir, "results",
                                      "validation_nohistory_first64users.json"))
+  _check_recommend(model_dir)
+
+
+def _check_recommend(model_dir):
+  """The recommend API and command on that run: a test user's history gives the user's ranked
+  list in the run's results; titles come from the item text; bad requests are one line."""
+  import pytest
+  from tiger_jax.recommender import Recommender, RecommendError
+  rec = Recommender.load(model_dir)
+  assert rec.checkpoint == "latest" and rec.step == 12  # the run did not validate
+  saved = np.load(os.path.join(model_dir, "results", "test_ranked.npz"))
+  users = [rec.dataset.user_ids[u] for u in saved["users"][:16]]
+  histories = [rec.user_history(u) for u in users]
+  got = rec.recommend(histories, k=20, users=users)
+  for recs, ranked in zip(got, saved["ranked"][:16]):
+    assert [r.item_id for r in recs] == [rec.dataset.item_ids[i] for i in ranked]
+    assert [r.rank for r in recs] == list(range(1, 21))
+    assert all(a.score >= b.score for a, b in zip(recs, recs[1:]))
+    for r in recs:
+      i = rec.index[r.item_id]
+      assert r.semantic_id == tuple(rec.exp.ids[i]) and r.title
+      assert rec.dataset.item_text[i].startswith(f"Title: {r.title}; ")
+  def same(a, b):  # the same items in order, scores to float rounding (other batch shapes)
+    return ([r.item_id for r in a] == [r.item_id for r in b]
+            and np.allclose([r.score for r in a], [r.score for r in b], atol=1e-5))
+  # One history alone decodes as in a batch; excluding the history leaves none of its items.
+  assert same(rec.recommend(histories[:1], k=5, users=users[:1])[0], got[0][:5])
+  excluded = rec.recommend(histories[:4], k=20, exclude_history=True, users=users[:4])
+  assert all(not {r.item_id for r in recs} & set(h) for recs, h in zip(excluded, histories))
+  # A history longer than the cap keeps its last items.
+  longer = rec.dataset.item_ids[:25] + histories[0]
+  assert same(rec.recommend([longer], k=5, users=users[:1])[0],
+              rec.recommend([longer[-rec.max_items:]], k=5, users=users[:1])[0])
+  with pytest.raises(RecommendError, match="unknown item ids nope, nix .*--skip_unknown"):
+    rec.recommend([histories[0] + ["nope", "nix"]])
+  assert same(rec.recommend([["nope"] + histories[0]], k=5, users=users[:1],
+                            skip_unknown=True)[0], got[0][:5])
+  with pytest.raises(RecommendError, match="empty history"):
+    rec.recommend([[]])
+  out = _run("tiger_jax.recommend", f"--model_dir={model_dir}", f"--user={users[0]}", "--k=3")
+  first = got[0][0]
+  assert f"| 1 | {first.item_id} | {first.title[:70]} | " in out
+  proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
+                         "--history=nope"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(
+      "error: unknown item id nope (not among the run's")
 
 
 def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):

@@ -32,6 +32,22 @@ class SASRecConfig:
   batch_size: int = 128
   epochs: int = 100
   seed: int = 0
+  weight_decay: float = 0.0  # AdamW's decoupled decay when > 0 (Adam otherwise)
+  # Early stopping on validation NDCG@10 (when `train` gets a `validate` function): a
+  # validation pass every `validate_every` epochs; training stops after `patience` passes
+  # without a better score (0: run every epoch) and returns the best pass's parameters.
+  validate_every: int = 1
+  patience: int = 0
+
+  def __post_init__(self):
+    for name in ("max_len", "emb_dim", "num_blocks", "num_heads", "batch_size", "epochs",
+                 "validate_every"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"SASRecConfig.{name} must be >= 1, got {getattr(self, name)}")
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"SASRecConfig.dropout_rate must be in [0, 1), got {self.dropout_rate}")
+    if self.patience < 0 or self.weight_decay < 0:
+      raise ValueError("SASRecConfig.patience and weight_decay must be >= 0")
 
 
 class Block(nn.Module):
@@ -90,11 +106,19 @@ def _left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
 
 
 def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecConfig = SASRecConfig(),
-          on_epoch: Callable[[int, SASRec, Any, float], None] | None = None):
+          on_epoch: Callable[[int, SASRec, Any, float], None] | None = None,
+          validate: Callable[[SASRec, Any], float] | None = None,
+          curve: list | None = None):
   """Trains on training sequences (validation and test items removed); returns (model, params).
 
   on_epoch(epoch, model, params, train_seconds), when given, runs after every
   epoch (e.g. a validation pass for a learning curve); its time is not training time.
+
+  validate(model, params) -> score (higher is better, e.g. validation NDCG@10), when
+  given, runs every `config.validate_every` epochs: the parameters returned are those of
+  the best pass, and training stops after `config.patience` passes without a better one.
+  `curve`, when given, receives {'epoch', 'seconds', 'score'} per pass. Validation time is
+  not training time.
   """
   model = SASRec(config, num_items)
   seqs = [s for s in train_sequences if len(s) >= 2]
@@ -102,7 +126,8 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   inputs, targets = padded[:, :-1], padded[:, 1:]
   rng = jax.random.PRNGKey(config.seed)
   params = model.init(rng, jnp.asarray(inputs[:2]))["params"]
-  tx = optax.adam(config.learning_rate)
+  tx = (optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+        if config.weight_decay else optax.adam(config.learning_rate))
   opt_state = tx.init(params)
 
   @jax.jit
@@ -123,7 +148,8 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   n, b = len(inputs), config.batch_size
   lengths = (inputs > 0).sum(1)
   start = time.time()
-  paused = 0.0  # seconds spent in on_epoch
+  paused = 0.0  # seconds spent in on_epoch and validate
+  best, since_best = None, 0  # (score, epoch, params) of the best validation pass
   for epoch in range(config.epochs):
     perm = order_rng.permutation(n)
     losses = []
@@ -146,12 +172,31 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
       t = time.time()
       on_epoch(epoch + 1, model, params, t - start - paused)
       paused += time.time() - t
+    if validate is not None and ((epoch + 1) % config.validate_every == 0
+                                 or epoch + 1 == config.epochs):
+      jax.block_until_ready(params)
+      t = time.time()
+      score = float(validate(model, params))
+      if curve is not None:
+        curve.append({"epoch": epoch + 1, "seconds": round(t - start - paused, 1),
+                      "score": score})
+      if best is None or score > best[0]:
+        best, since_best = (score, epoch + 1, params), 0
+      else:
+        since_best += 1
+      paused += time.time() - t
+      logging.info("SASRec epoch %d: validation %.4f (best %.4f at epoch %d)", epoch + 1,
+                   score, best[0], best[1])
+      if config.patience and since_best >= config.patience:
+        logging.info("SASRec: no better validation in %d passes; stopping at epoch %d, "
+                     "keeping epoch %d", since_best, epoch + 1, best[1])
+        break
     if (epoch + 1) % max(1, config.epochs // 10) == 0:
       rate = (epoch + 1) / (time.time() - start - paused)
       logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
                    config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
                    (config.epochs - epoch - 1) / rate)
-  return model, params
+  return model, (params if best is None else best[2])
 
 
 def recommend(model: SASRec, params, histories: Sequence[np.ndarray], k: int = 20,

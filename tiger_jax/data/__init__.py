@@ -5,13 +5,20 @@ from tiger_jax.data.dataset import (MAX_HISTORY, SPLITS, Dataset, DataError, Exa
                                     choose_cold_items, iter_examples, load, save,
                                     split_examples, training_sequences)
 
-SOURCES = ("preprocessed", "raw", "synthetic")
+SOURCES = ("preprocessed", "raw", "synthetic", "interactions")
 
 
 def read(source: str, data_dir: str | None = None, category: str | None = None,
-         synthetic_config=None) -> Dataset:
-  """Reads a dataset from one of SOURCES."""
+         synthetic_config=None, interactions: str | None = None, items: str | None = None,
+         interactions_config=None) -> Dataset:
+  """Reads a dataset from one of SOURCES (interactions: a log file, an optional item file and
+  `interactions.InteractionsConfig`)."""
   from tiger_jax.data import amazon_raw, preprocessed, synthetic
+  if source == "interactions":
+    from tiger_jax.data import interactions as interactions_lib
+    if not interactions:
+      raise DataError("--interactions=FILE is required for source=interactions")
+    return interactions_lib.read(interactions, items, interactions_config, name=category)
   if source == "preprocessed":
     if not data_dir:
       raise DataError("--data_dir is required for source=preprocessed")

@@ -5,6 +5,8 @@ r"""Prepares a dataset: read, drop short users, write, and embed item content.
   python -m tiger_jax.data --source=raw --category=beauty --download \
       --data_dir=/tmp/amazon_raw --out_dir=/tmp/tiger/beauty_raw/data
   python -m tiger_jax.data --source=synthetic --out_dir=/tmp/tiger/synthetic/data
+  python -m tiger_jax.data --source=interactions --interactions=log.csv --items=items.jsonl \
+      --out_dir=/tmp/tiger/mine/data      # any log: tiger_jax/data/interactions.py
 """
 
 from __future__ import annotations
@@ -30,6 +32,20 @@ flags.DEFINE_enum("content", "auto", ["auto", *content.CONTENT_SOURCES, "none"],
 flags.DEFINE_string("text_model", content.DEFAULT_TEXT_MODEL, "Sentence encoder name.")
 flags.DEFINE_integer("attribute_dim", 64, "Dimension of attribute vectors.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic generator, the SVD, the cold items.")
+flags.DEFINE_string("interactions", None, "source=interactions: the log (CSV, TSV, JSON Lines "
+                    "or Parquet), one row per interaction.")
+flags.DEFINE_string("items", None, "source=interactions: the optional item file (item id + text "
+                    "fields); its items without interactions are the cold-start catalog.")
+flags.DEFINE_string("user_col", "user_id", "The log's user-id column.")
+flags.DEFINE_string("item_col", "item_id", "The log's item-id column (and the item file's).")
+flags.DEFINE_string("time_col", "timestamp", "The log's timestamp column (number or ISO date).")
+flags.DEFINE_string("items_id_col", None, "The item file's id column when not --item_col.")
+flags.DEFINE_list("text_fields", None, "The item file's fields that make the item text, in "
+                  "order (default: title, price, categories, brand, description, those present).")
+flags.DEFINE_integer("k_core", 5, "Users and items with fewer interactions are dropped, "
+                     "repeatedly (the paper's 5-core).")
+flags.DEFINE_enum("format", None, ["csv", "tsv", "jsonl", "parquet"],
+                  "The log's format (default: from its extension).")
 flags.DEFINE_float("cold_start_fraction", 0.0,
                    "Share of items held out of all training data (cold-start study; paper: 0.05).")
 
@@ -56,14 +72,35 @@ def main(argv: list[str]) -> None:
     download.download(FLAGS.category, FLAGS.data_dir)
   check_out_dir(FLAGS.out_dir)
   try:
+    config = None
+    if FLAGS.source == "interactions":
+      from tiger_jax.data.interactions import InteractionsConfig
+      config = InteractionsConfig(
+          user_col=FLAGS.user_col, item_col=FLAGS.item_col, time_col=FLAGS.time_col,
+          items_id_col=FLAGS.items_id_col, k_core=FLAGS.k_core, format=FLAGS.format,
+          text_fields=tuple(FLAGS.text_fields) if FLAGS.text_fields else None)
+    elif FLAGS.interactions or FLAGS.items:
+      sys.exit("error: --interactions and --items need --source=interactions")
     manifest = prepare(FLAGS.source, FLAGS.out_dir, FLAGS.data_dir, FLAGS.category, FLAGS.content,
                        FLAGS.text_model, FLAGS.attribute_dim, FLAGS.seed,
-                       cold_start_fraction=FLAGS.cold_start_fraction)
+                       cold_start_fraction=FLAGS.cold_start_fraction,
+                       interactions=FLAGS.interactions, items=FLAGS.items,
+                       interactions_config=config)
   except data_lib.DataError as e:
     sys.exit(f"error: {e}")
   c = manifest["counts"]
   print(f"{c['users']:,} users, {c['items']:,} items, {c['interactions']:,} interactions "
         f"({c['dropped_users']} users with < 3 items dropped)")
+  log = manifest["config"].get("read_report", {}).get("interactions")
+  if log:
+    print(f"read {log['rows']:,} rows of {log['file']} ({log['format']}); {log['k_core']}-core "
+          f"dropped {log['dropped_by_k_core']:,} interactions, {log['dropped_users']:,} users, "
+          f"{log['dropped_items']:,} items")
+    if log.get("item_file"):
+      f = log["item_file"]
+      print(f"item text from {f['file']} ({', '.join(f['text_fields']) or 'no fields'}): "
+            f"{f['items_without_text']} items without text, {f['items_not_in_file']} of the "
+            f"log's items not in it, {f['catalog_only_items']} catalog-only (cold-start) items")
   meta = manifest["config"].get("read_report", {}).get("item_meta")
   if meta:
     print(f"item text from {meta['file']}: {meta['lines']:,} lines, "

@@ -55,21 +55,47 @@ def leaf_categories(meta: dict[str, Any]) -> list[str]:
   return out
 
 
-def item_text(meta: dict[str, Any]) -> str:
-  """The paper's item text: title, price, categories and brand, HTML entities unescaped."""
+# The fields of the paper's item text, in its order; any other data names its own
+# (`python -m tiger_jax.data --source=interactions --text_fields=...`).
+AMAZON_TEXT_FIELDS = ("title", "price", "categories", "brand")
+
+
+def field_label(field: str) -> str:
+  return field.replace("_", " ").strip().capitalize()
+
+
+def field_text(field: str, value: Any) -> str:
+  """One field's value as text: lists (e.g. category paths) flattened, deduplicated in order;
+  HTML entities unescaped; '' when empty (or a placeholder title)."""
+  if value is None or value == "" or (field == "title" and is_placeholder_title(value)):
+    return ""
+  if isinstance(value, (list, tuple)):
+    flat = []
+    for path in category_paths({"categories": value}):
+      flat += [c for c in path if c not in flat]
+    return ", ".join(flat)
+  return _clean(value)
+
+
+def item_text(meta: dict[str, Any], fields: Sequence[str] = AMAZON_TEXT_FIELDS) -> str:
+  """The item text the paper embeds: 'Title: ...; Price: ...; Categories: ...; Brand: ...'
+  (`fields` in order, each 'Label: value', the empty ones left out)."""
   parts = []
-  if meta.get("title") and not is_placeholder_title(meta["title"]):
-    parts.append(f"Title: {_clean(meta['title'])}")
-  if meta.get("price") not in (None, ""):
-    parts.append(f"Price: {_clean(meta['price'])}")
-  flat = []
-  for path in category_paths(meta):
-    flat += [c for c in path if c not in flat]
-  if flat:
-    parts.append("Categories: " + ", ".join(flat))
-  if meta.get("brand"):
-    parts.append(f"Brand: {_clean(meta['brand'])}")
+  for field in fields:
+    text = field_text(field, meta.get(field))
+    if text:
+      parts.append(f"{field_label(field)}: {text}")
   return "; ".join(parts)
+
+
+def title_of(text: str | None) -> str | None:
+  """The title in an item text that `item_text` built ('Title: X; Price: ...'), or None."""
+  if not text or not text.startswith("Title: "):
+    return None
+  title = text[len("Title: "):]
+  cut = [title.find(f"; {field_label(f)}: ") for f in (*AMAZON_TEXT_FIELDS, "description")]
+  cut = [c for c in cut if c >= 0]
+  return title[:min(cut)] if cut else title
 
 
 def check_record(path: str, lineno: int, obj: Any) -> dict[str, Any]:

@@ -16,7 +16,8 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
             content_source: str = "auto", text_model: str = content.DEFAULT_TEXT_MODEL,
             attribute_dim: int = 64, seed: int = 0,
             synthetic_config: synthetic.SyntheticConfig | None = None,
-            cold_start_fraction: float = 0.0) -> dict:
+            cold_start_fraction: float = 0.0, interactions: str | None = None,
+            items: str | None = None, interactions_config=None) -> dict:
   """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest.
 
   manifest.json, which marks the stage done, is written last: a run killed
@@ -24,11 +25,29 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
   """
   if source == "synthetic":
     synthetic_config = synthetic_config or synthetic.SyntheticConfig(seed=seed)
-  dataset = data_lib.read(source, data_dir, category, synthetic_config)
+  if source == "interactions" and interactions_config is None:
+    from tiger_jax.data.interactions import InteractionsConfig
+    interactions_config = InteractionsConfig()
+  dataset = data_lib.read(source, data_dir, category, synthetic_config, interactions, items,
+                          interactions_config)
+  if content_source == "auto" and not dataset.item_text and not dataset.item_attributes:
+    raise data_lib.DataError(f"{interactions or data_dir or source}: the items have no text and "
+                             "no attributes to embed; pass --items=FILE with text fields, or "
+                             "--content=none")
+  if not any(len(s) > 3 for s in dataset.sequences):
+    raise data_lib.DataError(f"{interactions or data_dir or source}: no training example: every "
+                             "user has 3 items or fewer (one each goes to validation and test, "
+                             "and a training target needs one item before it)")
+  if cold_start_fraction and dataset.cold_items is not None:
+    raise data_lib.DataError("--cold_start_fraction: this dataset already has cold items (items "
+                             "of the item file that no one interacted with); leave it out")
   if cold_start_fraction:
     dataset.cold_items = data_lib.choose_cold_items(dataset, cold_start_fraction, seed)
   logging.info("%s: %s", dataset.name, dataset.counts())
   config = {"source": source, "data_dir": data_dir, "category": category,
+            **({"interactions": interactions, "items": items,
+                "interactions_config": dataclasses.asdict(interactions_config)}
+               if source == "interactions" else {}),
             "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction}
   if synthetic_config is not None:
     config["synthetic"] = dataclasses.asdict(synthetic_config)
@@ -43,9 +62,11 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
                                          cache_dir=None if io_utils.is_remote(out_dir) else os.path.join(out_dir, "cache"), seed=seed)
     io_utils.write_npy(os.path.join(out_dir, "item_vectors.npy"), vectors)
     config["item_vectors"] = info
-  data_lib.save(dataset, out_dir, source=data_dir or source, config=config, manifest=False)
+  data_lib.save(dataset, out_dir, source=data_dir or interactions or source, config=config,
+                manifest=False)
   build_tfds(out_dir, "synthetic" if source == "synthetic" else (category or dataset.name))
-  return io_utils.write_manifest(out_dir, "data", data_dir or source, dataset.counts(), config)
+  return io_utils.write_manifest(out_dir, "data", data_dir or interactions or source,
+                                 dataset.counts(), config)
 
 
 def build_tfds(prepared_dir: str, config_name: str) -> None:

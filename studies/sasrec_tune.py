@@ -1,0 +1,120 @@
+r"""SASRec tuned on validation: one variant per --variant, early stopping on validation
+NDCG@10, test decoded once, for the epoch chosen on validation.
+
+  python -m studies.sasrec_tune --data_dir=DATA_DIR \
+      --variant=base: --variant=drop05:dropout_rate=0.5 \
+      --variant=drop05_d128:dropout_rate=0.5,emb_dim=128 --record=records/sasrec/beauty.json
+
+DATA_DIR is a prepared data folder (`python -m tiger_jax.data ... --out_dir=DATA_DIR`;
+only its dataset.npz is read). Each variant is NAME:FIELD=VALUE,... over `SASRecConfig`
+(defaults from --base, itself FIELD=VALUE,...), trained on the training sequences (each
+user's items but the last two), validated on every user's second-to-last item (history:
+the items before it) every `validate_every` epochs, stopped after `patience` passes
+without a better NDCG@10, and scored on every user's last item (history: all items
+before it), full ranking over every item. Each finished variant is kept in
+--work_dir/<dataset>/<name>.json and reused when its config is the same (a killed sweep
+goes on where it stopped); --record collects them, with the hardware and this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import time
+
+import numpy as np
+
+from studies.common import REPO, command_line, hardware, relative
+from tiger_jax import data as data_lib, io_utils, metrics as metrics_lib, sasrec
+from tiger_jax.results import reuse_or_run
+
+
+def parse_fields(text: str, where: str) -> dict:
+  """'a=1,b=0.5' -> {'a': 1, 'b': 0.5} over SASRecConfig's fields (typed by its defaults)."""
+  fields = {f.name: f for f in dataclasses.fields(sasrec.SASRecConfig)}
+  defaults = sasrec.SASRecConfig()
+  out = {}
+  for part in filter(None, text.split(",")):
+    name, eq, value = part.partition("=")
+    if not eq or name not in fields:
+      raise SystemExit(f"error: {where}: '{part}' is not FIELD=VALUE over SASRecConfig "
+                       f"(fields: {', '.join(fields)})")
+    kind = type(getattr(defaults, name))
+    try:
+      out[name] = kind(float(value)) if kind is int else kind(value)
+    except ValueError:
+      raise SystemExit(f"error: {where}: {name}={value} is not a {kind.__name__}") from None
+  return out
+
+
+def splits(dataset) -> dict:
+  """Training sequences and the validation and test (histories, targets) of every user."""
+  seqs = [s for s in dataset.sequences if len(s) >= 3]
+  return {"train": data_lib.training_sequences(dataset),
+          "validation": ([s[:-2] for s in seqs], np.array([s[-2] for s in seqs])),
+          "test": ([s[:-1] for s in seqs], np.array([s[-1] for s in seqs]))}
+
+
+def scored(model, params, histories, targets) -> dict:
+  ranked = sasrec.recommend(model, params, histories, k=metrics_lib.KS[-1])
+  return {k: round(float(v), 5) for k, v in metrics_lib.retrieval_metrics(ranked, targets).items()}
+
+
+def run_variant(data, num_items: int, config: sasrec.SASRecConfig) -> dict:
+  curve = []
+  validate = lambda model, params: scored(model, params, *data["validation"])["ndcg@10"]
+  t = time.time()
+  model, params = sasrec.train(data["train"], num_items, config, validate=validate, curve=curve)
+  wall = time.time() - t
+  best = max(curve, key=lambda c: c["score"])
+  return {"best_epoch": best["epoch"], "train_seconds": best["seconds"],
+          "epochs_run": curve[-1]["epoch"], "train_seconds_all": curve[-1]["seconds"],
+          "wall_seconds": round(wall, 1),
+          "validation": scored(model, params, *data["validation"]),
+          "test": scored(model, params, *data["test"]), "curve": curve}
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--data_dir", required=True)
+  p.add_argument("--variant", action="append", required=True, help="NAME:FIELD=VALUE,...")
+  p.add_argument("--base", default="epochs=300,patience=10,validate_every=2",
+                 help="FIELD=VALUE,... under every variant")
+  p.add_argument("--work_dir", default=os.path.join(REPO, "runs", "sasrec_tune"))
+  p.add_argument("--record", default=None, help="JSON of every variant, e.g. records/sasrec/X.json")
+  args = p.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+  if not os.path.exists(os.path.join(args.data_dir, "dataset.npz")):
+    raise SystemExit(f"error: --data_dir={args.data_dir}: no dataset.npz; prepare it with "
+                     "python -m tiger_jax.data ... --out_dir=DATA_DIR")
+  base = parse_fields(args.base, "--base")
+  variants = {}
+  for v in args.variant:
+    name, colon, fields = v.partition(":")
+    if not colon or not name:
+      raise SystemExit(f"error: --variant={v}: expected NAME:FIELD=VALUE,...")
+    variants[name] = sasrec.SASRecConfig(**{**base, **parse_fields(fields, f"--variant={v}")})
+  dataset = data_lib.load(args.data_dir)
+  data = splits(dataset)
+  rows = {}
+  for name, config in variants.items():
+    path = os.path.join(args.work_dir, dataset.name, f"{name}.json")
+    key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
+           "users": len(data["test"][1])}
+    rows[name] = {"config": dataclasses.asdict(config),
+                  **reuse_or_run(path, key, lambda: run_variant(data, dataset.num_items, config))}
+    r = rows[name]
+    print(f"{name}: best epoch {r['best_epoch']} ({r['train_seconds']:.0f}s) validation "
+          f"R@10 {r['validation']['recall@10']:.4f} N@10 {r['validation']['ndcg@10']:.4f}; "
+          f"test R@10 {r['test']['recall@10']:.4f} N@10 {r['test']['ndcg@10']:.4f}", flush=True)
+  if args.record:
+    io_utils.write_json(args.record, {
+        "dataset": dataset.name, "data_dir": relative(args.data_dir), "command": command_line(),
+        "hardware": hardware(), "protocol": "leave-one-out, every user, full ranking; epoch "
+        "chosen on validation NDCG@10, test scored once for it", "variants": rows})
+
+
+if __name__ == "__main__":
+  main()
