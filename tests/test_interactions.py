@@ -115,7 +115,7 @@ def test_a_repeated_item_in_the_item_file_names_both_lines(tmp_path):
     interactions.read(log, items, InteractionsConfig(k_core=3))
 
 
-def test_the_cli_errors_leave_no_output_and_a_good_log_prepares(tmp_path):
+def test_a_bad_log_is_one_cli_error_line_and_leaves_no_output(tmp_path):
   import subprocess
   import sys
   from conftest import REPO
@@ -129,22 +129,45 @@ def test_the_cli_errors_leave_no_output_and_a_good_log_prepares(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: {bad}: no column 'user_id' (columns: user, item); name yours with --user_col")
   assert not out.exists()
-  # A good log (a fourth item for every user, so that each has a training example).
-  rows = ROWS + [("ua", "i4", 40), ("ub", "i4", 8), ("uc", "i4", 3), ("ud", "i4", 10)]
-  items = ITEMS + [{"item_id": "i4", "title": "Mascara", "attributes": ["black"]}]
-  proc = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=interactions",
-                         f"--interactions={write_log(tmp_path / 'log.csv', rows, 'csv')}",
-                         f"--items={write_items(tmp_path / 'items.jsonl', items)}", "--k_core=3",
-                         "--content=attributes", f"--out_dir={out}"], cwd=REPO,
-                        capture_output=True, text=True)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "3-core dropped 2 interactions, 1 users, 1 items" in proc.stdout
-  assert "2 catalog-only (cold-start) items" in proc.stdout
-  from tiger_jax import data as data_lib
-  ds = data_lib.load(str(out))
-  assert ds.num_users == 4 and ds.item_ids[-2:] == ["i6", "i9"] and ds.cold_items.tolist() == [4, 5]
-  manifest = json.load(open(out / "manifest.json"))
-  assert manifest["config"]["interactions_config"]["k_core"] == 3
+
+
+def test_the_own_data_recipe_goes_from_a_log_to_test_metrics(tmp_path):
+  """gin_configs/recipes/own_data_paper.gin, tiny, in this process (as the main binary runs
+  it): the log and item file in, a trained model's results out; a catalog-only item gets a
+  Semantic ID."""
+  import gin
+  from conftest import REPO
+  from tiger_jax import cli, configurables, data as data_lib, main as main_lib
+  rng = np.random.default_rng(0)
+  rows = [(f"u{u}", f"i{i}", t) for u in range(40)
+          for t, i in enumerate(rng.choice(12, 6, replace=False))]
+  items = [{"item_id": f"i{i}", "title": f"Product {i}", "categories": [["Shop", f"Aisle {i % 3}"]]}
+           for i in range(13)]  # i12: in the catalog only
+  model_dir = tmp_path / "run"
+  bindings = [f"INTERACTIONS = '{write_log(tmp_path / 'log.parquet', rows, 'parquet')}'",
+              f"ITEMS = '{write_items(tmp_path / 'items.jsonl', items)}'",
+              f"MODEL_DIR = '{model_dir}'", "TRAIN_STEPS = 4", "BATCH_SIZE = 16",
+              "T5Config.num_encoder_layers = 1", "T5Config.num_decoder_layers = 1",
+              "T5Config.emb_dim = 16", "T5Config.num_heads = 2", "T5Config.head_dim = 8",
+              "T5Config.mlp_dim = 32", "TrainerConfig.num_buckets = 1",
+              "TrainerConfig.checkpoint_every = 4", "TrainerConfig.eval_every = 0",
+              "SemanticIdConfig.method = 'rq_kmeans'", "SemanticIdConfig.codebook_size = 4",
+              "pipeline.run_sasrec = False", "BEAM_SIZE = 5"]
+  cwd = os.getcwd()
+  gin.clear_config()
+  try:
+    os.chdir(REPO)
+    cli.parse_config(["gin_configs/recipes/own_data_paper.gin"], bindings)
+    rows_out = main_lib.run_pipeline(configurables.PipelineConfig())
+  finally:
+    gin.clear_config()
+    os.chdir(cwd)
+  assert rows_out["TIGER"]["users"] == 40 and rows_out["TIGER"]["invalid_rate"] == 0.0
+  ds = data_lib.load(str(model_dir / "data"))
+  assert ds.item_ids[-1] == "i12" and ds.cold_items.tolist() == [12]
+  assert ds.item_text[-1] == "Title: Product 12; Categories: Shop, Aisle 0"
+  ids = np.load(model_dir / "semantic_ids" / "semantic_ids.npy")
+  assert len(ids) == 13 and len(np.unique(ids, axis=0)) == 13
 
 
 def test_beauty_written_as_a_log_reads_back_as_todays_beauty(tmp_path):

@@ -38,3 +38,24 @@ def test_trimming_pad_columns_keeps_the_hidden_states():
   full = model.apply({"params": params}, seq)[:, -4:]
   trimmed = model.apply({"params": params}, seq[:, -6:])[:, -4:]
   np.testing.assert_allclose(np.asarray(trimmed), np.asarray(full), atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_validation_pass_and_stops_after_patience():
+  import pytest
+  rng = np.random.default_rng(1)
+  seqs = [rng.integers(0, 20, 6) for _ in range(64)]
+  scores, seen = iter([0.1, 0.3, 0.2, 0.25, 0.9]), []
+
+  def validate(model, params):
+    seen.append(params)
+    return next(scores)
+
+  curve = []
+  config = sasrec.SASRecConfig(max_len=8, emb_dim=16, epochs=20, batch_size=32, patience=2)
+  _, params = sasrec.train(seqs, 20, config, validate=validate, curve=curve)
+  # Best at epoch 2; epochs 3 and 4 do not beat it: stop there (epoch 5's 0.9 never comes).
+  assert [c["epoch"] for c in curve] == [1, 2, 3, 4] and params is seen[1]
+  assert [c["score"] for c in curve] == [0.1, 0.3, 0.2, 0.25]
+  assert all(a["seconds"] <= b["seconds"] for a, b in zip(curve, curve[1:]))
+  with pytest.raises(ValueError, match="SASRecConfig.dropout_rate must be in"):
+    sasrec.SASRecConfig(dropout_rate=1.0)

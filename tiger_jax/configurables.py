@@ -5,14 +5,15 @@ Library code takes plain dataclasses and arguments; only the binaries
 through these names. Gin files bind `experiment`, `train`, `pipeline`,
 `T5Config` (and its mechanisms' `ItemInputsConfig`, `TransitionConfig`,
 `FollowerConfig`), `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
-`SyntheticConfig` (the embedded catalog's size) and the macros of gin_configs/base.gin.
+`SyntheticConfig` (the embedded catalog's size), `InteractionsConfig` (how to read one's own
+log) and the macros of gin_configs/base.gin.
 """
 
 import gin
 
 from tiger_jax import experiment as experiment_lib, io_utils, network, pipeline_config, sasrec
 from tiger_jax import trainer
-from tiger_jax.data import synthetic
+from tiger_jax.data import interactions, synthetic
 from tiger_jax.retrieval import DEFAULT_BEAM
 from tiger_jax.semantic_ids import methods, rqvae
 from tiger_jax.run_dir import RunDir
@@ -29,6 +30,8 @@ SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "Semantic
 RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")
 SASRecConfig = gin.external_configurable(sasrec.SASRecConfig, "SASRecConfig")
 SyntheticConfig = gin.external_configurable(synthetic.SyntheticConfig, "SyntheticConfig")
+InteractionsConfig = gin.external_configurable(interactions.InteractionsConfig,
+                                               "InteractionsConfig")
 
 
 def beam_size() -> int:

@@ -41,7 +41,10 @@ def run_pipeline(config: PipelineConfig) -> dict:
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
     prepare(c.source, data_dir, c.source_dir, c.category, content_source=c.content,
             cold_start_fraction=c.cold_start_fraction,
-            synthetic_config=configurables.SyntheticConfig() if c.source == "synthetic" else None)
+            synthetic_config=configurables.SyntheticConfig() if c.source == "synthetic" else None,
+            interactions=c.interactions, items=c.items,
+            interactions_config=(configurables.InteractionsConfig()
+                                 if c.source == "interactions" else None))
   logging.info("stage 1-2: prepared data and item vectors in %s", data_dir)
   if not io_utils.exists(os.path.join(sid_dir, "manifest.json")):  # written last by the stage
     if c.ids_from:
@@ -73,12 +76,14 @@ def run_pipeline(config: PipelineConfig) -> dict:
                    ("item-transition", baselines.item_transition),
                    (baselines.LAST_ITEMS_ROW, baselines.item_transition_last_items)):
     rows[name] = metrics_lib.retrieval_metrics(
-        fn(train_seqs, dataset.num_items, histories, k=RANKED_K), targets, histories=excluded)
+        fn(train_seqs, dataset.num_items, histories, k=ranked_k(dataset)), targets,
+        histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
     ranked, seconds = sasrec_ranked(dataset, train_seqs, c)
     rows["SASRec"] = {**metrics_lib.retrieval_metrics(ranked, targets, histories=excluded),
                       "train_seconds": seconds}
-  if dataset.cold_items is not None and len(dataset.cold_items):
+  if dataset.cold_items is not None and np.isin(targets, dataset.cold_items).any():
+    # (catalog-only items of one's own item file are cold but never a target: no rows)
     name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
                                     exclude_history=c.exclude_history)
     rows.update(cold_start_rows(dataset, RunDir(c.model_dir).ranked(name),
@@ -99,6 +104,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
 RANKED_K = metrics_lib.KS[-1] + data_lib.MAX_HISTORY
 
 
+def ranked_k(dataset) -> int:
+  """RANKED_K, or every item of a smaller catalog."""
+  return min(RANKED_K, dataset.num_items)
+
+
 def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, float]:
   """SASRec (configured by gin's SASRecConfig) on the same split: its top RANKED_K items per
   user [users, RANKED_K] and its training seconds; saved, and reused when already run."""
@@ -107,15 +117,21 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
 
   def run() -> dict:
     t = time.time()
-    model, params = sasrec.train(train_seqs, dataset.num_items, config)
+    validate = None
+    if config.patience:  # early stopping: the epoch chosen on validation NDCG@10
+      histories = [s[:-2] for s in dataset.sequences]
+      targets = np.array([s[-2] for s in dataset.sequences])
+      validate = lambda model, params: metrics_lib.retrieval_metrics(
+          sasrec.recommend(model, params, histories, k=10), targets)["ndcg@10"]
+    model, params = sasrec.train(train_seqs, dataset.num_items, config, validate=validate)
     seconds = round(time.time() - t, 1)
     full_histories = [s[:-1] if c.split == "test" else s[:-2] for s in dataset.sequences]
     io_utils.write_npz(ranked_path, ranked=sasrec.recommend(model, params, full_histories,
-                                                            k=RANKED_K))
+                                                            k=ranked_k(dataset)))
     return {"train_seconds": seconds}
 
   key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
-         "train_sequences": len(train_seqs), "k": RANKED_K}
+         "train_sequences": len(train_seqs), "k": ranked_k(dataset)}
   path = RunDir(c.model_dir).result(f"{c.split}_sasrec")
   if not io_utils.exists(ranked_path) and io_utils.exists(path):
     io_utils.remove(path)  # a result without its lists: train again
@@ -132,4 +148,4 @@ if __name__ == "__main__":
   if not any(a.startswith("--gin_file") for a in sys.argv[1:]):
     sys.argv.insert(1, f"--gin_file={DEFAULT_GIN}")
   cli.run(main, calls=("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig", "RQVAEConfig",
-                   "experiment", "train", "SASRecConfig"))
+                   "experiment", "train", "SASRecConfig", "InteractionsConfig"))

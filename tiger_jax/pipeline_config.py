@@ -17,7 +17,8 @@ class PipelineConfig:
   ('auto': text where the data has it, e.g. item_meta.jsonl beside an S3-Rec folder;
   else attributes). checkpoint: which one the final evaluation decodes: 'auto' = the
   best on validation when the run validated (TrainerConfig.eval_every > 0), else the
-  latest. ids_from: a run directory (or its semantic_ids folder) whose Semantic IDs this run
+  latest. interactions / items: source='interactions' reads this log and item file
+  (`data.interactions`, read as gin's InteractionsConfig says). ids_from: a run directory (or its semantic_ids folder) whose Semantic IDs this run
   copies instead of computing its own, to reproduce a result from the very same IDs on
   another machine (`semantic_ids.pipeline.copy_ids`). exclude_history: every model's lists leave out the user's own history items
   (TIGER inside its beam search, the others by `metrics.without_history`), and results
@@ -31,6 +32,8 @@ class PipelineConfig:
   data_dir: str | None = None
   semantic_id_dir: str | None = None
   ids_from: str | None = None
+  interactions: str | None = None
+  items: str | None = None
   split: str = "test"
   beam_size: int = DEFAULT_BEAM
   exclude_history: bool = False
