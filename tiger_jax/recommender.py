@@ -55,6 +55,20 @@ def use_compilation_cache(cache_dir: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _pipeline_dirs(gin) -> dict:
+  """The data and Semantic-ID folders the pipeline ran on where config.gin binds them to
+  `pipeline` itself (`--gin.pipeline.data_dir=...`) rather than through DATA_DIR."""
+  out = {}
+  for name in ("data_dir", "semantic_id_dir"):
+    try:
+      value = gin.query_parameter(f"pipeline.{name}")
+    except ValueError:
+      continue
+    if isinstance(value, str):
+      out[name] = value
+  return out
+
+
 class Recommender:
   """A trained run's model, ready to decode (see the module docstring)."""
 
@@ -91,7 +105,7 @@ class Recommender:
       gin.clear_config()
       try:
         gin.parse_config_files_and_bindings([config], [f"MODEL_DIR = '{model_dir}'"])
-        exp = configurables.experiment()
+        exp = configurables.experiment(**_pipeline_dirs(gin))
         beam_size = beam_size or configurables.beam_size()
       finally:
         gin.clear_config()
