@@ -105,7 +105,7 @@ def restore(exp: Experiment, model_dir: str, which: str = "latest") -> tuple[Tra
                             best_metric=trainer.config.best_metric if which == "best" else None)
   try:
     state = (checkpoints.restore_best if which == "best" else checkpoints.restore_latest)(
-        trainer.init_state())
+        trainer.abstract_state())
   finally:
     checkpoints.close()
   if state is None:

@@ -207,7 +207,7 @@ class Trainer:
     stack.enter_context(nn.logical_axis_rules(self.rules))
     return stack
 
-  def init_state(self, seed: int | None = None) -> TrainState:
+  def init_state(self, seed: int | None = None, abstract_only: bool = False) -> TrainState:
     rng = jax.random.PRNGKey(self.config.seed if seed is None else seed)
     lengths = self.feature_lengths
 
@@ -221,7 +221,15 @@ class Trainer:
     with self.context():
       abstract = jax.eval_shape(init, rng)
       shardings = self.state_shardings(abstract)
+      if abstract_only:
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                            abstract, shardings)
       return jax.jit(init, out_shardings=shardings)(rng)
+
+  def abstract_state(self) -> TrainState:
+    """The state's shapes, dtypes and shardings, computing nothing: what a restore needs
+    (evaluation and recommendations restore into it without compiling an initializer)."""
+    return self.init_state(abstract_only=True)
 
   def state_shardings(self, abstract_state: TrainState) -> TrainState:
     """Params by the logical rules; optimizer leaves shaped like a param follow it."""
