@@ -13,7 +13,10 @@ the items before it) every `validate_every` epochs, stopped after `patience` pas
 without a better NDCG@10, and scored on every user's last item (history: all items
 before it), full ranking over every item. Each finished variant is kept in
 --work_dir/<dataset>/<name>.json and reused when its config is the same (a killed sweep
-goes on where it stopped); --record collects them, with the hardware and this command.
+goes on where it stopped; the chosen epoch's parameters beside it, <name>_params.npz,
+`load_params`); --record collects them, with the hardware and this command. Every figure
+is given both ways: every item ranked (the paper's protocol) and the user's last 20
+history items left out of the list (`nohistory`; the pipeline's EXCLUDE_HISTORY).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import time
 
+import jax
 import numpy as np
 
 from studies.common import REPO, command_line, hardware, relative
@@ -58,17 +62,39 @@ def splits(dataset) -> dict:
 
 
 def scored(model, params, histories, targets) -> dict:
-  ranked = sasrec.recommend(model, params, histories, k=metrics_lib.KS[-1])
-  return {k: round(float(v), 5) for k, v in metrics_lib.retrieval_metrics(ranked, targets).items()}
+  """Both protocols: every item ranked, and the user's last MAX_HISTORY history items left
+  out of the list (`metrics.without_history`, the pipeline's EXCLUDE_HISTORY)."""
+  k = metrics_lib.KS[-1]
+  ranked = sasrec.recommend(model, params, histories, k=k + data_lib.MAX_HISTORY)
+  plain = metrics_lib.retrieval_metrics(ranked[:, :k], targets)
+  recent = [np.asarray(h)[-data_lib.MAX_HISTORY:] for h in histories]
+  nohistory = metrics_lib.retrieval_metrics(metrics_lib.without_history(ranked, recent, k),
+                                            targets)
+  return {**{m: round(float(v), 5) for m, v in plain.items()},
+          "nohistory": {m: round(float(v), 5) for m, v in nohistory.items()}}
 
 
-def run_variant(data, num_items: int, config: sasrec.SASRecConfig) -> dict:
+def save_params(path: str, params) -> None:
+  """The chosen epoch's parameters, flattened ('block/…/kernel' -> array), atomically."""
+  from flax import traverse_util
+  flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+  io_utils.write_npz(path, **{k: np.asarray(v) for k, v in flat.items()})
+
+
+def load_params(path: str):
+  from flax import traverse_util
+  arrays = io_utils.load_arrays(path)
+  return traverse_util.unflatten_dict(arrays, sep="/")
+
+
+def run_variant(data, num_items: int, config: sasrec.SASRecConfig, params_path: str) -> dict:
   curve = []
   validate = lambda model, params: scored(model, params, *data["validation"])["ndcg@10"]
   t = time.time()
   model, params = sasrec.train(data["train"], num_items, config, validate=validate, curve=curve)
   wall = time.time() - t
   best = max(curve, key=lambda c: c["score"])
+  save_params(params_path, params)
   return {"best_epoch": best["epoch"], "train_seconds": best["seconds"],
           "epochs_run": curve[-1]["epoch"], "train_seconds_all": curve[-1]["seconds"],
           "wall_seconds": round(wall, 1),
@@ -104,11 +130,14 @@ def main(argv=None) -> None:
     key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
            "users": len(data["test"][1])}
     rows[name] = {"config": dataclasses.asdict(config),
-                  **reuse_or_run(path, key, lambda: run_variant(data, dataset.num_items, config))}
+                  **reuse_or_run(path, key, lambda: run_variant(
+                      data, dataset.num_items, config, path[:-len(".json")] + "_params.npz"))}
     r = rows[name]
     print(f"{name}: best epoch {r['best_epoch']} ({r['train_seconds']:.0f}s) validation "
           f"R@10 {r['validation']['recall@10']:.4f} N@10 {r['validation']['ndcg@10']:.4f}; "
-          f"test R@10 {r['test']['recall@10']:.4f} N@10 {r['test']['ndcg@10']:.4f}", flush=True)
+          f"test R@10 {r['test']['recall@10']:.4f} N@10 {r['test']['ndcg@10']:.4f} (history "
+          f"left out: {r['test']['nohistory']['recall@10']:.4f} / "
+          f"{r['test']['nohistory']['ndcg@10']:.4f})", flush=True)
   if args.record:
     io_utils.write_json(args.record, {
         "dataset": dataset.name, "data_dir": relative(args.data_dir), "command": command_line(),
