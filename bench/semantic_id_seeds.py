@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import json
 import os
 import shlex
 import sys
@@ -61,20 +60,8 @@ def portable_command(argv: list[str], vectors: str) -> tuple[str, dict]:
   data_dir = os.path.dirname(os.path.abspath(vectors))
   argv = [a.replace(os.path.dirname(vectors) or ".", "DATA_DIR", 1) if a.startswith("--vectors=")
           else a for a in argv]
-  data = {}
-  try:
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-      config = json.load(f)["config"]
-    made = ["python", "-m", "tiger_jax.data", f"--source={config['source']}"]
-    if config.get("category"):
-      made.append(f"--category={config['category']}")
-    if config.get("data_dir"):
-      made.append(f"--data_dir={config['data_dir']}")
-    data = {"command": shlex.join(made + ["--out_dir=DATA_DIR"]),
-            "placeholder_titles": config.get("read_report", {}).get("item_meta", {}).get(
-                "placeholder_titles")}
-  except (OSError, KeyError, ValueError):
-    pass
+  from tiger_jax.data.dataset import prepare_command
+  data = prepare_command(data_dir)
   return "python " + shlex.join(argv), data
 
 

@@ -30,7 +30,7 @@ import time
 import jax
 import numpy as np
 
-from studies.common import REPO, command_line, hardware, relative
+from studies.common import REPO, command_line, hardware
 from tiger_jax import data as data_lib, io_utils, metrics as metrics_lib, sasrec
 from tiger_jax.results import reuse_or_run
 
@@ -139,8 +139,10 @@ def main(argv=None) -> None:
           f"left out: {r['test']['nohistory']['recall@10']:.4f} / "
           f"{r['test']['nohistory']['ndcg@10']:.4f})", flush=True)
   if args.record:
+    command = command_line().replace(f"--data_dir={args.data_dir}", "--data_dir=DATA_DIR")
     io_utils.write_json(args.record, {
-        "dataset": dataset.name, "data_dir": relative(args.data_dir), "command": command_line(),
+        "dataset": dataset.name, "command": command,
+        "data": data_lib.dataset.prepare_command(args.data_dir),
         "hardware": hardware(), "protocol": "leave-one-out, every user, full ranking; epoch "
         "chosen on validation NDCG@10, test scored once for it", "variants": rows})
 

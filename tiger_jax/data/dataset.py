@@ -7,7 +7,9 @@ reviewer ids, or the preprocessed integer ids) are kept beside them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shlex
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -186,3 +188,20 @@ def load(prepared_dir: str) -> Dataset:
 
 def as_sequences(rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
   return [np.asarray(r, np.int32) for r in rows]
+
+
+def prepare_command(prepared_dir: str) -> dict:
+  """How a prepared folder was made, from its manifest, with the folder written DATA_DIR (no
+  machine path in a record): {'command', 'placeholder_titles'}; {} without a manifest."""
+  try:
+    with open(os.path.join(prepared_dir, "manifest.json")) as f:
+      config = json.load(f)["config"]
+  except (OSError, KeyError, ValueError):
+    return {}
+  made = ["python", "-m", "tiger_jax.data", f"--source={config['source']}"]
+  for key in ("category", "data_dir", "interactions", "items"):
+    if config.get(key):
+      made.append(f"--{key}={config[key]}")
+  return {"command": shlex.join(made + ["--out_dir=DATA_DIR"]),
+          "placeholder_titles": config.get("read_report", {}).get("item_meta", {}).get(
+              "placeholder_titles")}
