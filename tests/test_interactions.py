@@ -106,6 +106,10 @@ def test_bad_logs_are_one_error_naming_file_line_and_column(tmp_path, content, m
   path.write_text(content)
   with pytest.raises(DataError, match=message):
     interactions.read(str(path))
+  from tiger_jax.data.prepare import prepare  # the data stage: the same line, nothing written
+  with pytest.raises(DataError, match=message):
+    prepare("interactions", str(tmp_path / "out"), interactions=str(path))
+  assert not (tmp_path / "out").exists()
 
 
 def test_a_repeated_item_in_the_item_file_names_both_lines(tmp_path):
@@ -113,6 +117,11 @@ def test_a_repeated_item_in_the_item_file_names_both_lines(tmp_path):
   items = write_items(tmp_path / "items.jsonl", ITEMS + [{"item_id": "i2", "title": "again"}])
   with pytest.raises(DataError, match=r"items\.jsonl: line 6: item_id 'i2' repeats line 2"):
     interactions.read(log, items, InteractionsConfig(k_core=3))
+  from tiger_jax.data.prepare import prepare
+  with pytest.raises(DataError, match="repeats line 2"):
+    prepare("interactions", str(tmp_path / "out"), interactions=log, items=items,
+            interactions_config=InteractionsConfig(k_core=3))
+  assert not (tmp_path / "out").exists()
 
 
 def test_a_bad_log_is_one_cli_error_line_and_leaves_no_output(tmp_path):
