@@ -29,6 +29,24 @@ def test_sasrec_learns_a_sequential_rule():
   assert m["recall@5"] > 0.9, m
 
 
+def test_sampled_softmax_learns_the_rule_and_scores_its_target_first():
+  import jax
+  import jax.numpy as jnp
+  rng = np.random.default_rng(0)
+  seqs = [(rng.integers(0, 30) + np.arange(8)) % 30 for _ in range(300)]
+  config = sasrec.SASRecConfig(max_len=12, emb_dim=32, epochs=16, batch_size=64,
+                               dropout_rate=0.0, negatives=6)
+  model, params = sasrec.train([s[:-2] for s in seqs], 30, config)
+  ranked = sasrec.recommend(model, params, [s[:-1] for s in seqs], k=5)
+  assert metrics.recall_at_k(ranked, np.array([s[-1] for s in seqs]), 5) > 0.8  # random: 0.17
+  # The target is column 0; a drawn item equal to it is masked, never a second positive.
+  h = jnp.ones((3, 32))
+  logits, labels = sasrec.sampled_logits(model, params, h, jnp.array([1, 2, 3]), 200,
+                                         jax.random.PRNGKey(0), 30)
+  assert logits.shape == (3, 201) and (np.asarray(labels) == 0).all()
+  assert (np.asarray(logits)[:, 1:] == -1e9).sum() >= 3  # 200 draws of 30 hit every target
+
+
 def test_trimming_pad_columns_keeps_the_hidden_states():
   import jax
   config = sasrec.SASRecConfig(max_len=12, emb_dim=16)
