@@ -67,7 +67,7 @@ def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
     out = []
     for start in range(0, len(order), batch_size):
       chunk = order[start:start + batch_size]
-      width = min(b for b in bucket_bounds if b >= lengths[chunk].max())
+      width = input_pipeline.bucket_width(bucket_bounds, lengths[chunk].max())
       inputs = np.zeros((batch_size, width), np.int32)
       for r, i in enumerate(chunk):
         inputs[r] = rows[i][1][:width]

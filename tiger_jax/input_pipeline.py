@@ -29,6 +29,11 @@ def bucket_boundaries(input_length: int, id_length: int, num_buckets: int) -> li
   return [1 + e * id_length for e in ends]
 
 
+def bucket_width(bounds: Sequence[int], length: int) -> int:
+  """The smallest bucket bound an input of `length` tokens fits (its padded width)."""
+  return min(b for b in bounds if b >= length)
+
+
 TRAIN_HISTORIES = ("prefixes", "subsequences")
 
 
@@ -118,7 +123,7 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
     ds = ds.padded_batch(batch_size, padded_shapes=shapes)
   for batch in ds.as_numpy_iterator():
     n, length = batch["inputs"].shape
-    width = min(b for b in bounds if b >= length)
+    width = bucket_width(bounds, length)
     batch["inputs"] = np.pad(batch["inputs"], ((0, 0), (0, width - length)))
     if n < batch_size:
       batch = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])

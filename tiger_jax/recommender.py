@@ -74,7 +74,7 @@ class Recommender:
 
   def __init__(self, exp, params, dataset: data_lib.Dataset, beam_size: int, checkpoint: str,
                step: int, dtype: str | None = None):
-    from tiger_jax import input_pipeline
+    from tiger_jax import input_pipeline  # (TensorFlow: imported when a run loads, not before)
     self.exp, self.params, self.dataset = exp, params, dataset
     self.beam_size, self.checkpoint, self.step, self.dtype = beam_size, checkpoint, step, dtype
     self.index = {item: i for i, item in enumerate(dataset.item_ids)}
@@ -147,7 +147,8 @@ class Recommender:
     rows = [np.concatenate([self.exp.layout.user_tokens([u]),
                             self._item_tokens[np.asarray(h[-self.max_items:])].ravel()])
             for h, u in zip(histories, users)]
-    width = min(b for b in self.bounds if b >= max(len(r) for r in rows))
+    from tiger_jax.input_pipeline import bucket_width
+    width = bucket_width(self.bounds, max(len(r) for r in rows))
     out = np.zeros((len(rows), width), np.int32)
     for r, row in enumerate(rows):
       out[r, :len(row)] = row
