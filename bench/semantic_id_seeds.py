@@ -9,8 +9,8 @@ with the seed, against how far they move with the machine.
 Runs `semantic_ids.compute_codes` on a data stage's item vectors with the default
 SemanticIdConfig, or a preset of `semantic_ids.PRESETS` (`paper`: the paper's RQ-VAE schedule,
 the default before the robust one), with --set changes on top, and prints per seed: the
-codewords each level uses, the share of items in collision groups, the largest group, and the
-seconds it took; then the mean and the range over the seeds, and whether every seed meets the
+codewords each level uses, the share of items in collision groups, the largest group, how many
+items the group cap (SemanticIdConfig.max_group) moved, and the seconds it took; then the mean and the range over the seeds, and whether every seed meets the
 targets (level 1 >= 240 of 256 codewords, <= 12% of items in collision groups, largest group
 <= 10). --record writes all of it as JSON, with the command line and the hardware. Needs only
 jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is.
@@ -94,18 +94,23 @@ def main() -> None:
   print(f"{len(vectors):,} vectors of dim {vectors.shape[1]}; preset {args.preset}, {base.method}"
         f"{f', {base.rqvae.epochs} epochs' if base.method == 'rqvae' else ''}; {hardware()}; "
         f"jax {jax.__version__}", flush=True)
-  print("| seed | codewords used per level | items in collision groups | largest group | seconds |")
-  print("|---|---|---|---|---|")
+  print("| seed | codewords used per level | items in collision groups | largest group | "
+        "items the group cap moved (largest group before) | seconds |")
+  print("|---|---|---|---|---|---|")
   rows = []
   for seed in [int(s) for s in args.seeds.split(",")]:
     start = time.time()
-    codes, _ = compute_codes(vectors, dataclasses.replace(base, seed=seed))
+    codes, learned = compute_codes(vectors, dataclasses.replace(base, seed=seed))
     seconds = time.time() - start
     used = [int(len(np.unique(codes[:, level]))) for level in range(codes.shape[1])]
     row = {"seed": seed, "used": used, **collision_stats(codes), "seconds": round(seconds, 1)}
+    if "group_cap" in learned:
+      row["group_cap"] = learned["group_cap"]
     rows.append(row)
+    cap = learned.get("group_cap")
+    moved = (f"{cap['moved_items']} (largest {cap['largest_group_before']})" if cap else "-")
     print(f"| {seed} | {' / '.join(map(str, used))} | {row['items_in_collision']:.1%} | "
-          f"{row['largest_group']} | {seconds:.0f} |", flush=True)
+          f"{row['largest_group']} | {moved} | {seconds:.0f} |", flush=True)
   summary = {}
   for key, values in (("level1_used", [r["used"][0] for r in rows]),
                       ("items_in_collision", [r["items_in_collision"] for r in rows]),

@@ -53,6 +53,18 @@ def parse_fields(text: str, where: str) -> dict:
   return out
 
 
+# SASRecConfig fields added after finished variants were saved: left out of the reuse key
+# while at their default, so that those variants stay reusable (same computation).
+LATER_FIELDS = ("negatives",)
+
+
+def reuse_key(config: sasrec.SASRecConfig) -> dict:
+  """The config's fields that decide a finished variant's reuse."""
+  default = sasrec.SASRecConfig()
+  return {k: v for k, v in dataclasses.asdict(config).items()
+          if k not in LATER_FIELDS or v != getattr(default, k)}
+
+
 def splits(dataset) -> dict:
   """Training sequences and the validation and test (histories, targets) of every user."""
   seqs = [s for s in dataset.sequences if len(s) >= 3]
@@ -127,8 +139,7 @@ def main(argv=None) -> None:
   rows = {}
   for name, config in variants.items():
     path = os.path.join(args.work_dir, dataset.name, f"{name}.json")
-    key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
-           "users": len(data["test"][1])}
+    key = {**reuse_key(config), "num_items": dataset.num_items, "users": len(data["test"][1])}
     rows[name] = {"config": dataclasses.asdict(config),
                   **reuse_or_run(path, key, lambda: run_variant(
                       data, dataset.num_items, config, path[:-len(".json")] + "_params.npz"))}

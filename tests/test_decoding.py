@@ -263,3 +263,31 @@ def test_cold_start_cap_and_content_knn():
   assert metrics.cold_prefix_share(ids, is_cold, 2) == 0.0
   vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
   np.testing.assert_array_equal(baselines.content_knn(vectors, [np.array([3, 0])], k=3), [[1, 2, 3]])
+
+
+def test_content_knn_queries_candidates_and_the_choice_on_validation():
+  from tiger_jax import baselines
+  # Items 0-2 point along x, y and the diagonal; 3-5 are near-copies of 0, 1 and 2.
+  v = np.array([[1, 0], [0, 1], [1, 1], [1, 0.05], [0.05, 1], [1, 0.9]], np.float32)
+  h = [np.array([0, 1])]
+  last = baselines.content_knn(v, h, k=3, query="last")
+  assert last[0, 0] == 4 and 1 not in last[0, :1]  # the last item (1) itself is excluded
+  # The mean of x and y is the diagonal: its near-copy and itself come first; the history
+  # items are excluded (they made the query).
+  np.testing.assert_array_equal(baselines.content_knn(v, h, k=2, query="mean"), [[2, 5]])
+  # Recency weights 0.7 ** age: (0.7, 1) leans to y, nearer item 4 than item 3.
+  q = baselines.knn_queries(baselines.normalized(v), h, "recency")
+  np.testing.assert_allclose(q[0], np.array([0.7, 1.0]) / np.hypot(0.7, 1.0), rtol=1e-6)
+  rec = baselines.content_knn(v, h, k=4, query="recency")
+  assert list(rec[0]).index(4) < list(rec[0]).index(3)
+  # Candidates restrict the pool; -1 pads when they run out.
+  np.testing.assert_array_equal(baselines.content_knn(v, h, k=3, query="last", candidates=[3, 5]),
+                                [[5, 3, -1]])
+  # The choice: targets near the diagonal favour the mean; targets like the last item, the last.
+  hs = [np.array([0, 1])] * 3
+  query, scores = baselines.choose_knn_query(v, hs, np.array([2, 2, 5]), k=1)
+  assert query == "mean" and scores["mean"] == 2 / 3 > scores["last"] == 0.0
+  query, _ = baselines.choose_knn_query(v, hs, np.array([4, 4, 4]), k=1)
+  assert query == "last"
+  with pytest.raises(ValueError, match="query"):
+    baselines.content_knn(v, h, query="median")

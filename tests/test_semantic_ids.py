@@ -118,7 +118,9 @@ def test_the_report_names_the_largest_collision_groups_and_their_text():
 def test_every_method_obeys_the_contract(method):
   x = _clustered(150)
   x[10:20] = x[5]  # ten items with identical content
-  cfg = SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL, kmeans_iters=10)
+  # The quantizer's own contract: no ceiling on groups (test_group_cap_* test the ceiling).
+  cfg = SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL, kmeans_iters=10,
+                         max_group=0)
   codes, _ = compute_codes(x, cfg)
   again, _ = compute_codes(x, cfg)
   assert codes.shape == (150, 3) and codes.dtype == np.int32
@@ -138,6 +140,45 @@ def test_all_identical_vectors_get_unique_ids(method):
                                                kmeans_iters=5))
   ids = make_unique(codes)
   assert ids.shape == (40, 4) and len(np.unique(ids, axis=0)) == 40
+
+
+def test_group_cap_moves_the_farthest_overflow_to_the_nearest_codeword_with_room():
+  from tiger_jax.semantic_ids.group_cap import cap_groups
+  book = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]], np.float32)
+  # Six items on codes (2, 0); their residuals from codeword 0 grow with the item index.
+  r = np.array([[0.1, 0], [0.2, 0], [0.3, 0], [0.9, 0], [0.8, 0.1], [0, 0.95]], np.float32)
+  codes = np.array([[2, 0]] * 6 + [[2, 1], [2, 1], [3, 0]], np.int32)
+  r = np.concatenate([r, [[1, 0], [1, 0], [0, 0]]]).astype(np.float32)
+  out = cap_groups(codes, r, book, max_group=3)
+  np.testing.assert_array_equal(out[:, 0], codes[:, 0])  # only the last level moves
+  np.testing.assert_array_equal(out[:3], codes[:3])  # the three nearest codeword 0 stay
+  # The overflow moves in order of distance to codeword 0 (items 4, 3, 5): item 4 fills (2, 1)
+  # to 3; item 3, nearest codeword 1 too, finds it full and takes the next nearest with room,
+  # codeword 2; item 5 is nearest codeword 2 anyway.
+  assert out[4, 1] == 1 and out[3, 1] == 2 and out[5, 1] == 2
+  np.testing.assert_array_equal(out[6:], codes[6:])
+  assert np.unique(out, axis=0, return_counts=True)[1].max() <= 3
+  np.testing.assert_array_equal(cap_groups(codes, r, book, max_group=6), codes)  # fits: as is
+  with pytest.raises(ValueError, match="do not fit"):
+    cap_groups(np.zeros((9, 2), np.int32), np.zeros((9, 2), np.float32), book, max_group=2)
+
+
+@pytest.mark.parametrize("method", ["rqvae", "rq_kmeans"])
+def test_group_cap_bounds_every_group_and_keeps_the_quantizers_other_codes(method):
+  x = _clustered(150)
+  x[10:30] = x[5]  # 21 items with identical content: one group of 21 without a ceiling
+  base = SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL, kmeans_iters=10,
+                          max_group=0)
+  free, _ = compute_codes(x, base)
+  codes, learned = compute_codes(x, dataclasses.replace(base, max_group=4))
+  assert np.unique(free, axis=0, return_counts=True)[1].max() >= 21
+  assert np.unique(codes, axis=0, return_counts=True)[1].max() <= 4
+  moved = (codes != free).any(1)
+  np.testing.assert_array_equal(codes[:, :2], free[:, :2])  # first levels untouched
+  assert learned["group_cap"]["moved_items"] == moved.sum() >= 17
+  assert learned["group_cap"]["largest_group_before"] >= 21
+  with pytest.raises(ValueError, match="max_group"):
+    SemanticIdConfig(max_group=-1)
 
 
 def test_dead_code_reset_revives_unused_codewords():
@@ -209,8 +250,8 @@ def test_ids_from_copies_a_runs_ids_whole_and_refuses_other_data(tiny_run, tmp_p
   assert got["sha1"] == pipeline.checksum(want) == json_report(sid_dir)["sha1"]
   assert got == pipeline.summary(sid_dir) and got["largest_group"] >= 1
   vectors = np.load(os.path.join(data_dir, "item_vectors.npy"))
-  np.testing.assert_array_equal(pipeline.assign_codes(str(run / "semantic_ids"), vectors),
-                                want[:, :-1])
+  _assert_assigned_back(pipeline.assign_codes(str(run / "semantic_ids"), vectors),
+                        want[:, :-1], json_report(sid_dir))
   again = pipeline.copy_ids(str(run), str(tmp_path / "again"), data_dir)  # a run folder
   assert again["sha1"] == got["sha1"] and not (tmp_path / "again" / "checkpoints").exists()
   other = str(tmp_path / "other_data")
@@ -222,6 +263,14 @@ def test_ids_from_copies_a_runs_ids_whole_and_refuses_other_data(tiny_run, tmp_p
   with pytest.raises(data_lib.DataError, match="no finished Semantic IDs here"):
     pipeline.copy_ids(str(tmp_path), str(tmp_path / "refused"), data_dir)
   assert not list(tmp_path.glob("refused*"))
+
+
+def _assert_assigned_back(assigned, saved, report):
+  """A run's own vectors assigned again get their saved codes, except the items the group
+  cap moved: those differ in the last level only, and there are as many as the report says."""
+  differ = (assigned != saved).any(1)
+  np.testing.assert_array_equal(assigned[:, :-1], saved[:, :-1])
+  assert differ.sum() == report.get("group_cap", {}).get("moved_items", 0)
 
 
 def json_report(sid_dir):
@@ -271,13 +320,13 @@ def test_standardization_is_saved_and_reapplied_at_assignment(tiny_run, tmp_path
                              * content_dims / live[:content_dims].sum(), rtol=1e-3)
   ids = pipeline.load_ids(sid_dir)
   again = pipeline.assign_codes(sid_dir, vectors)  # reapplies the saved statistics
-  np.testing.assert_array_equal(again, ids[:, :3])
+  _assert_assigned_back(again, ids[:, :3], json_report(sid_dir))
   assert pipeline.load_config(sid_dir) == config
   # The fixture's RQ-KMeans run assigns its own vectors back to its codes too.
   kmeans_dir = tiny_run[1]
   kmeans_vectors, _ = pipeline.load_item_vectors(data_dir, pipeline.load_config(kmeans_dir))
-  np.testing.assert_array_equal(pipeline.assign_codes(kmeans_dir, kmeans_vectors),
-                                pipeline.load_ids(kmeans_dir)[:, :3])
+  _assert_assigned_back(pipeline.assign_codes(kmeans_dir, kmeans_vectors),
+                        pipeline.load_ids(kmeans_dir)[:, :3], json_report(kmeans_dir))
   # Without them the saved model sees other inputs and gives other codes.
   raw = rqvae.codes_in_batches(
       rqvae.RQVAE(dataclasses.replace(SMALL, codebook_size=16), vectors.shape[1]),

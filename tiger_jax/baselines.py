@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from tiger_jax import metrics as metrics_lib
+
 
 def train_pairs(train_sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
   """(previous items, next items): every consecutive pair of the training sequences."""
@@ -79,14 +81,62 @@ def item_transition_last_items(train_sequences: Sequence[np.ndarray], num_items:
   return item_transition(train_sequences, num_items, histories, k, LAST_ITEMS_WEIGHTS)
 
 
+# Content-KNN queries (`content_knn`): the last history item; the mean of the history's unit
+# vectors; a recency-weighted mean (weight RECENCY_DECAY ** age, age 0 = the last item).
+KNN_QUERIES = ("last", "mean", "recency")
+RECENCY_DECAY = 0.7
+
+
+def normalized(item_vectors: np.ndarray) -> np.ndarray:
+  """Unit-length rows (zero rows stay zero); float32."""
+  v = np.asarray(item_vectors, np.float32)
+  return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def knn_queries(unit_vectors: np.ndarray, histories: Sequence[np.ndarray], query: str = "last",
+                decay: float = RECENCY_DECAY) -> np.ndarray:
+  """One unit query vector per history [n, d], made as KNN_QUERIES says."""
+  if query not in KNN_QUERIES:
+    raise ValueError(f"content-KNN query {query!r}: expected one of {KNN_QUERIES}")
+  out = np.zeros((len(histories), unit_vectors.shape[1]), np.float32)
+  for u, h in enumerate(histories):
+    h = np.asarray(h)
+    if query == "last":
+      h = h[-1:]
+    weights = decay ** np.arange(len(h))[::-1] if query == "recency" else np.ones(len(h))
+    out[u] = weights @ unit_vectors[h]
+  return normalized(out)
+
+
 def content_knn(item_vectors: np.ndarray, histories: Sequence[np.ndarray], k: int = 10,
-                batch_size: int = 1024) -> np.ndarray:
-  """Items most similar (cosine) in content to the user's last item, itself excluded."""
-  v = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
-  last = np.array([h[-1] for h in histories])
-  out = []
-  for i in range(0, len(last), batch_size):
-    sim = v[last[i:i + batch_size]] @ v.T
-    sim[np.arange(len(sim)), last[i:i + batch_size]] = -np.inf
-    out.append(np.argsort(-sim, axis=1, kind="stable")[:, :k])
-  return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+                batch_size: int = 1024, query: str = "last", decay: float = RECENCY_DECAY,
+                candidates: np.ndarray | None = None) -> np.ndarray:
+  """Items most similar (cosine) in content to the user's query (`knn_queries`: the last
+  item by default), the items the query is made of excluded; [n, k], -1 pads when fewer
+  candidates. candidates: the item indices that may be returned (default: every item),
+  e.g. a catalog's new items."""
+  v = normalized(item_vectors)
+  pool = np.arange(len(v)) if candidates is None else np.asarray(candidates, np.int64)
+  q = knn_queries(v, histories, query, decay)
+  out = np.full((len(histories), k), -1, np.int64)
+  for i in range(0, len(histories), batch_size):
+    sim = q[i:i + batch_size] @ v[pool].T
+    for row, h in enumerate(histories[i:i + batch_size]):
+      used = np.asarray(h)[-1:] if query == "last" else np.asarray(h)
+      sim[row, np.isin(pool, used)] = -np.inf
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    found = np.take_along_axis(sim, top, 1) > -np.inf
+    out[i:i + len(top), :top.shape[1]] = np.where(found, pool[top], -1)
+  return out
+
+
+def choose_knn_query(item_vectors: np.ndarray, histories: Sequence[np.ndarray],
+                     targets: np.ndarray, candidates: np.ndarray | None = None,
+                     k: int = 10) -> tuple[str, dict[str, float]]:
+  """The KNN query with the best NDCG@k on these (validation) users, and every query's
+  NDCG@k; ties go to the earlier of KNN_QUERIES."""
+  scores = {}
+  for query in KNN_QUERIES:
+    lists = content_knn(item_vectors, histories, k, query=query, candidates=candidates)
+    scores[query] = float(metrics_lib.retrieval_metrics(lists, targets, ks=(k,))[f"ndcg@{k}"])
+  return max(KNN_QUERIES, key=lambda q: (scores[q], -KNN_QUERIES.index(q))), scores

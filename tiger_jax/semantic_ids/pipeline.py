@@ -58,6 +58,8 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   ids = collisions.make_unique(codes)
   extra = {"method": config.method, "sha1": checksum(ids), "item_vectors": vector_info,
            "seconds": round(time.time() - t0, 1)}
+  if "group_cap" in learned:
+    extra["group_cap"] = learned["group_cap"]
   for key in ("reconstruction_mse", "quantization_mse"):
     if key in learned:
       extra[key] = learned[key]
@@ -162,7 +164,9 @@ def assign_codes(semantic_id_dir: str, vectors: np.ndarray) -> np.ndarray:
 
   Reapplies the run's standardization, then its RQ-VAE or RQ-KMeans
   codebooks: the training vectors get back the codes of `semantic_ids.npy`
-  (its first `levels` columns); new items get codes of the same model.
+  (its first `levels` columns), except the items the group cap moved (their nearest last
+  codeword, not the one the cap gave them; report.json counts them); new items get codes of
+  the same model, without a cap.
   """
   config = load_config(semantic_id_dir)
   stats = None

@@ -212,6 +212,19 @@ def codes_in_batches(model: RQVAE, params, vectors: np.ndarray, batch_size: int 
   return np.concatenate(codes).astype(np.int32), float(np.concatenate(errors).mean())
 
 
+def latents_in_batches(model: RQVAE, params, vectors: np.ndarray,
+                       batch_size: int = 65536) -> np.ndarray:
+  """The encoder's latents [n, latent_dim] of any number of vectors, in bounded memory."""
+  encode = jax.jit(lambda x: model.apply({"params": params}, x, method=RQVAE.encode))
+  n = len(vectors)
+  out = []
+  for i in range(0, n, batch_size):
+    x = np.asarray(vectors[i:i + batch_size], np.float32)
+    pad = batch_size - len(x) if n > batch_size else 0
+    out.append(np.asarray(encode(np.pad(x, ((0, pad), (0, 0)))))[:len(x)])
+  return np.concatenate(out)
+
+
 _RUN_KNOBS = ("epochs", "log_every", "checkpoint_every")
 
 
