@@ -108,6 +108,8 @@ def _check_recommend(model_dir):
                             skip_unknown=True)[0], got[0][:5])
   with pytest.raises(RecommendError, match="empty history"):
     rec.recommend([[]])
+  with pytest.raises(RecommendError, match="no item without training interactions"):
+    rec.recommend(histories[:1], include_new_items=True)
   # The command (one process: the table, an unknown id dropped with a warning).
   proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
                          f"--history={','.join(['nope'] + histories[0])}", "--skip_unknown",
@@ -127,3 +129,45 @@ def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):
   assert reuse_or_run(path, dict(config), run) == {"recall@10": 1.5} and len(calls) == 1
   assert reuse_or_run(path, {**config, "epochs": 31}, run) == {"recall@10": 2.5}
   assert len(calls) == 2
+
+
+def test_the_cold_start_study_reports_three_groups_with_settings_chosen_on_validation(tmp_path):
+  """gin_configs/main_synthetic_cold_start.gin: 5% of items never in training; the table
+  gets every model on cold-target, warm-target and all users, and validation is decoded to
+  choose the KNN query and the mechanism's settings."""
+  model_dir = str(tmp_path / "cold")
+  out = _run("tiger_jax.main", "--gin_file=gin_configs/main_synthetic_cold_start.gin",
+             f"--gin.MODEL_DIR='{model_dir}'", *TINY, "--gin.pipeline.run_sasrec=False")
+  assert "TIGER + beam-KNN" in out and "cold targets (eps=0.1)" in out
+  assert os.path.exists(os.path.join(model_dir, "results", "validation_ranked.npz"))
+  rows = json.load(open(os.path.join(model_dir, "results", "test_baselines.json")))
+  models = {r.split(", cold targets")[0] for r in rows if ", cold targets" in r}
+  assert any(m.startswith("content-KNN (") for m in models) and "TIGER beams" in models
+  for model in models:  # all users = the users of both groups, weighted by their counts
+    cold, warm, both = (rows[f"{model}, {g} (eps=0.1)"]
+                        for g in ("cold targets", "warm targets", "all users"))
+    assert cold["users"] + warm["users"] == both["users"] == 200 and cold["users"] > 0
+    for m in ("recall@10", "ndcg@10"):
+      assert abs(both[m] - (cold[m] * cold["users"] + warm[m] * warm["users"]) / 200) < 1e-9
+  mech = [rows[r] for r in rows if r.startswith("TIGER + beam-KNN") and "cold targets" in r][0]
+  assert mech["blend"] in (0.0, 0.25, 0.5, 0.75, 1.0) and mech["knn_query"] in ("last", "mean", "recency")
+  # recommend --include_new_items: the settings chosen on validation place the new items.
+  from tiger_jax.recommender import Recommender
+  settings = json.load(open(os.path.join(model_dir, "results", "cold_start.json")))
+  assert (settings["blend"], settings["position"]) == (mech["blend"], mech["position"])
+  rec = Recommender.load(model_dir)
+  users = rec.dataset.user_ids[:8]
+  histories = [rec.user_history(u) for u in users]
+  plain = rec.recommend(histories, k=20, users=users)
+  new = rec.recommend(histories, k=20, users=users, include_new_items=True)
+  cold = {rec.dataset.item_ids[i] for i in rec.dataset.cold_items}
+  for a, b in zip(plain, new):
+    added = [r for r in b if r.new_item]
+    assert added and all(r.item_id in cold and np.isnan(r.score) for r in added)
+    assert b[settings["position"]].new_item  # at the chosen rank
+    beams = [r.item_id for r in b if not r.new_item]
+    assert beams == [r.item_id for r in a if r.item_id not in {x.item_id for x in added}][:len(beams)]
+  proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
+                         f"--user={users[0]}", "--include_new_items", "--k=20"], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0 and "| new item |" in proc.stdout, proc.stderr[-2000:]

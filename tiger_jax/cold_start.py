@@ -1,46 +1,244 @@
-"""Cold-start rows of the results table: TIGER's saved ranked lists against content-KNN,
-on the users whose held-out item was never seen in training (the paper's experiment)."""
+"""Cold start: retrieving items that no training sequence holds (the paper's second claim).
+
+The results rows of a run whose data has cold items (`Dataset.cold_items`), in three groups of
+the split's users: those whose target is cold, those whose target is warm, and all of them
+(the list a real system would show). Every top-K list holds at most ceil(epsilon * K) cold
+items (the paper's knob, `metrics.cap_cold`). Rows:
+
+  content-KNN            items nearest the user's content query (`baselines.content_knn`),
+                         the query (last item, history mean, recency-weighted mean) chosen on
+                         validation cold-target users;
+  most-popular, item-transition, last 3 items   the floors (warm and all users);
+  TIGER beams            the model's constrained beams alone (it rarely decodes an ID it never
+                         saw as a target);
+  TIGER + prefix rule    the paper's rule: after each retrieved item, the cold items sharing
+                         its first `prefix_len` codes (`metrics.add_cold_by_prefix`);
+  TIGER + beam-KNN       the plug-in mechanism (`ColdStartConfig`): the cold items nearest a
+                         query that blends the user's content query with the items TIGER's
+                         beams found, `slots` of them inserted at one rank of TIGER's list. The
+                         blend and the rank are chosen on validation: the rank that scores best
+                         on all users among those that keep warm-target NDCG@K within
+                         `max_warm_loss` of the beams alone.
+
+A system may know which catalog items have no interactions (a catalog knows its new items);
+nothing here reads the test targets except to score.
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import math
+from typing import Sequence
 
 import numpy as np
 
-from tiger_jax import baselines, io_utils, metrics as metrics_lib, retrieval
-from tiger_jax.data import Dataset
+from tiger_jax import baselines, metrics as metrics_lib
+
+K = 10
+GROUPS = ("cold targets", "warm targets", "all users")
 
 
-def cold_start_rows(dataset: Dataset, ranked_path: str, data_dir: str, targets, histories,
-                    epsilon: float, ids: np.ndarray,
-                    prefix_len: int | None = None, exclude_history: bool = False) -> dict[str, dict]:
-  """Recall/NDCG on the users whose target is a cold-start item, top-K capped at epsilon * K
-  cold items: TIGER (from its ranked lists saved at `ranked_path` by `evaluate`: its beams
-  alone, and with the cold items that share the first `prefix_len` codes of a retrieved
-  item; default: all but the collision token) against content-KNN on the same users. The
-  prefix row also gives `cold_prefix_share`: the share of cold items whose prefix some
-  warm item has (`metrics.cold_prefix_share`), the cold targets that row can reach.
-  exclude_history: every list leaves out the user's own history items, as the evaluation
-  that wrote `ranked_path` did (`metrics.without_history`)."""
-  is_cold = np.zeros(dataset.num_items, bool)
-  is_cold[dataset.cold_items] = True
-  targets = np.asarray(targets)
-  ranked = retrieval.load_ranked(ranked_path, targets)
-  users = np.flatnonzero(is_cold[targets])
-  vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
-  knn = baselines.content_knn(vectors, [histories[u] for u in users], k=50)
-  prefix_len = prefix_len or ids.shape[1] - 1
-  by_prefix = metrics_lib.add_cold_by_prefix(ranked[users], ids, is_cold, prefix_len)
-  reach = {"cold_prefix_share": metrics_lib.cold_prefix_share(ids, is_cold, prefix_len)}
-  out = {}
-  for name, lists, extra in (
-      (f"TIGER beams, cold targets (eps={epsilon})", ranked[users], {}),
-      (f"TIGER + cold items by {prefix_len}-code prefix, cold targets (eps={epsilon})",
-       by_prefix, reach),
-      (f"content-KNN, cold targets (eps={epsilon})", knn, {})):
-    if exclude_history:
-      lists = metrics_lib.without_history(lists, [histories[u] for u in users], lists.shape[1])
-    out[name] = {**metrics_lib.retrieval_metrics(metrics_lib.cap_cold(lists, is_cold, 10, epsilon),
-                                                 targets[users]),
-                 "users": int(len(users)), **extra}
+@dataclasses.dataclass(frozen=True)
+class ColdStartConfig:
+  """The beam-KNN cold-start mechanism. blends: weights of the user's content query against
+  the beams' items (1.0: content alone, 0.0: beams alone); positions: 0-based ranks of the
+  top-K list where the cold items may go; both chosen on validation. top_beams: how many of
+  TIGER's items make the beam query (weights 1 / (1 + rank)). max_warm_loss: the largest
+  relative loss of warm-target NDCG@K that a chosen rank may cost."""
+  mechanism: str = "beam_knn"  # or 'none': no mechanism row
+  blends: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+  positions: tuple[int, ...] = (0, 1, 2, 4, 6, 9)
+  top_beams: int = 5
+  max_warm_loss: float = 0.03
+
+  def __post_init__(self):
+    if self.mechanism not in ("beam_knn", "none"):
+      raise ValueError(f"ColdStartConfig.mechanism={self.mechanism!r}: 'beam_knn' or 'none'")
+    if not self.blends or any(not 0.0 <= b <= 1.0 for b in self.blends):
+      raise ValueError(f"ColdStartConfig.blends={self.blends}: weights in [0, 1]")
+    if not self.positions or any(not 0 <= p < K for p in self.positions):
+      raise ValueError(f"ColdStartConfig.positions={self.positions}: ranks in [0, {K})")
+    if self.top_beams < 1 or not 0.0 <= self.max_warm_loss < 1.0:
+      raise ValueError("ColdStartConfig.top_beams must be >= 1 and max_warm_loss in [0, 1)")
+
+
+SETTINGS_FILE = "cold_start"  # MODEL_DIR/results/cold_start.json: the settings chosen on validation
+# Where a run chose none (its data had no cold validation target, e.g. one's own catalog
+# whose new items were never a target): the history's content alone, one new item, last.
+FALLBACK = {"knn_query": "last", "blend": 1.0, "position": K - 1, "slots": 1, "top_beams": 5,
+            "chosen_on": "nothing (fallback: the last item's content, one new item, last)"}
+
+
+def beam_queries(unit_vectors: np.ndarray, ranked: np.ndarray, top_beams: int) -> np.ndarray:
+  """Unit vectors [n, d]: the 1 / (1 + rank)-weighted mean of each list's first `top_beams`
+  items (-1 entries skipped; a list without items gives zeros)."""
+  out = np.zeros((len(ranked), unit_vectors.shape[1]), np.float32)
+  for u, row in enumerate(np.asarray(ranked)):
+    items = row[row >= 0][:top_beams]
+    if len(items):
+      out[u] = (1.0 / (1.0 + np.arange(len(items)))) @ unit_vectors[items]
+  return baselines.normalized(out)
+
+
+def beam_knn(item_vectors: np.ndarray, histories: Sequence[np.ndarray], ranked: np.ndarray,
+             cold_items: np.ndarray, blend: float, query: str, top_beams: int,
+             k: int) -> np.ndarray:
+  """The k cold items [n, k] nearest normalize(blend * content query + (1 - blend) * beam
+  query) (cosine; `baselines.knn_queries`, `beam_queries`)."""
+  v = baselines.normalized(item_vectors)
+  q = (blend * baselines.knn_queries(v, histories, query)
+       + (1.0 - blend) * beam_queries(v, ranked, top_beams))
+  q = baselines.normalized(q)
+  cold = np.asarray(cold_items, np.int64)
+  sim = q @ v[cold].T
+  return cold[np.argsort(-sim, axis=1, kind="stable")[:, :k]]
+
+
+def insert_at(ranked: np.ndarray, extra: np.ndarray, position: int) -> np.ndarray:
+  """Each list with `extra`'s items [n, m] placed from rank `position` on, the rest of the
+  list after them in its order (an item already in the list keeps its first place);
+  [n, width + m], -1 pads."""
+  ranked, extra = np.asarray(ranked), np.asarray(extra)
+  out = np.full((len(ranked), ranked.shape[1] + extra.shape[1]), -1, np.int64)
+  for u in range(len(ranked)):
+    row = [i for i in ranked[u].tolist() if i >= 0]
+    merged, seen = [], set()
+    for i in row[:position] + [i for i in extra[u].tolist() if i >= 0] + row[position:]:
+      if i not in seen:
+        seen.add(i)
+        merged.append(i)
+    out[u, :len(merged)] = merged
   return out
+
+
+def group_users(targets: np.ndarray, is_cold: np.ndarray) -> dict[str, np.ndarray]:
+  """The user indices of each of GROUPS."""
+  cold = is_cold[np.asarray(targets)]
+  return {"cold targets": np.flatnonzero(cold), "warm targets": np.flatnonzero(~cold),
+          "all users": np.arange(len(targets))}
+
+
+def scored(lists: np.ndarray, targets: np.ndarray, is_cold: np.ndarray, epsilon: float,
+           histories: Sequence[np.ndarray] | None = None) -> np.ndarray:
+  """The capped top-K lists [n, K] that the table scores: the user's history left out when
+  `histories` is given (the EXCLUDE_HISTORY protocol), then at most ceil(epsilon * K) cold."""
+  if histories is not None:
+    lists = metrics_lib.without_history(lists, histories, lists.shape[1])
+  return metrics_lib.cap_cold(lists, is_cold, K, epsilon)
+
+
+def _ndcg(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+  if not len(users):
+    return 0.0
+  return float(metrics_lib.ndcg_at_k(lists[users], np.asarray(targets)[users], K))
+
+
+@dataclasses.dataclass
+class Split:
+  """One split's users as the table needs them: histories, targets, TIGER's ranked lists."""
+  histories: list
+  targets: np.ndarray
+  ranked: np.ndarray
+
+
+def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_cold: np.ndarray,
+           query: str, epsilon: float, exclude_history: bool) -> dict:
+  """The blend (best cold-target NDCG@K) and then the rank (best all-user NDCG@K among the
+  ranks that keep warm-target NDCG@K within max_warm_loss of the beams alone) on validation;
+  with every candidate's scores."""
+  cold_items = np.flatnonzero(is_cold)
+  groups = group_users(val.targets, is_cold)
+  excluded = val.histories if exclude_history else None
+  slots = max(1, math.ceil(epsilon * K))
+  cold_users = groups["cold targets"]
+  by_blend = {}
+  for blend in config.blends:
+    extra = beam_knn(item_vectors, [val.histories[u] for u in cold_users], val.ranked[cold_users],
+                     cold_items, blend, query, config.top_beams, slots)
+    lists = insert_at(val.ranked[cold_users], extra, 0)
+    by_blend[blend] = _ndcg(scored(lists, val.targets[cold_users], is_cold, epsilon,
+                                   None if excluded is None else [excluded[u] for u in cold_users]),
+                            val.targets[cold_users], np.arange(len(cold_users)))
+  blend = max(config.blends, key=lambda b: (by_blend[b], b))  # ties: more content
+  extra = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
+                   config.top_beams, slots)
+  base = scored(val.ranked, val.targets, is_cold, epsilon, excluded)
+  warm_base = _ndcg(base, val.targets, groups["warm targets"])
+  by_position = {}
+  for p in config.positions:
+    lists = scored(insert_at(val.ranked, extra, p), val.targets, is_cold, epsilon, excluded)
+    by_position[p] = {"all users": _ndcg(lists, val.targets, groups["all users"]),
+                      "warm targets": _ndcg(lists, val.targets, groups["warm targets"])}
+  allowed = [p for p in config.positions
+             if by_position[p]["warm targets"] >= (1.0 - config.max_warm_loss) * warm_base]
+  position = max(allowed or [max(config.positions)],
+                 key=lambda p: (by_position[p]["all users"], p))  # ties: the later rank
+  return {"blend": blend, "position": position, "slots": slots,
+          "validation": {"cold-target ndcg by blend": by_blend,
+                         "ndcg by position": by_position, "warm ndcg of the beams": warm_base}}
+
+
+def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.ndarray,
+                    is_cold: np.ndarray, train_sequences: Sequence[np.ndarray], val: Split,
+                    test: Split, epsilon: float, prefix_len: int | None = None,
+                    exclude_history: bool = False) -> dict[str, dict]:
+  """The results rows, one per (model, group), on the test split; each row gives its group's
+  users, and the chosen settings (KNN query, blend, rank) where a row has them."""
+  num_items = len(is_cold)
+  val_cold = group_users(val.targets, is_cold)["cold targets"]
+  if not len(val_cold):
+    raise ValueError("no validation user's target is a cold item: nothing to choose the "
+                     "content-KNN query and the cold-start mechanism on")
+  query, query_scores = baselines.choose_knn_query(
+      item_vectors, [val.histories[u] for u in val_cold], val.targets[val_cold], k=K)
+  width = K + (max(len(h) for h in test.histories) if exclude_history else 0)
+  prefix_len = prefix_len or ids.shape[1] - 1
+  lists = {
+      f"content-KNN ({query})": baselines.content_knn(item_vectors, test.histories, width + 10,
+                                                      query=query),
+      "most-popular": baselines.most_popular(train_sequences, num_items, test.histories, width),
+      baselines.LAST_ITEMS_ROW: baselines.item_transition_last_items(
+          train_sequences, num_items, test.histories, width),
+      "TIGER beams": test.ranked,
+      f"TIGER + {prefix_len}-code prefix rule": metrics_lib.add_cold_by_prefix(
+          test.ranked, ids, is_cold, prefix_len)}
+  settings = {f"content-KNN ({query})": {"knn_query": query, "knn_query_validation": query_scores}}
+  if config.mechanism == "beam_knn":
+    chosen = choose(config, item_vectors, val, is_cold, query, epsilon, exclude_history)
+    extra = beam_knn(item_vectors, test.histories, test.ranked, np.flatnonzero(is_cold),
+                     chosen["blend"], query, config.top_beams, chosen["slots"])
+    name = f"TIGER + beam-KNN (blend {chosen['blend']}, rank {chosen['position']})"
+    lists[name] = insert_at(test.ranked, extra, chosen["position"])
+    settings[name] = {"knn_query": query, "top_beams": config.top_beams, **chosen}
+  groups = group_users(test.targets, is_cold)
+  excluded = test.histories if exclude_history else None
+  rows = {}
+  for model, ranked in lists.items():
+    capped = scored(ranked, test.targets, is_cold, epsilon, excluded)
+    for group, users in groups.items():
+      if group == "cold targets" and model in ("most-popular", baselines.LAST_ITEMS_ROW):
+        continue  # they never return a cold item
+      rows[f"{model}, {group} (eps={epsilon})"] = {
+          **metrics_lib.retrieval_metrics(capped[users], test.targets[users], ks=(5, K)),
+          "users": int(len(users)), "cold_items": int(is_cold.sum()),
+          **settings.get(model, {})}
+  return rows
+
+
+def chosen_settings(rows: dict[str, dict]) -> dict | None:
+  """The beam-KNN settings that `cold_start_rows` chose (for SETTINGS_FILE), or None."""
+  for name, row in rows.items():
+    if name.startswith("TIGER + beam-KNN") and "blend" in row:
+      return {"knn_query": row["knn_query"], "blend": row["blend"], "position": row["position"],
+              "slots": row["slots"], "top_beams": row.get("top_beams", 5),
+              "chosen_on": "validation"}
+  return None
+
+
+def with_new_items(item_vectors: np.ndarray, histories: Sequence[np.ndarray],
+                   ranked: np.ndarray, new_items: np.ndarray, settings: dict) -> np.ndarray:
+  """TIGER's lists [n, w] with `settings['slots']` new items (beam-KNN, `settings` as
+  SETTINGS_FILE holds them) placed at rank `settings['position']`; [n, w + slots]."""
+  extra = beam_knn(item_vectors, histories, ranked, new_items, settings["blend"],
+                   settings["knn_query"], settings["top_beams"], settings["slots"])
+  return insert_at(ranked, extra, settings["position"])

@@ -6,12 +6,13 @@ through these names. Gin files bind `experiment`, `train`, `pipeline`,
 `T5Config` (and its mechanisms' `ItemInputsConfig`, `TransitionConfig`,
 `FollowerConfig`), `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
 `SyntheticConfig` (the embedded catalog's size), `InteractionsConfig` (how to read one's own
-log) and the macros of gin_configs/base.gin.
+log), `ColdStartConfig` (the cold-start mechanism) and the macros of gin_configs/base.gin.
 """
 
 import gin
 
-from tiger_jax import experiment as experiment_lib, io_utils, network, pipeline_config, sasrec
+from tiger_jax import cold_start, experiment as experiment_lib, io_utils, network, pipeline_config
+from tiger_jax import sasrec
 from tiger_jax import trainer
 from tiger_jax.data import interactions, synthetic
 from tiger_jax.retrieval import DEFAULT_BEAM
@@ -32,6 +33,7 @@ SASRecConfig = gin.external_configurable(sasrec.SASRecConfig, "SASRecConfig")
 SyntheticConfig = gin.external_configurable(synthetic.SyntheticConfig, "SyntheticConfig")
 InteractionsConfig = gin.external_configurable(interactions.InteractionsConfig,
                                                "InteractionsConfig")
+ColdStartConfig = gin.external_configurable(cold_start.ColdStartConfig, "ColdStartConfig")
 
 
 def beam_size() -> int:

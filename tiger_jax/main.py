@@ -22,7 +22,7 @@ import numpy as np
 from tiger_jax import baselines, cli, configurables, data as data_lib, evaluation as evaluate_lib
 from tiger_jax import experiment as experiment_lib, io_utils, metrics as metrics_lib, results
 from tiger_jax import sasrec
-from tiger_jax.cold_start import cold_start_rows
+from tiger_jax import cold_start, retrieval
 from tiger_jax.data.prepare import prepare
 from tiger_jax.pipeline_config import PipelineConfig
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
@@ -84,11 +84,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
                       "train_seconds": seconds}
   if dataset.cold_items is not None and np.isin(targets, dataset.cold_items).any():
     # (catalog-only items of one's own item file are cold but never a target: no rows)
-    name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
-                                    exclude_history=c.exclude_history)
-    rows.update(cold_start_rows(dataset, RunDir(c.model_dir).ranked(name),
-                                data_dir, targets, histories, c.cold_start_epsilon, exp.ids,
-                                c.cold_start_prefix_len, c.exclude_history))
+    rows.update(cold_rows(exp, dataset, c, checkpoint, data_dir, train_seqs, histories, targets))
   protocol = evaluate_lib.protocol_suffix(c.exclude_history)
   table = results.results_table(rows, dataset.name, c.split, c.exclude_history)
   io_utils.write_json(RunDir(c.model_dir).result(f"{c.split}{protocol}_baselines"), rows)
@@ -96,6 +92,36 @@ def run_pipeline(config: PipelineConfig) -> dict:
     f.write(table)
   print(table)
   print(f"pipeline finished in {time.time() - t0:.0f}s; results in {c.model_dir}/results/")
+  return rows
+
+
+def cold_rows(exp, dataset, c: PipelineConfig, checkpoint: str, data_dir: str, train_seqs,
+              histories, targets) -> dict:
+  """The cold-start rows (`cold_start.cold_start_rows`): TIGER's saved lists of the split,
+  and of validation (decoded here unless saved), where the mechanism's settings are chosen."""
+  is_cold = np.zeros(dataset.num_items, bool)
+  is_cold[dataset.cold_items] = True
+  splits = {}
+  for split in ("validation", c.split):
+    name = evaluate_lib.result_name(split, c.beam_size, checkpoint=checkpoint,
+                                    exclude_history=c.exclude_history)
+    path = RunDir(c.model_dir).ranked(name)
+    if not io_utils.exists(path):
+      evaluate_lib.evaluate_checkpoint(exp, c.model_dir, split, c.beam_size, c.eval_batch_size,
+                                       dtype=c.decode_dtype, checkpoint=checkpoint,
+                                       exclude_history=c.exclude_history)
+    examples = list(data_lib.iter_examples(dataset, split))
+    split_targets = np.array([e.target for e in examples])
+    splits[split] = cold_start.Split([e.history for e in examples], split_targets,
+                                     retrieval.load_ranked(path, split_targets))
+  vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
+  rows = cold_start.cold_start_rows(
+      configurables.ColdStartConfig(), vectors, exp.ids, is_cold, train_seqs,
+      splits["validation"], splits[c.split], c.cold_start_epsilon, c.cold_start_prefix_len,
+      c.exclude_history)
+  settings = cold_start.chosen_settings(rows)
+  if settings:  # what `recommend --include_new_items` uses
+    io_utils.write_json(RunDir(c.model_dir).result(cold_start.SETTINGS_FILE), settings)
   return rows
 
 

@@ -5,7 +5,8 @@ r"""Recommendations from a trained run, by original item id: the recommend comma
 
 prints rank, item id, title, score (the beam's log-probability) and Semantic ID of the
 top --k items (`recommender.Recommender`: the run's own config, IDs and constrained
-search). --user takes a user of the run's data: the history of its test example (or
+search). --include_new_items lets catalog items without training interactions come too
+(the run's cold-start settings). --user takes a user of the run's data: the history of its test example (or
 --split), with its user token. Imports the recommender library, never training code.
 """
 
@@ -25,6 +26,8 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "--user: whose exampl
 flags.DEFINE_integer("k", 10, "How many items (at most the beam size).")
 flags.DEFINE_bool("exclude_history", False, "Return no item of the history.")
 flags.DEFINE_bool("skip_unknown", False, "Drop unknown item ids with a warning, not an error.")
+flags.DEFINE_bool("include_new_items", False, "Catalog items without training interactions "
+                  "may come too (the run's cold-start settings; `Recommender.recommend`).")
 flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
 flags.DEFINE_enum("checkpoint", None, ["best", "latest"], "Default: best where the run "
                   "validated, else latest.")
@@ -38,7 +41,8 @@ def table(recs, history, titles) -> str:
       "| rank | item id | title | score | Semantic ID |", "|---|---|---|---|---|"]
   for r in recs:
     title = (r.title or "-").replace("|", "/")
-    lines.append(f"| {r.rank} | {r.item_id} | {title[:70]} | {r.score:.3f} | "
+    score = "new item" if r.new_item and r.score != r.score else f"{r.score:.3f}"
+    lines.append(f"| {r.rank} | {r.item_id} | {title[:70]} | {score} | "
                  f"{'-'.join(map(str, r.semantic_id))} |")
   return "\n".join(lines)
 
@@ -53,7 +57,7 @@ def main() -> None:
     history = FLAGS.history or rec.user_history(FLAGS.user, FLAGS.split)
     users = [FLAGS.user] if FLAGS.user else None
     recs = rec.recommend([history], FLAGS.k, FLAGS.exclude_history, users,
-                         FLAGS.skip_unknown)[0]
+                         FLAGS.skip_unknown, FLAGS.include_new_items)[0]
   except RecommendError as e:
     raise SystemExit(f"error: {e}") from None
   if FLAGS.json:

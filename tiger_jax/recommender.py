@@ -39,8 +39,9 @@ class Recommendation:
   rank: int
   item_id: str  # the data's original id
   title: str | None  # where the data has item text with a title
-  score: float  # the beam's log-probability
+  score: float  # the beam's log-probability (NaN for a new item: it came from no beam)
   semantic_id: tuple[int, ...]
+  new_item: bool = False  # an item without training interactions (include_new_items)
 
 
 def use_compilation_cache(cache_dir: str) -> None:
@@ -85,6 +86,9 @@ class Recommender:
                                                    exp.layout.id_length, 5)
     self._item_tokens = exp.layout.item_tokens(exp.ids)
     self._retrievers = {}
+    self.new_items = (np.zeros(0, np.int64) if dataset.cold_items is None
+                      else np.asarray(dataset.cold_items, np.int64))
+    self.model_dir = None  # set by load: where the cold-start settings are
 
   @classmethod
   def load(cls, model_dir: str, checkpoint: str | None = None, beam_size: int | None = None,
@@ -115,7 +119,21 @@ class Recommender:
     dataset = data_lib.load(exp.data_dir)
     logging.info("loaded %s (%s checkpoint, step %d) in %.1fs", model_dir, checkpoint,
                  int(state.step), time.time() - start)
-    return cls(exp, state.eval_params, dataset, beam_size, checkpoint, int(state.step), dtype)
+    rec = cls(exp, state.eval_params, dataset, beam_size, checkpoint, int(state.step), dtype)
+    rec.model_dir = model_dir
+    return rec
+
+  def new_item_settings(self) -> dict:
+    """How `recommend(include_new_items=True)` places new items: the beam-KNN settings the
+    run's cold-start study chose on validation (MODEL_DIR/results/cold_start.json), else
+    `cold_start.FALLBACK` (logged)."""
+    from tiger_jax import cold_start, io_utils
+    path = RunDir(self.model_dir).result(cold_start.SETTINGS_FILE) if self.model_dir else None
+    if path and io_utils.exists(path):
+      return io_utils.read_json(path)
+    logging.warning("no cold-start settings chosen on validation in %s: %s", self.model_dir,
+                    cold_start.FALLBACK["chosen_on"])
+    return dict(cold_start.FALLBACK)
 
   def _retriever(self, exclude_history: bool):
     from tiger_jax import retrieval
@@ -156,23 +174,50 @@ class Recommender:
 
   def recommend(self, histories: Sequence[Sequence[str]], k: int = 10,
                 exclude_history: bool = False, users: Sequence[str] | None = None,
-                skip_unknown: bool = False) -> list[list[Recommendation]]:
+                skip_unknown: bool = False,
+                include_new_items: bool = False) -> list[list[Recommendation]]:
     """Per history (original item ids, oldest first), the top k items. users: the run's
-    user ids (their hashed tokens, as in training), else an anonymous user's."""
+    user ids (their hashed tokens, as in training), else an anonymous user's.
+    include_new_items: the catalog's items without training interactions may come too
+    (`cold_start.with_new_items`: the content neighbours of the history and the beams, at
+    the rank `new_item_settings` gives); the beams alone rarely return them."""
     if not 1 <= k <= self.beam_size:
       raise RecommendError(f"k={k} must be in 1..{self.beam_size} (the beam size; load "
                            f"with a larger beam_size for more)")
+    if include_new_items and not len(self.new_items):
+      raise RecommendError("include_new_items: this run's catalog has no item without "
+                           "training interactions")
     users = list(users) if users is not None else [ANONYMOUS_USER] * len(histories)
     if len(users) != len(histories):
       raise RecommendError(f"{len(users)} users for {len(histories)} histories")
     item_histories = [self.item_indices(h, skip_unknown) for h in histories]
     items, scores = self._retriever(exclude_history)(self.params,
                                                      self.inputs(item_histories, users))
+    items, scores = np.asarray(items), np.asarray(scores, np.float64)
+    if include_new_items:
+      items, scores = self._with_new_items(item_histories, items, scores, exclude_history)
+    is_new = np.zeros(self.dataset.num_items, bool)
+    is_new[self.new_items] = True
     return [[Recommendation(rank=r + 1, item_id=self.dataset.item_ids[i],
                             title=self.titles[i] if self.titles else None,
-                            score=float(s), semantic_id=tuple(int(c) for c in self.exp.ids[i]))
+                            score=float(s), semantic_id=tuple(int(c) for c in self.exp.ids[i]),
+                            new_item=bool(is_new[i]))
              for r, (i, s) in enumerate(zip(row[:k], row_scores[:k])) if i >= 0]
             for row, row_scores in zip(items, scores)]
+
+  def _with_new_items(self, histories, items, scores, exclude_history):
+    """Beams [n, w] and their scores -> lists with new items placed (scores NaN for them)."""
+    from tiger_jax import cold_start, io_utils, metrics as metrics_lib
+    if not hasattr(self, "_vectors"):
+      self._vectors = io_utils.load_array(os.path.join(self.exp.data_dir, "item_vectors.npy"))
+    histories = [np.asarray(h) for h in histories]
+    merged = cold_start.with_new_items(self._vectors, histories, items, self.new_items,
+                                       self.new_item_settings())
+    if exclude_history:  # a new item of the history itself never comes back either
+      merged = metrics_lib.without_history(merged, histories, merged.shape[1])
+    score_of = [dict(zip(r.tolist(), s.tolist())) for r, s in zip(items, scores)]
+    return merged, np.array([[score_of[u].get(int(i), np.nan) for i in row]
+                             for u, row in enumerate(merged)])
 
   def user_history(self, user_id: str, split: str = "test") -> list[str]:
     """The history (original item ids) the run's `split` example of a user decodes from."""
