@@ -68,7 +68,11 @@ def table(records: list[dict]) -> str:
       for model in BASELINES:
         if model in mine[0]["rows"]:
           r = mine[0]["rows"][model]
-          lines.append(_row(name, f"{model}, ours" if model == "SASRec" else model, r,
+          label = model
+          if model == "SASRec":
+            label = ("SASRec, ours before tuning" if mine[0].get("sasrec_config", "").startswith(
+                "before tuning") else "SASRec, tuned (`SASRecConfig` defaults)")
+          lines.append(_row(name, label, r,
                             _hours(r["train_seconds"]) if "train_seconds" in r else ""))
     for model, r in PAPER[dataset].items():
       lines.append(_row(name, model.replace(" (paper)", ", the paper's figure"), r,

@@ -69,7 +69,8 @@ def test_early_stopping_keeps_the_best_validation_pass_and_stops_after_patience(
     return next(scores)
 
   curve = []
-  config = sasrec.SASRecConfig(max_len=8, emb_dim=16, epochs=20, batch_size=32, patience=2)
+  config = sasrec.SASRecConfig(max_len=8, emb_dim=16, epochs=20, batch_size=32, patience=2,
+                               validate_every=1)
   _, params = sasrec.train(seqs, 20, config, validate=validate, curve=curve)
   # Best at epoch 2; epochs 3 and 4 do not beat it: stop there (epoch 5's 0.9 never comes).
   assert [c["epoch"] for c in curve] == [1, 2, 3, 4] and params is seen[1]

@@ -135,6 +135,17 @@ def ranked_k(dataset) -> int:
   return min(RANKED_K, dataset.num_items)
 
 
+def sasrec_validation(dataset):
+  """SASRec's early-stopping score: validation NDCG@10 of every user's full list, as
+  `studies/sasrec_tune.py` stops its variants. One SASRec serves both protocols
+  (EXCLUDE_HISTORY filters its lists afterwards)."""
+  examples = list(data_lib.iter_examples(dataset, "validation"))
+  histories = [s[:-2] for s in dataset.sequences if len(s) >= data_lib.dataset.MIN_INTERACTIONS]
+  targets = np.array([e.target for e in examples])
+  return lambda model, params: metrics_lib.retrieval_metrics(
+      sasrec.recommend(model, params, histories, k=10), targets, ks=(10,))["ndcg@10"]
+
+
 def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, float]:
   """SASRec (configured by gin's SASRecConfig) on the same split: its top RANKED_K items per
   user [users, RANKED_K] and its training seconds; saved, and reused when already run."""
@@ -143,12 +154,7 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
 
   def run() -> dict:
     t = time.time()
-    validate = None
-    if config.patience:  # early stopping: the epoch chosen on validation NDCG@10
-      histories = [s[:-2] for s in dataset.sequences]
-      targets = np.array([s[-2] for s in dataset.sequences])
-      validate = lambda model, params: metrics_lib.retrieval_metrics(
-          sasrec.recommend(model, params, histories, k=10), targets)["ndcg@10"]
+    validate = sasrec_validation(dataset) if config.patience else None
     model, params = sasrec.train(train_seqs, dataset.num_items, config, validate=validate)
     seconds = round(time.time() - t, 1)
     full_histories = [s[:-1] if c.split == "test" else s[:-2] for s in dataset.sequences]

@@ -23,21 +23,27 @@ import optax
 
 @dataclasses.dataclass(frozen=True)
 class SASRecConfig:
+  """The defaults are the strong SASRec of records/sasrec/{beauty,toys}_tune.json (tuned on
+  validation; `studies/sasrec_tune.py`): full-softmax cross-entropy, 64 dimensions, 2 blocks,
+  1 head, dropout 0.5, up to 200 epochs stopped early on validation NDCG@10 (a pass every 2
+  epochs, patience 8 passes): Beauty test R@10 / N@10 0.0944 / 0.0573 and Toys 0.1000 / 0.0623
+  with the user's history left out (the public figures' protocol), in 13-14 minutes on 2 CPU
+  cores."""
   max_len: int = 50
   emb_dim: int = 64
   num_blocks: int = 2
   num_heads: int = 1
-  dropout_rate: float = 0.2
+  dropout_rate: float = 0.5
   learning_rate: float = 1e-3
   batch_size: int = 128
-  epochs: int = 100
+  epochs: int = 200
   seed: int = 0
   weight_decay: float = 0.0  # AdamW's decoupled decay when > 0 (Adam otherwise)
   # Early stopping on validation NDCG@10 (when `train` gets a `validate` function): a
   # validation pass every `validate_every` epochs; training stops after `patience` passes
   # without a better score (0: run every epoch) and returns the best pass's parameters.
-  validate_every: int = 1
-  patience: int = 0
+  validate_every: int = 2
+  patience: int = 8
   # Sampled softmax: > 0 scores each target against this many uniformly drawn items per
   # batch instead of every item (RecTools' SASRec trains so; far cheaper on large catalogs).
   negatives: int = 0
