@@ -402,6 +402,27 @@ def test_cold_start_items_leave_training_data_only(tiny_dataset, tmp_path):
   assert len(set(cold.tolist())) == len(cold) > 0
 
 
+def test_unseen_items_are_ligers_cold_items_and_prepare_marks_them(tmp_path):
+  from tiger_jax.data import Dataset
+  from tiger_jax.data.prepare import prepare
+  seqs = [[0, 1, 2, 3, 4], [0, 1, 5], [1, 2, 3, 4, 5]]  # training parts: 0 1 2 | 0 | 1 2 3
+  d = Dataset(name="t", user_ids=["a", "b", "c"], item_ids=[f"i{i}" for i in range(7)],
+              sequences=[np.asarray(s, np.int32) for s in seqs])
+  np.testing.assert_array_equal(data_lib.unseen_items(d), [4, 5])  # item 6 occurs nowhere
+  config = synthetic.SyntheticConfig(200, 50)
+  manifest = prepare("synthetic", str(tmp_path / "s"), synthetic_config=config,
+                     content_source="none", cold_start_unseen=True)
+  prepared = data_lib.load(str(tmp_path / "s"))
+  np.testing.assert_array_equal(prepared.cold_items, data_lib.unseen_items(prepared))
+  assert len(prepared.cold_items) > 0 and manifest["config"]["cold_start_unseen"] is True
+  assert not any(np.isin(s, prepared.cold_items).any()
+                 for s in data_lib.training_sequences(prepared))
+  with pytest.raises(data_lib.DataError, match="two protocols"):
+    prepare("synthetic", str(tmp_path / "x"), synthetic_config=config, content_source="none",
+            cold_start_unseen=True, cold_start_fraction=0.05)
+  assert not (tmp_path / "x").exists()
+
+
 def test_prepare_takes_text_where_item_meta_exists(tmp_path):
   from tiger_jax.data.prepare import prepare
   src = tmp_path / "src"

@@ -181,6 +181,30 @@ def test_group_cap_bounds_every_group_and_keeps_the_quantizers_other_codes(metho
     SemanticIdConfig(max_group=-1)
 
 
+@pytest.mark.parametrize("method", ["rqvae", "rq_kmeans"])
+def test_fit_on_warm_learns_from_warm_items_and_assigns_the_rest(method):
+  """LIGER's protocol: the quantizer and the standardization learn from the warm items only;
+  the cold ones get codes of that model, as new items would."""
+  from tiger_jax.semantic_ids import methods
+  x = _clustered(150)
+  fit = np.ones(150, bool)
+  fit[::10] = False  # 15 cold items
+  config = SemanticIdConfig(method=method, codebook_size=16, rqvae=SMALL, kmeans_iters=10,
+                            max_group=0, fit_on="warm")
+  codes, learned = compute_codes(x, config, fit=fit)
+  warm_only, warm_learned = compute_codes(x[fit], config)
+  np.testing.assert_array_equal(codes[fit], warm_only)  # the same fit as without cold items
+  assert learned["fit_items"] == 135
+  stats = warm_learned["standardization"]
+  np.testing.assert_allclose(stats["mean"], x[fit].mean(0), atol=1e-5)
+  np.testing.assert_array_equal(
+      codes[~fit], methods.assign(methods.apply_standardization(x[~fit], stats), config, learned))
+  with pytest.raises(ValueError, match="fit_on"):
+    SemanticIdConfig(method="lsh", fit_on="warm")
+  with pytest.raises(ValueError, match="fit_on"):
+    SemanticIdConfig(fit_on="cold")
+
+
 def test_dead_code_reset_revives_unused_codewords():
   x = _clustered(256, clusters=40)
   base = dataclasses.replace(SMALL, kmeans_init=False, epochs=5, codebook_size=64)

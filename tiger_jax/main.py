@@ -40,7 +40,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
   data_dir, sid_dir = experiment_lib.run_dirs(c.model_dir, c.data_dir, c.semantic_id_dir)
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
     prepare(c.source, data_dir, c.source_dir, c.category, content_source=c.content,
-            cold_start_fraction=c.cold_start_fraction,
+            cold_start_fraction=c.cold_start_fraction, cold_start_unseen=c.cold_start_unseen,
             synthetic_config=configurables.SyntheticConfig() if c.source == "synthetic" else None,
             interactions=c.interactions, items=c.items,
             interactions_config=(configurables.InteractionsConfig()

@@ -41,6 +41,7 @@ class PipelineConfig:
   checkpoint: str = "auto"
   run_sasrec: bool = True
   cold_start_fraction: float = 0.0
+  cold_start_unseen: bool = False  # LIGER's protocol (`data.prepare`)
   cold_start_epsilon: float = 0.1
   cold_start_prefix_len: int | None = None
   decode_dtype: str | None = None

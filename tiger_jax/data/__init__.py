@@ -3,7 +3,7 @@ leave-one-out splits, and the prepared-dataset files."""
 
 from tiger_jax.data.dataset import (MAX_HISTORY, SPLITS, Dataset, DataError, Example,
                                     choose_cold_items, iter_examples, load, save,
-                                    split_examples, training_sequences)
+                                    split_examples, training_sequences, unseen_items)
 
 SOURCES = ("preprocessed", "raw", "synthetic", "interactions")
 

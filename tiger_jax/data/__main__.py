@@ -48,6 +48,8 @@ flags.DEFINE_enum("format", None, ["csv", "tsv", "jsonl", "parquet"],
                   "The log's format (default: from its extension).")
 flags.DEFINE_float("cold_start_fraction", 0.0,
                    "Share of items held out of all training data (cold-start study; paper: 0.05).")
+flags.DEFINE_bool("cold_start_unseen", False, "Cold-start study, LIGER's protocol: the items that "
+                  "occur in no training sequence (only as validation or test targets) are cold.")
 
 
 def check_out_dir(out: str) -> None:
@@ -85,7 +87,7 @@ def main(argv: list[str]) -> None:
                        FLAGS.text_model, FLAGS.attribute_dim, FLAGS.seed,
                        cold_start_fraction=FLAGS.cold_start_fraction,
                        interactions=FLAGS.interactions, items=FLAGS.items,
-                       interactions_config=config)
+                       interactions_config=config, cold_start_unseen=FLAGS.cold_start_unseen)
   except data_lib.DataError as e:
     sys.exit(f"error: {e}")
   c = manifest["counts"]

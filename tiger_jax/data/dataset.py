@@ -133,6 +133,18 @@ def training_sequences(dataset: Dataset) -> list[np.ndarray]:
   return train
 
 
+def unseen_items(dataset: Dataset) -> np.ndarray:
+  """Items that occur in no training sequence, only as (or after) a validation or test target:
+  LIGER's cold items (sorted indices)."""
+  seen = np.zeros(dataset.num_items, bool)
+  for s in dataset.sequences:
+    seen[s[:-2]] = True
+  occurs = np.zeros(dataset.num_items, bool)
+  for s in dataset.sequences:
+    occurs[s] = True
+  return np.flatnonzero(occurs & ~seen).astype(np.int32)
+
+
 def choose_cold_items(dataset: Dataset, fraction: float, seed: int = 0) -> np.ndarray:
   """A random `fraction` of the items to hold out of training (sorted indices)."""
   if not 0.0 <= fraction < 1.0:

@@ -17,8 +17,13 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
             attribute_dim: int = 64, seed: int = 0,
             synthetic_config: synthetic.SyntheticConfig | None = None,
             cold_start_fraction: float = 0.0, interactions: str | None = None,
-            items: str | None = None, interactions_config=None) -> dict:
+            items: str | None = None, interactions_config=None,
+            cold_start_unseen: bool = False) -> dict:
   """Reads a dataset, writes it and its item vectors under `out_dir`; returns the manifest.
+
+  Cold-start studies: cold_start_fraction holds a random share of the items out of every
+  training sequence (the paper's protocol); cold_start_unseen marks the items that occur in
+  no training sequence, only as validation or test targets (LIGER's protocol).
 
   manifest.json, which marks the stage done, is written last: a run killed
   on the way leaves no manifest, and the next run prepares the folder again.
@@ -38,17 +43,27 @@ def prepare(source: str, out_dir: str, data_dir: str | None = None, category: st
     raise data_lib.DataError(f"{interactions or data_dir or source}: no training example: every "
                              "user has 3 items or fewer (one each goes to validation and test, "
                              "and a training target needs one item before it)")
-  if cold_start_fraction and dataset.cold_items is not None:
-    raise data_lib.DataError("--cold_start_fraction: this dataset already has cold items (items "
-                             "of the item file that no one interacted with); leave it out")
+  if cold_start_fraction and cold_start_unseen:
+    raise data_lib.DataError("--cold_start_fraction and --cold_start_unseen are two protocols; "
+                             "pass one")
+  flag = "--cold_start_fraction" if cold_start_fraction else "--cold_start_unseen"
+  if (cold_start_fraction or cold_start_unseen) and dataset.cold_items is not None:
+    raise data_lib.DataError(f"{flag}: this dataset already has cold items (items of the item "
+                             "file that no one interacted with); leave it out")
   if cold_start_fraction:
     dataset.cold_items = data_lib.choose_cold_items(dataset, cold_start_fraction, seed)
+  if cold_start_unseen:
+    dataset.cold_items = data_lib.unseen_items(dataset)
+    if not len(dataset.cold_items):
+      raise data_lib.DataError(f"{flag}: every item occurs in some training sequence; there is "
+                               "no unseen item to study")
   logging.info("%s: %s", dataset.name, dataset.counts())
   config = {"source": source, "data_dir": data_dir, "category": category,
             **({"interactions": interactions, "items": items,
                 "interactions_config": dataclasses.asdict(interactions_config)}
                if source == "interactions" else {}),
-            "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction}
+            "content": content_source, "seed": seed, "cold_start_fraction": cold_start_fraction,
+            **({"cold_start_unseen": True} if cold_start_unseen else {})}
   if synthetic_config is not None:
     config["synthetic"] = dataclasses.asdict(synthetic_config)
   if dataset.read_report:

@@ -55,10 +55,19 @@ class SemanticIdConfig:
   # paper's ablations, keep their codes. 10 is the issue's target for the largest group; it
   # moves only the outliers (bench/semantic_id_seeds.py reports how many items moved).
   max_group: int = 10
+  # Which items the method learns from: 'all' (the paper's cold-start protocol: the RQ-VAE
+  # sees every item's content) or 'warm' (LIGER's: the dataset's cold items get codes from
+  # the model fitted on the others, as new items would; rqvae and rq_kmeans).
+  fit_on: str = "all"
 
   def __post_init__(self):
     if self.max_group < 0:
       raise ValueError(f"SemanticIdConfig.max_group must be >= 0, got {self.max_group}")
+    if self.fit_on not in ("all", "warm"):
+      raise ValueError(f"SemanticIdConfig.fit_on={self.fit_on!r}: 'all' or 'warm'")
+    if self.fit_on == "warm" and self.method not in ("rqvae", "rq_kmeans"):
+      raise ValueError(f"SemanticIdConfig.fit_on='warm' assigns codes with a fitted model: "
+                       f"method 'rqvae' or 'rq_kmeans', not {self.method!r}")
 
 
 # Named Semantic-ID configurations (bench/semantic_id_seeds.py --preset;
@@ -144,19 +153,41 @@ def capped(codes: np.ndarray, latents: np.ndarray, codebooks,
 
 def compute_codes(vectors: np.ndarray, config: SemanticIdConfig,
                   checkpoint_dir: str | None = None,
-                  blocks: Sequence[tuple[int, float]] | None = None
-                  ) -> tuple[np.ndarray, dict[str, Any]]:
+                  blocks: Sequence[tuple[int, float]] | None = None,
+                  fit: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
   """Codes [n, num_levels] of the vectors, and what the method learned (params, stats).
 
   With config.standardize the method sees standardized vectors (see
   `fit_standardization`, `blocks` as there), and the returned dict holds the
-  statistics under 'standardization'.
+  statistics under 'standardization'. fit: a boolean mask of the items the method (and
+  the standardization) learns from; the others get codes of what it learned (`assign`).
   """
-  stats = fit_standardization(vectors, blocks) if config.standardize else None
+  if fit is not None and fit.all():
+    fit = None
+  stats = (fit_standardization(vectors if fit is None else vectors[fit], blocks)
+           if config.standardize else None)
   x = apply_standardization(vectors, stats)
-  codes, learned = _codes(x, config, checkpoint_dir)
+  if fit is None:
+    codes, learned = _codes(x, config, checkpoint_dir)
+  else:  # learn from the fitted items only; the others get codes of the learned model
+    fitted, learned = _codes(x[fit], config, checkpoint_dir)
+    codes = np.empty((len(x), config.num_levels), np.int32)
+    codes[fit] = fitted
+    codes[~fit] = assign(x[~fit], config, learned)
+    learned["fit_items"] = int(fit.sum())
   # Mean per-dimension variance of what the method saw: divides an MSE into a scale-free error.
   return codes, {**learned, "standardization": stats, "input_variance": float(x.var(0).mean())}
+
+
+def assign(x: np.ndarray, config: SemanticIdConfig, learned: dict[str, Any]) -> np.ndarray:
+  """Codes [n, levels] of standardized vectors x under what `_codes` learned (no cap)."""
+  if config.method == "rqvae":
+    return rqvae.codes_in_batches(learned["model"], learned["params"], x)[0]
+  if config.method == "rq_kmeans":
+    codes, _, _ = rqvae.residual_quantize(jnp.asarray(x, jnp.float32),
+                                          jnp.asarray(learned["params"]["codebooks"]))
+    return np.asarray(codes, np.int32)
+  raise ValueError(f"method {config.method!r} learns no model to assign codes with")
 
 
 def _codes(vectors: np.ndarray, config: SemanticIdConfig,

@@ -53,13 +53,18 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
                len(vectors), vectors.shape[1])
   io_utils.makedirs(out_dir)
   blocks = [(int(d), float(w)) for _, d, w in vector_info["blocks"]]
+  fit = None
+  if config.fit_on == "warm" and dataset.cold_items is not None and len(dataset.cold_items):
+    fit = np.ones(len(vectors), bool)
+    fit[dataset.cold_items] = False
   codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"),
-                                         blocks)
+                                         blocks, fit)
   ids = collisions.make_unique(codes)
   extra = {"method": config.method, "sha1": checksum(ids), "item_vectors": vector_info,
            "seconds": round(time.time() - t0, 1)}
-  if "group_cap" in learned:
-    extra["group_cap"] = learned["group_cap"]
+  for key in ("group_cap", "fit_items"):
+    if key in learned:
+      extra[key] = learned[key]
   for key in ("reconstruction_mse", "quantization_mse"):
     if key in learned:
       extra[key] = learned[key]
