@@ -14,7 +14,8 @@ Each row gives both means, TIGER minus the other, the paired standard error of t
 difference (`metrics.paired_difference`), a 95% normal interval and z. Pairing removes what
 the users share (an easy target is easy for both), so the interval is much narrower than
 two unpaired ones; it covers the sampling of users only. A second seed's row shows how much
-training noise adds. Writes MODEL_DIR/results/paired_<split>.{md,json}.
+training noise adds. Writes MODEL_DIR/results/paired_<split>.{md,json}; --record also writes
+the rows with the command, the hardware and each run's Semantic IDs (checksum, quality).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main():
                  "whose <split>_<checkpoint>_ranked.npz is saved (e.g. another seed)")
   p.add_argument("--split", default="test", choices=("validation", "test"))
   p.add_argument("--checkpoint", default="best", help="best (picked on validation) or latest")
+  p.add_argument("--record", default="", help="also write the rows, the command, the hardware "
+                 "and each run's Semantic IDs (checksum, quality) here, e.g. records/X.json")
   args = p.parse_args()
   against = [r for r in args.against.split(",") if r]
   for run in [args.model_dir, *against]:
@@ -89,6 +92,17 @@ def main():
   lines.append("")
   write_table(RunDir(args.model_dir).results, f"paired_{args.split}", lines,
               {"checkpoint_step": step, "users": len(targets), "rows": rows})
+  if args.record:
+    from studies.common import command_line, hardware
+    from tiger_jax import io_utils
+    from tiger_jax.semantic_ids import pipeline as sid_pipeline
+    runs = [args.model_dir, *against]
+    io_utils.write_json(args.record, {
+        "command": command_line(), "hardware": hardware(), "dataset": dataset.name,
+        "split": args.split, "checkpoint": args.checkpoint, "users": len(targets),
+        "steps": {run: checkpoints.checkpoint_step(run, args.checkpoint) for run in runs},
+        "semantic_ids": {run: sid_pipeline.summary(RunDir(run).semantic_ids) for run in runs},
+        "rows": rows})
 
 
 if __name__ == "__main__":
