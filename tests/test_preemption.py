@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 
 from conftest import REPO, run_until_logged
 
@@ -127,6 +128,22 @@ def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
   trainer_lib.train_loop(trainer, slow, 16, str(tmp_path / "clock"))
   steps = sorted(int(n) for n in os.listdir(tmp_path / "clock" / "checkpoints") if n.isdigit())
   assert steps[-1] == 16 and len(steps) >= 3, steps  # ~1 s apart, and the last step
+  # A time budget of 2 training seconds at 4 steps a second at most (40 steps would take
+  # 10 s): training stops at the first step past it, saves that step, and a rerun finds the
+  # budget spent (the clock is summed over resumes).
+  config = dataclasses.replace(base, max_train_hours=2 / 3600, log_every=1)
+  trainer = trainer_lib.Trainer(exp.model, config, exp.mesh, exp.feature_lengths)
+  state = trainer_lib.train_loop(trainer, slow, 40, str(tmp_path / "budget"))
+  stop = int(state.step)
+  assert 1 <= stop < 40, stop
+  assert os.listdir(tmp_path / "budget" / "checkpoints") == [str(stop)]
+  import json
+  clock = json.load(open(tmp_path / "budget" / "train_clock.json"))["steps"]
+  assert clock[str(stop)] >= 2.0
+  again = trainer_lib.train_loop(trainer, slow, 40, str(tmp_path / "budget"))
+  assert int(again.step) == stop
+  with pytest.raises(trainer_lib.ConfigError, match="max_train_hours"):
+    trainer_lib.TrainerConfig(max_train_hours=-1)
   trainer = trainer_lib.Trainer(exp.model, base, exp.mesh, exp.feature_lengths)
   trainer_lib.train_loop(trainer, slow, 6, str(tmp_path / "steps_only"))
   assert os.listdir(tmp_path / "steps_only" / "checkpoints") == ["6"]  # no clock: the end only

@@ -16,6 +16,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from clu import metric_writers
 from jax.sharding import Mesh
@@ -60,6 +61,10 @@ class TrainerConfig:
   # > 0: keep an exponential moving average of the parameters (Polyak averaging; see
   # ema_decay_at) and validate, keep best/ and evaluate with it. 0: off.
   ema_decay: float = 0.0
+  # > 0: stop once the trainer's clock (training time summed over resumes, `TrainClock`) has
+  # passed this many hours, checked every log_every steps; the stop step validates and saves
+  # as the last step would. Rows of a table trained to one budget compare like for like.
+  max_train_hours: float = 0.0
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
@@ -74,6 +79,9 @@ class TrainerConfig:
     if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
       raise ConfigError(f"TrainerConfig.total_steps={self.total_steps} must exceed warmup_steps="
                         f"{self.warmup_steps} for the cosine schedule (bind it to %TRAIN_STEPS)")
+    if self.max_train_hours < 0:
+      raise ConfigError(f"TrainerConfig.max_train_hours={self.max_train_hours} must be >= 0 "
+                        "(0: no time budget)")
     if not 0.0 <= self.ema_decay < 1.0:
       raise ConfigError(f"TrainerConfig.ema_decay={self.ema_decay} must be in [0, 1); 0 = off, "
                         "e.g. 0.999")
@@ -334,6 +342,12 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
       RunDir(model_dir).train_logs, just_logging=jax.process_index() > 0)
   batches = batches_fn(start)
   clock = TrainClock(model_dir, start)
+  budget = config.max_train_hours * 3600
+  if budget and clock.seconds >= budget:
+    logging.info("the time budget (%.2f training hours) was spent by step %d: nothing to train",
+                 config.max_train_hours, start)
+    checkpoints.close()
+    return state
   t0, last_t, last_step = time.time(), time.time(), start
   sums: dict[str, float] = {}
   examples = 0
@@ -347,7 +361,10 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
         state, metrics = trainer.train_step(state, batch)
         for k, v in metrics.items():
           sums[k] = sums.get(k, 0.0) + v
-        if step % config.log_every == 0 or step == train_steps:
+        spent = bool(budget) and step % config.log_every == 0 and _all_agree(
+            clock.now() >= budget)
+        last = step == train_steps or spent
+        if step % config.log_every == 0 or last:
           n = step - last_step
           scalars = {k: float(v) / n for k, v in sums.items() if k != "num_tokens"}
           dt = time.time() - last_t
@@ -361,8 +378,8 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
           sums, examples, last_t, last_step = {}, 0, time.time(), step
         evaluated = None
         preempted = watch.requested is not None or checkpoints.reached_preemption(step)
-        do_eval = eval_fn and (step % config.eval_every == 0 or step == train_steps)
-        if do_eval or preempted or step == train_steps or checkpoints.should_save(step):
+        do_eval = eval_fn and (step % config.eval_every == 0 or last)
+        if do_eval or preempted or last or checkpoints.should_save(step):
           seconds = clock.pause(state)  # evaluation and checkpoint writes are not training time
           if do_eval and not preempted:  # a preempted step saves at once (the grace period)
             evaluated = eval_fn(state.eval_params, step)
@@ -383,11 +400,24 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
             checkpoints.wait()
             raise preemption.Preempted(step, checkpoints.directory)
           clock.resume()
+        if spent:
+          logging.info("step %d: the time budget (%.2f training hours) is spent; stopping",
+                       step, config.max_train_hours)
+          break
   finally:
     writer.flush()
     checkpoints.close()
-  logging.info("trained %d steps in %.0fs", train_steps - start, time.time() - t0)
+  logging.info("trained %d steps in %.0fs", int(state.step) - start, time.time() - t0)
   return state
+
+
+def _all_agree(flag: bool) -> bool:
+  """Process 0's `flag` on every process (one process: the flag), so that all hosts stop at
+  the same step."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
 
 
 def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: int,
