@@ -1,0 +1,38 @@
+"""The ladder study's rows (studies/ladder.py): the recipes in order, and paired differences
+against the row above."""
+
+import numpy as np
+
+from studies import ladder
+
+
+def test_the_ladder_recipes_come_in_row_order_with_their_titles_and_run_folders():
+  for dataset in ("beauty", "toys"):
+    paths = ladder.recipes(dataset)
+    assert len(paths) == 7
+    names = [p.rsplit("/", 1)[1] for p in paths]
+    assert names[0] == f"{dataset}_1_paper.gin" and names[-1] == f"{dataset}_7_copy.gin"
+    assert ladder.title(paths[0]).startswith("the paper's model")
+    assert all(ladder.title(p).startswith("+ ") for p in paths[1:])
+    assert ladder.model_dir(paths[2]) == f"runs/ladder/{dataset}/3_item_level"
+    # Each row holds every binding of the row above (one mechanism added per row).
+    for above, row in zip(paths, paths[1:]):
+      binds = lambda p: {l for l in open(p) if "=" in l and not l.startswith(("#", "MODEL_DIR"))}
+      assert binds(above) < binds(row)
+
+
+def test_rows_pair_with_the_row_above_and_a_gap_breaks_the_chain():
+  rng = np.random.default_rng(0)
+  targets = rng.integers(0, 50, 400)
+  miss = np.full((400, 10), 99)
+  hit = miss.copy()
+  hit[:, 0] = targets  # every target at rank 1
+  half = miss.copy()
+  half[::2, 0] = targets[::2]
+  rows = ladder.ladder_rows(["a", "b", "c", "d", "e"], [half, hit, hit, None, hit], targets)
+  assert "vs_above_ndcg@10" not in rows[0] and rows[1]["recall@10"] == 1.0
+  up = rows[1]["vs_above_recall@10"]
+  assert up["difference"] == 0.5 and up["measurable"] and up["z"] > 2
+  same = rows[2]["vs_above_ndcg@10"]
+  assert same["difference"] == 0.0 and not same["measurable"]
+  assert "recall@10" not in rows[3] and "vs_above_recall@10" not in rows[4]
