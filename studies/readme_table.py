@@ -9,7 +9,8 @@ most-popular. Per dataset the table shows the records' TIGER rows, then the firs
 baselines, then the paper's figures, and under it the command, hardware, seed and Semantic IDs
 (checksum and quality) of each record; rows standing on different IDs are flagged. A second
 block, the Semantic-ID table, comes from records/semantic_ids/*.json
-(`bench/semantic_id_seeds.py --record=...`). `tests/test_readme.py` fails when the README's block differs from what this prints.
+(`bench/semantic_id_seeds.py --record=...`), and a third, the cold-start table, from
+records/cold_start/beauty.json. `tests/test_repo.py` fails when the README's block differs from what this prints.
 """
 
 from __future__ import annotations
@@ -134,6 +135,38 @@ def semantic_id_table(records: list[dict]) -> str:
   return "\n".join(lines + [""] + notes + ["", targets]) + "\n"
 
 
+COLD_BEGIN, COLD_END = "<!-- cold_start_table:begin -->", "<!-- cold_start_table:end -->"
+COLD_RECIPE = "gin_configs/recipes/beauty_cold_start.gin"
+COLD_RECORD = os.path.join("records", "cold_start", "beauty.json")
+
+
+def cold_start_table(record: dict | None) -> str:
+  """Markdown from the Beauty cold-start record (the paper's protocol; `studies.reproduce
+  --gin_file=recipes/beauty_cold_start.gin --record=records/cold_start/beauty.json`): on the
+  users whose test target is cold, content-KNN, TIGER with the paper's prefix rule and TIGER
+  with the beam-KNN mechanism; 'not run yet' and the command while the record is missing."""
+  lines = ["| model | R@5 | R@10 | N@5 | N@10 |", "|---|---|---|---|---|"]
+  if record is None:
+    return "\n".join(lines + [f"| not run yet: `python -m studies.reproduce --gin_file="
+                               f"{COLD_RECIPE} --record={COLD_RECORD}` | | | | |", ""]) + "\n"
+  picked = [name for prefix in ("content-KNN", "TIGER + ", "TIGER + beam-KNN")
+            for name in record["rows"] if name.startswith(prefix) and "cold targets" in name
+            and ("beam-KNN" in name) == (prefix == "TIGER + beam-KNN")]
+  for name in picked:
+    r = record["rows"][name]
+    lines.append(f"| {name} | " + " | ".join(f"{r[k]:.4f}" for k in KEYS) + " |")
+  users = record["rows"][picked[0]]["users"] if picked else 0
+  cold = record["rows"][picked[0]].get("cold_items", 0) if picked else 0
+  lines += ["", f"{users:,} test users whose target is one of {cold:,} cold items; `{COLD_RECORD}`: "
+            f"`{record['command']}` (seed {record['seed']}; {record['hardware']})."]
+  return "\n".join(lines) + "\n"
+
+
+def load_cold_start_record() -> dict | None:
+  path = os.path.join(REPO, COLD_RECORD)
+  return json.load(open(path)) if os.path.exists(path) else None
+
+
 def load_semantic_id_records(paths: list[str]) -> list[dict]:
   records = []
   for path in paths:
@@ -163,10 +196,13 @@ def replaced(src: str, text: str, begin: str, end: str, readme: str) -> str:
   return head + begin + "\n" + text + end + rest.split(end, 1)[1]
 
 
-def rewrite(readme: str, text: str, sid_text: str | None = None) -> None:
+def rewrite(readme: str, text: str, sid_text: str | None = None,
+            cold_text: str | None = None) -> None:
   src = replaced(open(readme).read(), text, BEGIN, END, readme)
   if sid_text is not None:
     src = replaced(src, sid_text, SID_BEGIN, SID_END, readme)
+  if cold_text is not None:
+    src = replaced(src, cold_text, COLD_BEGIN, COLD_END, readme)
   tmp = readme + ".tmp"
   with open(tmp, "w") as f:
     f.write(src)
@@ -185,10 +221,12 @@ def main(argv=None):
   paths = [x for x in args.records.split(",") if x] or default_records()
   text = table(load_records(paths))
   sid_text = semantic_id_table(load_semantic_id_records(default_semantic_id_records()))
+  cold_text = cold_start_table(load_cold_start_record())
   print(text)
   print(sid_text)
+  print(cold_text)
   if args.readme:
-    rewrite(args.readme, text, sid_text)
+    rewrite(args.readme, text, sid_text, cold_text)
     print(f"wrote the table into {args.readme}")
 
 

@@ -90,6 +90,8 @@ def test_readme_table_is_what_the_records_generate():
       readme_table.semantic_id_table(sid_records), (
           "README.md's Semantic-ID block differs from records/semantic_ids/: run "
           "`python -m studies.readme_table --readme=README.md`")
+  assert readme_table.block(readme, readme_table.COLD_BEGIN, readme_table.COLD_END) == \
+      readme_table.cold_start_table(readme_table.load_cold_start_record())
   assert len(readme.splitlines()) <= 250
 
 
@@ -110,3 +112,21 @@ def test_a_table_of_runs_on_different_semantic_ids_says_so():
          "collision groups, largest group 7)." in same and "different sets" not in same
   mixed = readme_table.table([record("a" * 40, "one"), record("b" * 40, "two")])
   assert "these rows stand on 2 different sets of Semantic IDs (aaaaaaaaaa, bbbbbbbbbb)" in mixed
+
+
+def test_the_cold_start_block_shows_knn_the_prefix_rule_and_the_mechanism_on_cold_targets():
+  from studies import readme_table
+  metrics = {k: 0.1 for k in readme_table.KEYS}
+  rows = {f"{name}, {group} (eps=0.1)": {**metrics, "users": 7, "cold_items": 3}
+          for name in ("content-KNN (mean)", "most-popular", "TIGER beams",
+                       "TIGER + 3-code prefix rule", "TIGER + beam-KNN (blend 0.5, rank 2)")
+          for group in ("cold targets", "warm targets", "all users")
+          if not (name == "most-popular" and group == "cold targets")}
+  text = readme_table.cold_start_table({"rows": rows, "command": "python -m x", "seed": 0,
+                                        "hardware": "cpu"})
+  names = [line.split(" | ")[0][2:] for line in text.splitlines()[2:5]]
+  assert names == ["content-KNN (mean), cold targets (eps=0.1)",
+                   "TIGER + 3-code prefix rule, cold targets (eps=0.1)",
+                   "TIGER + beam-KNN (blend 0.5, rank 2), cold targets (eps=0.1)"]
+  assert "7 test users whose target is one of 3 cold items" in text
+  assert "not run yet" in readme_table.cold_start_table(None)
