@@ -58,8 +58,10 @@ def table(records: list[dict]) -> str:
     name = dataset.capitalize()
     for r in mine:
       t = r["rows"]["TIGER"]
+      budget = (f"a {r['max_train_hours']:g} h budget" if r.get("max_train_hours")
+                else f"{r['train_steps']:,}")
       label = (f"{r['label']} (`{os.path.basename(r['recipe'])}`; step {t['checkpoint_step']:,} "
-               f"of {r['train_steps']:,}, best on validation)")
+               f"of {budget}, best on validation)")
       lines.append(_row(name, label, t, _hours(t["train_seconds"])))
     if not any(r["recipe"].endswith("_paper.gin") for r in mine):
       recipe = f"gin_configs/recipes/{dataset}_paper.gin"

@@ -52,6 +52,7 @@ def main():
             "command": command_line(), "exclude_history": pipeline.exclude_history,
             "seed": configurables.TrainerConfig().seed, "hardware": hardware(),
             "train_steps": gin.query_parameter("%TRAIN_STEPS"),
+            "max_train_hours": configurables.TrainerConfig().max_train_hours,
             "batch_size": gin.query_parameter("%BATCH_SIZE"), "rows": rows}
   table = results.results_table({**rows, **PAPER[category]}, category, "test",
                                 pipeline.exclude_history)
