@@ -71,6 +71,12 @@ def test_the_mechanism_finds_cold_targets_and_its_settings_come_from_validation(
   assert cold_row["users"] == 30 and cold_row["cold_items"] == 4
   warm = mech["warm"]
   assert warm["users"] == 30
+  knn_name = [r for r in rows if r.startswith("content-KNN")][0].split(", ")[0]
+  paired = cold_row[f"vs {knn_name}: recall@10"]
+  knn_cold = rows[f"{knn_name}, cold targets (eps=0.1)"]
+  assert np.isclose(paired["difference"], cold_row["recall@10"] - knn_cold["recall@10"])
+  assert np.isclose(warm["vs TIGER beams: ndcg@10"]["b"],
+                    rows["TIGER beams, warm targets (eps=0.1)"]["ndcg@10"])
   chosen = cold_row["position"]
   # Every candidate rank was scored on validation; the chosen one is the best all-user NDCG
   # among those within the warm allowance.

@@ -183,7 +183,10 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
                     test: Split, epsilon: float, prefix_len: int | None = None,
                     exclude_history: bool = False) -> dict[str, dict]:
   """The results rows, one per (model, group), on the test split; each row gives its group's
-  users, and the chosen settings (KNN query, blend, rank) where a row has them."""
+  users, and the chosen settings (KNN query, blend, rank) where a row has them. The
+  mechanism's rows also give paired differences (`metrics.paired_difference`) on R@K and N@K:
+  on cold targets against content-KNN, on warm targets and all users against the beams alone
+  (keys 'vs <model>: <metric>')."""
   num_items = len(is_cold)
   val_cold = group_users(val.targets, is_cold)["cold targets"]
   if not len(val_cold):
@@ -212,16 +215,28 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
     settings[name] = {"knn_query": query, "top_beams": config.top_beams, **chosen}
   groups = group_users(test.targets, is_cold)
   excluded = test.histories if exclude_history else None
-  rows = {}
+  rows, capped = {}, {}
   for model, ranked in lists.items():
-    capped = scored(ranked, test.targets, is_cold, epsilon, excluded)
+    capped[model] = scored(ranked, test.targets, is_cold, epsilon, excluded)
     for group, users in groups.items():
       if group == "cold targets" and model in ("most-popular", baselines.LAST_ITEMS_ROW):
         continue  # they never return a cold item
       rows[f"{model}, {group} (eps={epsilon})"] = {
-          **metrics_lib.retrieval_metrics(capped[users], test.targets[users], ks=(5, K)),
+          **metrics_lib.retrieval_metrics(capped[model][users], test.targets[users], ks=(5, K)),
           "users": int(len(users)), "cold_items": int(is_cold.sum()),
           **settings.get(model, {})}
+  mechanism = [m for m in lists if m.startswith("TIGER + beam-KNN")]
+  for model in mechanism:  # paired over each group's users: against KNN on cold targets, and
+    for group, other in (("cold targets", f"content-KNN ({query})"),  # against the beams alone
+                         ("warm targets", "TIGER beams"), ("all users", "TIGER beams")):
+      users = groups[group]
+      if len(users) < 2:
+        continue
+      row = rows[f"{model}, {group} (eps={epsilon})"]
+      for m, fn in ((f"recall@{K}", metrics_lib.user_recall), (f"ndcg@{K}", metrics_lib.user_ndcg)):
+        row[f"vs {other}: {m}"] = metrics_lib.paired_difference(
+            fn(capped[model][users], test.targets[users], K),
+            fn(capped[other][users], test.targets[users], K))
   return rows
 
 
