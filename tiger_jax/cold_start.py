@@ -118,7 +118,7 @@ def group_users(targets: np.ndarray, is_cold: np.ndarray) -> dict[str, np.ndarra
           "all users": np.arange(len(targets))}
 
 
-def scored(lists: np.ndarray, targets: np.ndarray, is_cold: np.ndarray, epsilon: float,
+def scored(lists: np.ndarray, is_cold: np.ndarray, epsilon: float,
            histories: Sequence[np.ndarray] | None = None) -> np.ndarray:
   """The capped top-K lists [n, K] that the table scores: the user's history left out when
   `histories` is given (the EXCLUDE_HISTORY protocol), then at most ceil(epsilon * K) cold."""
@@ -156,17 +156,17 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
     extra = beam_knn(item_vectors, [val.histories[u] for u in cold_users], val.ranked[cold_users],
                      cold_items, blend, query, config.top_beams, slots)
     lists = insert_at(val.ranked[cold_users], extra, 0)
-    by_blend[blend] = _ndcg(scored(lists, val.targets[cold_users], is_cold, epsilon,
+    by_blend[blend] = _ndcg(scored(lists, is_cold, epsilon,
                                    None if excluded is None else [excluded[u] for u in cold_users]),
                             val.targets[cold_users], np.arange(len(cold_users)))
   blend = max(config.blends, key=lambda b: (by_blend[b], b))  # ties: more content
   extra = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
                    config.top_beams, slots)
-  base = scored(val.ranked, val.targets, is_cold, epsilon, excluded)
+  base = scored(val.ranked, is_cold, epsilon, excluded)
   warm_base = _ndcg(base, val.targets, groups["warm targets"])
   by_position = {}
   for p in config.positions:
-    lists = scored(insert_at(val.ranked, extra, p), val.targets, is_cold, epsilon, excluded)
+    lists = scored(insert_at(val.ranked, extra, p), is_cold, epsilon, excluded)
     by_position[p] = {"all users": _ndcg(lists, val.targets, groups["all users"]),
                       "warm targets": _ndcg(lists, val.targets, groups["warm targets"])}
   allowed = [p for p in config.positions
@@ -217,7 +217,7 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
   excluded = test.histories if exclude_history else None
   rows, capped = {}, {}
   for model, ranked in lists.items():
-    capped[model] = scored(ranked, test.targets, is_cold, epsilon, excluded)
+    capped[model] = scored(ranked, is_cold, epsilon, excluded)
     for group, users in groups.items():
       if group == "cold targets" and model in ("most-popular", baselines.LAST_ITEMS_ROW):
         continue  # they never return a cold item

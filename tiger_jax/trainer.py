@@ -338,16 +338,17 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
     state = restored
     logging.info("resumed from step %d in %s", int(state.step), model_dir)
   start = int(state.step)
-  writer = metric_writers.create_default_writer(
-      RunDir(model_dir).train_logs, just_logging=jax.process_index() > 0)
-  batches = batches_fn(start)
   clock = TrainClock(model_dir, start)
   budget = config.max_train_hours * 3600
-  if budget and clock.seconds >= budget:
+  if budget and clock.seconds >= budget:  # before the data pipeline and the log writer start
     logging.info("the time budget (%.2f training hours) was spent by step %d: nothing to train",
                  config.max_train_hours, start)
     checkpoints.close()
     return state
+  writer = metric_writers.create_default_writer(
+      RunDir(model_dir).train_logs, just_logging=jax.process_index() > 0)
+  batches = batches_fn(start)
+  clock.resume()  # the clock counts training, not the set-up above
   t0, last_t, last_step = time.time(), time.time(), start
   sums: dict[str, float] = {}
   examples = 0

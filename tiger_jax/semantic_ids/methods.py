@@ -183,7 +183,7 @@ def assign(x: np.ndarray, config: SemanticIdConfig, learned: dict[str, Any]) -> 
   """Codes [n, levels] of standardized vectors x under what `_codes` learned (no cap)."""
   if config.method == "rqvae":
     return rqvae.codes_in_batches(learned["model"], learned["params"], x)[0]
-  if config.method == "rq_kmeans":
+  if config.method == "rq_kmeans":  # its codebooks quantize residuals as the RQ-VAE's do
     codes, _, _ = rqvae.residual_quantize(jnp.asarray(x, jnp.float32),
                                           jnp.asarray(learned["params"]["codebooks"]))
     return np.asarray(codes, np.int32)

@@ -180,12 +180,12 @@ def assign_codes(semantic_id_dir: str, vectors: np.ndarray) -> np.ndarray:
   x = methods.apply_standardization(vectors, stats)
   flat = io_utils.load_arrays(os.path.join(semantic_id_dir, "params.npz"))
   params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
+  if config.method not in ("rqvae", "rq_kmeans"):
+    raise ValueError(f"{semantic_id_dir}: codes of method {config.method!r} are not computed "
+                     "from a saved model; only rqvae and rq_kmeans can assign new vectors")
+  learned = {"params": params}
   if config.method == "rqvae":
     cfg = dataclasses.replace(config.rqvae, num_levels=config.num_levels,
                               codebook_size=config.codebook_size)
-    return rqvae.codes_in_batches(rqvae.RQVAE(cfg, x.shape[1]), params, x)[0]
-  if config.method == "rq_kmeans":  # its codebooks quantize residuals as the RQ-VAE's do
-    codes, _, _ = rqvae.residual_quantize(x, params["codebooks"])
-    return np.asarray(codes, np.int32)
-  raise ValueError(f"{semantic_id_dir}: codes of method {config.method!r} are not computed "
-                   "from a saved model; only rqvae and rq_kmeans can assign new vectors")
+    learned["model"] = rqvae.RQVAE(cfg, x.shape[1])
+  return methods.assign(x, config, learned)

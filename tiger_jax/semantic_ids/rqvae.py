@@ -194,6 +194,18 @@ def make_train_epoch(model: RQVAE, config: RQVAEConfig, num_items: int):
   return train_epoch
 
 
+def _in_batches(fn, vectors: np.ndarray, batch_size: int) -> list[np.ndarray]:
+  """fn (jitted, returning a tuple of per-row arrays) over any number of vectors in batches of
+  one compiled shape (the last one padded); each output concatenated over the rows."""
+  outs = []
+  n = len(vectors)
+  for i in range(0, n, batch_size):
+    x = np.asarray(vectors[i:i + batch_size], np.float32)
+    pad = batch_size - len(x) if n > batch_size else 0  # one compiled shape for all batches
+    outs.append([np.asarray(o)[:len(x)] for o in fn(np.pad(x, ((0, pad), (0, 0))))])
+  return [np.concatenate(parts) for parts in zip(*outs)]
+
+
 def codes_in_batches(model: RQVAE, params, vectors: np.ndarray, batch_size: int = 65536):
   """Codes [n, levels] and mean reconstruction error of any number of vectors, in bounded memory."""
   @jax.jit
@@ -201,28 +213,15 @@ def codes_in_batches(model: RQVAE, params, vectors: np.ndarray, batch_size: int 
     recon, codes, _ = model.apply({"params": params}, x)
     return codes, jnp.mean((recon - x) ** 2, -1)
 
-  codes, errors = [], []
-  n = len(vectors)
-  for i in range(0, n, batch_size):
-    x = np.asarray(vectors[i:i + batch_size], np.float32)
-    pad = batch_size - len(x) if n > batch_size else 0  # one compiled shape for all batches
-    c, e = apply(np.pad(x, ((0, pad), (0, 0))))
-    codes.append(np.asarray(c)[:len(x)])
-    errors.append(np.asarray(e)[:len(x)])
-  return np.concatenate(codes).astype(np.int32), float(np.concatenate(errors).mean())
+  codes, errors = _in_batches(apply, vectors, batch_size)
+  return codes.astype(np.int32), float(errors.mean())
 
 
 def latents_in_batches(model: RQVAE, params, vectors: np.ndarray,
                        batch_size: int = 65536) -> np.ndarray:
   """The encoder's latents [n, latent_dim] of any number of vectors, in bounded memory."""
-  encode = jax.jit(lambda x: model.apply({"params": params}, x, method=RQVAE.encode))
-  n = len(vectors)
-  out = []
-  for i in range(0, n, batch_size):
-    x = np.asarray(vectors[i:i + batch_size], np.float32)
-    pad = batch_size - len(x) if n > batch_size else 0
-    out.append(np.asarray(encode(np.pad(x, ((0, pad), (0, 0)))))[:len(x)])
-  return np.concatenate(out)
+  encode = jax.jit(lambda x: (model.apply({"params": params}, x, method=RQVAE.encode),))
+  return _in_batches(encode, vectors, batch_size)[0]
 
 
 _RUN_KNOBS = ("epochs", "log_every", "checkpoint_every")
