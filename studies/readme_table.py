@@ -151,8 +151,11 @@ def cold_start_table(record: dict | None) -> str:
   if record is None:
     return "\n".join(lines + [f"| not run yet: `python -m studies.reproduce --gin_file="
                                f"{COLD_RECIPE} --record={COLD_RECORD}` | | | | |", ""]) + "\n"
+  cold = [name for name in record["rows"] if "cold targets (eps=" in name]
+  eps = sorted({name[name.index("(eps="):] for name in cold}, key=lambda e: float(e[5:-1]))
+  first_eps = eps[0] if eps else ""  # the smallest epsilon: the main table's
   picked = [name for prefix in ("content-KNN", "TIGER + ", "TIGER + beam-KNN")
-            for name in record["rows"] if name.startswith(prefix) and "cold targets" in name
+            for name in cold if name.startswith(prefix) and name.endswith(first_eps)
             and ("beam-KNN" in name) == (prefix == "TIGER + beam-KNN")]
   for name in picked:
     r = record["rows"][name]

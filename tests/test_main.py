@@ -141,32 +141,47 @@ def test_the_cold_start_study_reports_three_groups_with_settings_chosen_on_valid
   assert "TIGER + beam-KNN" in out and "cold targets (eps=0.1)" in out
   assert os.path.exists(os.path.join(model_dir, "results", "validation_ranked.npz"))
   rows = json.load(open(os.path.join(model_dir, "results", "test_baselines.json")))
-  models = {r.split(", cold targets")[0] for r in rows if ", cold targets" in r}
-  assert any(m.startswith("content-KNN (") for m in models) and "TIGER beams" in models
-  for model in models:  # all users = the users of both groups, weighted by their counts
-    cold, warm, both = (rows[f"{model}, {g} (eps=0.1)"]
-                        for g in ("cold targets", "warm targets", "all users"))
-    assert cold["users"] + warm["users"] == both["users"] == 200 and cold["users"] > 0
-    for m in ("recall@10", "ndcg@10"):
-      assert abs(both[m] - (cold[m] * cold["users"] + warm[m] * warm["users"]) / 200) < 1e-9
-  mech = [rows[r] for r in rows if r.startswith("TIGER + beam-KNN") and "cold targets" in r][0]
+  for eps in ("0.1", "0.3"):  # the curve over epsilon: every model's rows once per value
+    models = {r.split(", cold targets")[0] for r in rows if r.endswith(f"cold targets (eps={eps})")}
+    assert any(m.startswith("content-KNN (") for m in models) and "TIGER beams" in models
+    for model in models:  # all users = the users of both groups, weighted by their counts
+      cold, warm, both = (rows[f"{model}, {g} (eps={eps})"]
+                          for g in ("cold targets", "warm targets", "all users"))
+      assert cold["users"] + warm["users"] == both["users"] == 200 and cold["users"] > 0
+      for m in ("recall@10", "ndcg@10"):
+        assert abs(both[m] - (cold[m] * cold["users"] + warm[m] * warm["users"]) / 200) < 1e-9
+  knn = next(r.split(", cold targets")[0] for r in rows
+             if r.startswith("content-KNN (") and ", cold targets" in r)
+  # A larger epsilon lets more of KNN's cold neighbours into the list: never fewer cold hits.
+  assert (rows[f"{knn}, cold targets (eps=0.3)"]["recall@10"]
+          >= rows[f"{knn}, cold targets (eps=0.1)"]["recall@10"])
+  mech = [rows[r] for r in rows if r.startswith("TIGER + beam-KNN")
+          and r.endswith("cold targets (eps=0.1)")][0]  # the first epsilon's: recommend's
   assert mech["blend"] in (0.0, 0.25, 0.5, 0.75, 1.0) and mech["knn_query"] in ("last", "mean", "recency")
   # recommend --include_new_items: the settings chosen on validation place the new items.
   from tiger_jax.recommender import Recommender
   settings = json.load(open(os.path.join(model_dir, "results", "cold_start.json")))
   assert (settings["blend"], settings["position"]) == (mech["blend"], mech["position"])
   rec = Recommender.load(model_dir)
-  users = rec.dataset.user_ids[:8]
+  users = rec.dataset.user_ids
   histories = [rec.user_history(u) for u in users]
   plain = rec.recommend(histories, k=20, users=users)
   new = rec.recommend(histories, k=20, users=users, include_new_items=True)
   cold = {rec.dataset.item_ids[i] for i in rec.dataset.cold_items}
+  given = 0
   for a, b in zip(plain, new):
     added = [r for r in b if r.new_item]
-    assert added and all(r.item_id in cold and np.isnan(r.score) for r in added)
-    assert b[settings["position"]].new_item  # at the chosen rank
     beams = [r.item_id for r in b if not r.new_item]
+    if not added:  # the similarity gate kept this user's list as the beams made it
+      assert beams == [r.item_id for r in a]
+      continue
+    given += 1
+    assert all(r.item_id in cold and np.isnan(r.score) for r in added)
+    assert b[settings["position"]].new_item  # at the chosen rank
     assert beams == [r.item_id for r in a if r.item_id not in {x.item_id for x in added}][:len(beams)]
+  # The gate's share of validation users, roughly, gets a new item (everyone at share 1).
+  assert given == len(users) if settings["min_similarity"] is None else 0 < given < len(users)
+  users = [u for u, a, b in zip(users, plain, new) if [r.item_id for r in a] != [r.item_id for r in b]]
   proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
                          f"--user={users[0]}", "--include_new_items", "--k=20"], cwd=REPO,
                         capture_output=True, text=True, timeout=300)

@@ -15,10 +15,15 @@ items (the paper's knob, `metrics.cap_cold`). Rows:
                          its first `prefix_len` codes (`metrics.add_cold_by_prefix`);
   TIGER + beam-KNN       the plug-in mechanism (`ColdStartConfig`): the cold items nearest a
                          query that blends the user's content query with the items TIGER's
-                         beams found, `slots` of them inserted at one rank of TIGER's list. The
-                         blend and the rank are chosen on validation: the rank that scores best
-                         on all users among those that keep warm-target NDCG@K within
-                         `max_warm_loss` of the beams alone.
+                         beams found, `slots` of them inserted at one rank of TIGER's list, for
+                         the users whose nearest cold item is most similar to their query (a
+                         similarity gate). The blend, the gate and the rank are chosen on
+                         validation: the blend that finds cold targets best, then the (gate,
+                         rank) that scores best on cold targets among those that keep
+                         warm-target Recall@K and NDCG@K within `max_warm_loss` of the beams
+                         alone. Every candidate's validation scores are kept: the trade-off
+                         between cold and warm targets, which decides how far the mechanism
+                         can go.
 
 A system may know which catalog items have no interactions (a catalog knows its new items);
 nothing here reads the test targets except to score.
@@ -41,12 +46,15 @@ GROUPS = ("cold targets", "warm targets", "all users")
 @dataclasses.dataclass(frozen=True)
 class ColdStartConfig:
   """The beam-KNN cold-start mechanism. blends: weights of the user's content query against
-  the beams' items (1.0: content alone, 0.0: beams alone); positions: 0-based ranks of the
-  top-K list where the cold items may go; both chosen on validation. top_beams: how many of
-  TIGER's items make the beam query (weights 1 / (1 + rank)). max_warm_loss: the largest
-  relative loss of warm-target NDCG@K that a chosen rank may cost."""
+  the beams' items (1.0: content alone, 0.0: beams alone); gates: shares of users who get a
+  cold item, those whose nearest cold item is most similar to their query (1.0: everyone; the
+  share becomes a similarity threshold on validation); positions: 0-based ranks of the top-K
+  list where the cold items go; all chosen on validation. top_beams: how many of TIGER's
+  items make the beam query (weights 1 / (1 + rank)). max_warm_loss: the largest relative
+  loss of warm-target Recall@K and NDCG@K that a chosen (gate, rank) may cost."""
   mechanism: str = "beam_knn"  # or 'none': no mechanism row
   blends: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+  gates: tuple[float, ...] = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05)
   positions: tuple[int, ...] = (0, 1, 2, 4, 6, 9)
   top_beams: int = 5
   max_warm_loss: float = 0.03
@@ -56,6 +64,8 @@ class ColdStartConfig:
       raise ValueError(f"ColdStartConfig.mechanism={self.mechanism!r}: 'beam_knn' or 'none'")
     if not self.blends or any(not 0.0 <= b <= 1.0 for b in self.blends):
       raise ValueError(f"ColdStartConfig.blends={self.blends}: weights in [0, 1]")
+    if not self.gates or any(not 0.0 < g <= 1.0 for g in self.gates):
+      raise ValueError(f"ColdStartConfig.gates={self.gates}: shares of users in (0, 1]")
     if not self.positions or any(not 0 <= p < K for p in self.positions):
       raise ValueError(f"ColdStartConfig.positions={self.positions}: ranks in [0, {K})")
     if self.top_beams < 1 or not 0.0 <= self.max_warm_loss < 1.0:
@@ -65,7 +75,9 @@ class ColdStartConfig:
 SETTINGS_FILE = "cold_start"  # MODEL_DIR/results/cold_start.json: the settings chosen on validation
 # Where a run chose none (its data had no cold validation target, e.g. one's own catalog
 # whose new items were never a target): the history's content alone, one new item, last.
+# min_similarity None: every user gets the new item.
 FALLBACK = {"knn_query": "last", "blend": 1.0, "position": K - 1, "slots": 1, "top_beams": 5,
+            "min_similarity": None,
             "chosen_on": "nothing (fallback: the last item's content, one new item, last)"}
 
 
@@ -82,28 +94,42 @@ def beam_queries(unit_vectors: np.ndarray, ranked: np.ndarray, top_beams: int) -
 
 def beam_knn(item_vectors: np.ndarray, histories: Sequence[np.ndarray], ranked: np.ndarray,
              cold_items: np.ndarray, blend: float, query: str, top_beams: int,
-             k: int) -> np.ndarray:
+             k: int) -> tuple[np.ndarray, np.ndarray]:
   """The k cold items [n, k] nearest normalize(blend * content query + (1 - blend) * beam
-  query) (cosine; `baselines.knn_queries`, `beam_queries`)."""
+  query) (cosine; `baselines.knn_queries`, `beam_queries`), and their similarities [n, k]."""
   v = baselines.normalized(item_vectors)
   q = (blend * baselines.knn_queries(v, histories, query)
        + (1.0 - blend) * beam_queries(v, ranked, top_beams))
   q = baselines.normalized(q)
   cold = np.asarray(cold_items, np.int64)
   sim = q @ v[cold].T
-  return cold[np.argsort(-sim, axis=1, kind="stable")[:, :k]]
+  order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+  return cold[order], np.take_along_axis(sim, order, axis=1)
 
 
-def insert_at(ranked: np.ndarray, extra: np.ndarray, position: int) -> np.ndarray:
-  """Each list with `extra`'s items [n, m] placed from rank `position` on, the rest of the
-  list after them in its order (an item already in the list keeps its first place);
-  [n, width + m], -1 pads."""
+def gated_positions(similarity: np.ndarray, position: int,
+                    min_similarity: float | None) -> np.ndarray:
+  """Each user's insertion rank [n]: `position` where the nearest cold item's similarity
+  (similarity [n, k], best first) reaches min_similarity (None: everyone), else -1 (none)."""
+  n = len(similarity)
+  if min_similarity is None:
+    return np.full(n, position, np.int64)
+  return np.where(similarity[:, 0] >= min_similarity, position, -1).astype(np.int64)
+
+
+def insert_at(ranked: np.ndarray, extra: np.ndarray, position) -> np.ndarray:
+  """Each list with `extra`'s items [n, m] placed from rank `position` on (one rank for
+  all, or one per list [n]; -1: that list gets none), the rest of the list after them in its
+  order (an item already in the list keeps its first place); [n, width + m], -1 pads."""
   ranked, extra = np.asarray(ranked), np.asarray(extra)
+  positions = np.broadcast_to(np.asarray(position, np.int64), (len(ranked),))
   out = np.full((len(ranked), ranked.shape[1] + extra.shape[1]), -1, np.int64)
   for u in range(len(ranked)):
     row = [i for i in ranked[u].tolist() if i >= 0]
+    p = int(positions[u])
+    added = [i for i in extra[u].tolist() if i >= 0] if p >= 0 else []
     merged, seen = [], set()
-    for i in row[:position] + [i for i in extra[u].tolist() if i >= 0] + row[position:]:
+    for i in row[:max(p, 0)] + added + row[max(p, 0):]:
       if i not in seen:
         seen.add(i)
         merged.append(i)
@@ -133,6 +159,12 @@ def _ndcg(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
   return float(metrics_lib.ndcg_at_k(lists[users], np.asarray(targets)[users], K))
 
 
+def _recall(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+  if not len(users):
+    return 0.0
+  return float(metrics_lib.recall_at_k(lists[users], np.asarray(targets)[users], K))
+
+
 @dataclasses.dataclass
 class Split:
   """One split's users as the table needs them: histories, targets, TIGER's ranked lists."""
@@ -143,9 +175,12 @@ class Split:
 
 def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_cold: np.ndarray,
            query: str, epsilon: float, exclude_history: bool) -> dict:
-  """The blend (best cold-target NDCG@K) and then the rank (best all-user NDCG@K among the
-  ranks that keep warm-target NDCG@K within max_warm_loss of the beams alone) on validation;
-  with every candidate's scores."""
+  """On validation: the blend (best cold-target NDCG@K, cold items at rank 0), then the gate
+  and the rank (best cold-target NDCG@K among the (gate, rank) pairs that keep warm-target
+  Recall@K and NDCG@K within max_warm_loss of the beams alone; ties: all users' NDCG@K; where
+  none does, the pair that costs warm targets least); with every candidate's scores. A gate's
+  share of users becomes min_similarity, the similarity of the nearest cold item that
+  share of validation users reaches."""
   cold_items = np.flatnonzero(is_cold)
   groups = group_users(val.targets, is_cold)
   excluded = val.histories if exclude_history else None
@@ -153,29 +188,50 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
   cold_users = groups["cold targets"]
   by_blend = {}
   for blend in config.blends:
-    extra = beam_knn(item_vectors, [val.histories[u] for u in cold_users], val.ranked[cold_users],
-                     cold_items, blend, query, config.top_beams, slots)
+    extra, _ = beam_knn(item_vectors, [val.histories[u] for u in cold_users],
+                        val.ranked[cold_users], cold_items, blend, query, config.top_beams, slots)
     lists = insert_at(val.ranked[cold_users], extra, 0)
     by_blend[blend] = _ndcg(scored(lists, is_cold, epsilon,
                                    None if excluded is None else [excluded[u] for u in cold_users]),
                             val.targets[cold_users], np.arange(len(cold_users)))
   blend = max(config.blends, key=lambda b: (by_blend[b], b))  # ties: more content
-  extra = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
-                   config.top_beams, slots)
+  knn = scored(baselines.content_knn(item_vectors, [val.histories[u] for u in cold_users],
+                                     K + 10, query=query), is_cold, epsilon,
+               None if excluded is None else [excluded[u] for u in cold_users])
+  knn_cold = _ndcg(knn, val.targets[cold_users], np.arange(len(cold_users)))
+  extra, similarity = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
+                               config.top_beams, slots)
   base = scored(val.ranked, is_cold, epsilon, excluded)
-  warm_base = _ndcg(base, val.targets, groups["warm targets"])
-  by_position = {}
-  for p in config.positions:
-    lists = scored(insert_at(val.ranked, extra, p), is_cold, epsilon, excluded)
-    by_position[p] = {"all users": _ndcg(lists, val.targets, groups["all users"]),
-                      "warm targets": _ndcg(lists, val.targets, groups["warm targets"])}
-  allowed = [p for p in config.positions
-             if by_position[p]["warm targets"] >= (1.0 - config.max_warm_loss) * warm_base]
-  position = max(allowed or [max(config.positions)],
-                 key=lambda p: (by_position[p]["all users"], p))  # ties: the later rank
-  return {"blend": blend, "position": position, "slots": slots,
-          "validation": {"cold-target ndcg by blend": by_blend,
-                         "ndcg by position": by_position, "warm ndcg of the beams": warm_base}}
+  warm = groups["warm targets"]
+  beams = {"recall": _recall(base, val.targets, warm), "ndcg": _ndcg(base, val.targets, warm)}
+  candidates = {}
+  for share in config.gates:
+    threshold = None if share >= 1.0 else float(np.quantile(similarity[:, 0], 1.0 - share))
+    for p in config.positions:
+      lists = scored(insert_at(val.ranked, extra, gated_positions(similarity, p, threshold)),
+                     is_cold, epsilon, excluded)
+      candidates[f"{share:.0%} of users, rank {p}"] = {
+          "share": share, "min_similarity": threshold, "position": p,
+          "cold targets: ndcg": _ndcg(lists, val.targets, cold_users),
+          "warm targets: recall": _recall(lists, val.targets, warm),
+          "warm targets: ndcg": _ndcg(lists, val.targets, warm),
+          "all users: ndcg": _ndcg(lists, val.targets, groups["all users"])}
+
+  def kept(c):  # the share of the beams' warm-target recall and NDCG a candidate keeps
+    return min(c["warm targets: recall"] / max(beams["recall"], 1e-12),
+               c["warm targets: ndcg"] / max(beams["ndcg"], 1e-12))
+
+  allowed = [c for c in candidates.values() if kept(c) >= 1.0 - config.max_warm_loss]
+  if allowed:
+    best = max(allowed, key=lambda c: (c["cold targets: ndcg"], c["all users: ndcg"],
+                                       -c["share"], c["position"]))
+  else:
+    best = max(candidates.values(), key=lambda c: (kept(c), c["cold targets: ndcg"]))
+  return {"blend": blend, "share": best["share"], "min_similarity": best["min_similarity"],
+          "position": best["position"], "slots": slots,
+          "within_warm_allowance": bool(allowed),
+          "validation": {"cold-target ndcg by blend": by_blend, "warm targets of the beams": beams,
+                         "content-KNN cold-target ndcg": knn_cold, "candidates": candidates}}
 
 
 def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.ndarray,
@@ -183,7 +239,7 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
                     test: Split, epsilon: float, prefix_len: int | None = None,
                     exclude_history: bool = False) -> dict[str, dict]:
   """The results rows, one per (model, group), on the test split; each row gives its group's
-  users, and the chosen settings (KNN query, blend, rank) where a row has them. The
+  users, and the chosen settings (KNN query, blend, gate, rank) where a row has them. The
   mechanism's rows also give paired differences (`metrics.paired_difference`) on R@K and N@K:
   on cold targets against content-KNN, on warm targets and all users against the beams alone
   (keys 'vs <model>: <metric>')."""
@@ -208,11 +264,15 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
   settings = {f"content-KNN ({query})": {"knn_query": query, "knn_query_validation": query_scores}}
   if config.mechanism == "beam_knn":
     chosen = choose(config, item_vectors, val, is_cold, query, epsilon, exclude_history)
-    extra = beam_knn(item_vectors, test.histories, test.ranked, np.flatnonzero(is_cold),
-                     chosen["blend"], query, config.top_beams, chosen["slots"])
-    name = f"TIGER + beam-KNN (blend {chosen['blend']}, rank {chosen['position']})"
-    lists[name] = insert_at(test.ranked, extra, chosen["position"])
-    settings[name] = {"knn_query": query, "top_beams": config.top_beams, **chosen}
+    extra, similarity = beam_knn(item_vectors, test.histories, test.ranked,
+                                 np.flatnonzero(is_cold), chosen["blend"], query,
+                                 config.top_beams, chosen["slots"])
+    name = (f"TIGER + beam-KNN (blend {chosen['blend']}, {chosen['share']:.0%} of users at "
+            f"rank {chosen['position']})")
+    positions = gated_positions(similarity, chosen["position"], chosen["min_similarity"])
+    lists[name] = insert_at(test.ranked, extra, positions)
+    settings[name] = {"knn_query": query, "top_beams": config.top_beams, **chosen,
+                      "test users given a cold item": int((positions >= 0).sum())}
   groups = group_users(test.targets, is_cold)
   excluded = test.histories if exclude_history else None
   rows, capped = {}, {}
@@ -224,7 +284,8 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
       rows[f"{model}, {group} (eps={epsilon})"] = {
           **metrics_lib.retrieval_metrics(capped[model][users], test.targets[users], ks=(5, K)),
           "users": int(len(users)), "cold_items": int(is_cold.sum()),
-          **settings.get(model, {})}
+          **{k: v for k, v in settings.get(model, {}).items()  # validation's scores: once
+             if k != "validation" or group == "cold targets"}}
   mechanism = [m for m in lists if m.startswith("TIGER + beam-KNN")]
   for model in mechanism:  # paired over each group's users: against KNN on cold targets, and
     for group, other in (("cold targets", f"content-KNN ({query})"),  # against the beams alone
@@ -246,14 +307,17 @@ def chosen_settings(rows: dict[str, dict]) -> dict | None:
     if name.startswith("TIGER + beam-KNN") and "blend" in row:
       return {"knn_query": row["knn_query"], "blend": row["blend"], "position": row["position"],
               "slots": row["slots"], "top_beams": row.get("top_beams", 5),
-              "chosen_on": "validation"}
+              "min_similarity": row.get("min_similarity"), "chosen_on": "validation"}
   return None
 
 
 def with_new_items(item_vectors: np.ndarray, histories: Sequence[np.ndarray],
                    ranked: np.ndarray, new_items: np.ndarray, settings: dict) -> np.ndarray:
   """TIGER's lists [n, w] with `settings['slots']` new items (beam-KNN, `settings` as
-  SETTINGS_FILE holds them) placed at rank `settings['position']`; [n, w + slots]."""
-  extra = beam_knn(item_vectors, histories, ranked, new_items, settings["blend"],
-                   settings["knn_query"], settings["top_beams"], settings["slots"])
-  return insert_at(ranked, extra, settings["position"])
+  SETTINGS_FILE holds them) placed at rank `settings['position']` for the users whose nearest
+  new item reaches `settings['min_similarity']` (absent or None: every user);
+  [n, w + slots]."""
+  extra, similarity = beam_knn(item_vectors, histories, ranked, new_items, settings["blend"],
+                               settings["knn_query"], settings["top_beams"], settings["slots"])
+  return insert_at(ranked, extra, gated_positions(similarity, settings["position"],
+                                                  settings.get("min_similarity")))

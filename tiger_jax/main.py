@@ -37,6 +37,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
   t0 = time.time()
   c = config
   configurables.TrainerConfig()  # a bad TrainerConfig binding stops here, before any stage
+  c.epsilons()  # and a bad pipeline.cold_start_epsilon
   data_dir, sid_dir = experiment_lib.run_dirs(c.model_dir, c.data_dir, c.semantic_id_dir)
   if not io_utils.exists(os.path.join(data_dir, "manifest.json")):
     prepare(c.source, data_dir, c.source_dir, c.category, content_source=c.content,
@@ -97,8 +98,9 @@ def run_pipeline(config: PipelineConfig) -> dict:
 
 def cold_rows(exp, dataset, c: PipelineConfig, checkpoint: str, data_dir: str, train_seqs,
               histories, targets) -> dict:
-  """The cold-start rows (`cold_start.cold_start_rows`): TIGER's saved lists of the split,
-  and of validation (decoded here unless saved), where the mechanism's settings are chosen."""
+  """The cold-start rows (`cold_start.cold_start_rows`), once per epsilon: TIGER's saved
+  lists of the split, and of validation (decoded here unless saved), where the mechanism's
+  settings are chosen; the first epsilon's settings are saved for `recommend`."""
   is_cold = np.zeros(dataset.num_items, bool)
   is_cold[dataset.cold_items] = True
   splits = {}
@@ -115,11 +117,14 @@ def cold_rows(exp, dataset, c: PipelineConfig, checkpoint: str, data_dir: str, t
     splits[split] = cold_start.Split([e.history for e in examples], split_targets,
                                      retrieval.load_ranked(path, split_targets))
   vectors = io_utils.load_array(os.path.join(data_dir, "item_vectors.npy"))
-  rows = cold_start.cold_start_rows(
-      configurables.ColdStartConfig(), vectors, exp.ids, is_cold, train_seqs,
-      splits["validation"], splits[c.split], c.cold_start_epsilon, c.cold_start_prefix_len,
-      c.exclude_history)
-  settings = cold_start.chosen_settings(rows)
+  rows, settings = {}, None
+  for epsilon in c.epsilons():  # one set of rows per epsilon: the curve
+    eps_rows = cold_start.cold_start_rows(
+        configurables.ColdStartConfig(), vectors, exp.ids, is_cold, train_seqs,
+        splits["validation"], splits[c.split], epsilon, c.cold_start_prefix_len,
+        c.exclude_history)
+    settings = settings or cold_start.chosen_settings(eps_rows)
+    rows.update(eps_rows)
   if settings:  # what `recommend --include_new_items` uses
     io_utils.write_json(RunDir(c.model_dir).result(cold_start.SETTINGS_FILE), settings)
   return rows

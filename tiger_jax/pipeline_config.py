@@ -23,6 +23,9 @@ class PipelineConfig:
   another machine (`semantic_ids.pipeline.copy_ids`). exclude_history: every model's lists leave out the user's own history items
   (TIGER inside its beam search, the others by `metrics.without_history`), and results
   carry a `_nohistory` name (test_nohistory.json, results_nohistory.md).
+  cold_start_epsilon: the largest share of cold items in a top-10 list; several values give
+  the cold-start rows once per value (the curve over epsilon), the first value's settings
+  being those `recommend --include_new_items` uses.
   """
   model_dir: str
   source: str = "synthetic"
@@ -42,6 +45,16 @@ class PipelineConfig:
   run_sasrec: bool = True
   cold_start_fraction: float = 0.0
   cold_start_unseen: bool = False  # LIGER's protocol (`data.prepare`)
-  cold_start_epsilon: float = 0.1
+  cold_start_epsilon: float | tuple[float, ...] = 0.1
   cold_start_prefix_len: int | None = None
   decode_dtype: str | None = None
+
+  def epsilons(self) -> tuple[float, ...]:
+    """cold_start_epsilon as a tuple; ValueError names the binding where a value is not in
+    (0, 1]."""
+    eps = self.cold_start_epsilon
+    eps = tuple(eps) if isinstance(eps, (tuple, list)) else (eps,)
+    if not eps or any(not 0.0 < float(e) <= 1.0 for e in eps):
+      raise ValueError(f"pipeline.cold_start_epsilon={self.cold_start_epsilon!r}: one or "
+                       "several shares in (0, 1]")
+    return tuple(float(e) for e in eps)

@@ -180,7 +180,8 @@ class Recommender:
     user ids (their hashed tokens, as in training), else an anonymous user's.
     include_new_items: the catalog's items without training interactions may come too
     (`cold_start.with_new_items`: the content neighbours of the history and the beams, at
-    the rank `new_item_settings` gives); the beams alone rarely return them."""
+    the rank `new_item_settings` gives, for the histories whose nearest new item passes its
+    similarity gate); the beams alone rarely return them."""
     if not 1 <= k <= self.beam_size:
       raise RecommendError(f"k={k} must be in 1..{self.beam_size} (the beam size; load "
                            f"with a larger beam_size for more)")
