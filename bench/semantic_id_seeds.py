@@ -13,7 +13,10 @@ codewords each level uses, the share of items in collision groups, the largest g
 items the group cap (SemanticIdConfig.max_group) moved, and the seconds it took; then the mean and the range over the seeds, and whether every seed meets the
 targets (level 1 >= 240 of 256 codewords, <= 12% of items in collision groups, largest group
 <= 10). --record writes all of it as JSON, with the command line and the hardware. Needs only
-jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is.
+jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is;
+--set=collaborative_dim=32 (the text + collaborative vectors of the best recipe, made from the
+vectors' data stage as the pipeline makes them) needs the full install. One thread, a change
+of machine's arithmetic: `taskset -c 0 python bench/...` (the record's hardware says so).
 """
 
 from __future__ import annotations
@@ -62,7 +65,10 @@ def portable_command(argv: list[str], vectors: str) -> tuple[str, dict]:
           else a for a in argv]
   from tiger_jax.data.dataset import prepare_command
   data = prepare_command(data_dir)
-  return "python " + shlex.join(argv), data
+  cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+  pinned = (f"taskset -c {','.join(map(str, cpus))} "
+            if cpus and len(cpus) < (os.cpu_count() or len(cpus)) else "")
+  return pinned + "python " + shlex.join(argv), data
 
 
 def meets_targets(row: dict) -> bool:
@@ -91,7 +97,8 @@ def main() -> None:
   if args.preset not in PRESETS:
     raise SystemExit(f"error: --preset={args.preset}: one of {', '.join(PRESETS)}")
   base = with_changes(PRESETS[args.preset], args.changes)
-  print(f"{len(vectors):,} vectors of dim {vectors.shape[1]}; preset {args.preset}, {base.method}"
+  dim = vectors.shape[1] + base.collaborative_dim  # the collaborative block, where asked
+  print(f"{len(vectors):,} vectors of dim {dim}; preset {args.preset}, {base.method}"
         f"{f', {base.rqvae.epochs} epochs' if base.method == 'rqvae' else ''}; {hardware()}; "
         f"jax {jax.__version__}", flush=True)
   print("| seed | codewords used per level | items in collision groups | largest group | "
@@ -99,8 +106,15 @@ def main() -> None:
   print("|---|---|---|---|---|---|")
   rows = []
   for seed in [int(s) for s in args.seeds.split(",")]:
+    config = dataclasses.replace(base, seed=seed)
+    x, blocks = vectors, None
+    if config.collaborative_dim:  # as the pipeline makes them: the item vectors, then the
+      # collaborative block from the data stage's training sequences (seeded by the seed)
+      from tiger_jax.semantic_ids.pipeline import load_item_vectors
+      x, info = load_item_vectors(os.path.dirname(os.path.abspath(args.vectors)), config)
+      blocks = [(int(d), float(w)) for _, d, w in info["blocks"]]
     start = time.time()
-    codes, learned = compute_codes(vectors, dataclasses.replace(base, seed=seed))
+    codes, learned = compute_codes(x, config, None, blocks)
     seconds = time.time() - start
     used = [int(len(np.unique(codes[:, level]))) for level in range(codes.shape[1])]
     row = {"seed": seed, "used": used, **collision_stats(codes), "seconds": round(seconds, 1)}
@@ -126,7 +140,7 @@ def main() -> None:
     command, data = portable_command(sys.argv, args.vectors)
     record = {"command": command, "data": data, "preset": args.preset,
               "changes": args.changes, "vectors": os.path.basename(args.vectors),
-              "num_items": len(vectors), "dim": int(vectors.shape[1]), "rows": rows,
+              "num_items": len(vectors), "dim": int(dim), "rows": rows,
               "summary": summary, "targets": TARGETS, "hardware": hardware(),
               "jax": jax.__version__, "config": dataclasses.asdict(base)}
     io_utils.write_json(args.record, record)  # a temporary file renamed into place

@@ -112,24 +112,38 @@ def _spread(s: dict, fmt: str) -> str:
   return f"{fmt.format(s['mean'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
 
 
+def _machine(hardware: str) -> str:
+  """'1 of 2 cores' where the record ran pinned (taskset), else 'N cores'."""
+  if "(taskset)" in hardware:
+    return hardware.split(" CPU cores (taskset)")[0].split(", ")[-1] + " cores"
+  return hardware.split(" CPU cores")[0].split(", ")[-1] + " cores"
+
+
 def semantic_id_table(records: list[dict]) -> str:
   """Markdown from records/semantic_ids/*.json (bench/semantic_id_seeds.py --record): per
-  record the mean (range) over its seeds of level-1 codewords used, items in collision groups,
-  largest group and seconds, and whether every seed met the targets."""
-  lines = ["| data | Semantic IDs | seeds | level-1 codewords of 256 | items in collision groups "
-           "| largest group | seconds | targets on every seed |", "|---|---|---|---|---|---|---|---|"]
-  notes = []
+  record the machine (cores, pinned or not: XLA:CPU's thread count changes the arithmetic),
+  the mean (range) over its seeds of level-1 codewords used, items in collision groups,
+  largest group and seconds, whether every seed met the targets, and the record, which holds
+  its command; then how each data folder was made."""
+  lines = ["| data | Semantic IDs | machine | seeds | level-1 codewords of 256 | items in collision "
+           "groups | largest group | seconds | targets on every seed | record |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  made = {}
   for r in records:
     s = r["summary"]
     lines.append(f"| {r['dataset']} | {r['preset']}{' + ' + ', '.join(r['changes']) if r['changes'] else ''} "
-                 f"| {len(r['rows'])} | {_spread(s['level1_used'], '{:.0f}')} "
+                 f"| {_machine(r['hardware'])} | {len(r['rows'])} | {_spread(s['level1_used'], '{:.0f}')} "
                  f"| {_spread(s['items_in_collision'], '{:.1%}')} "
                  f"| {_spread(s['largest_group'], '{:.0f}')} | {_spread(s['seconds'], '{:.0f}')} "
-                 f"| {'met' if s['every_seed_meets_targets'] else 'missed'} |")
-    made = r.get("data", {}).get("command")
-    notes.append(f"- {r['dataset']}, {r['preset']}, `{r['path']}`: `{r['command']}`"
-                 + (f", DATA_DIR from `{made}`" if made else "")
-                 + f" ({r['hardware']}; jax {r['jax']}).")
+                 f"| {'met' if s['every_seed_meets_targets'] else 'missed'} | `{r['path']}` |")
+    if r.get("data", {}).get("command"):
+      made.setdefault(r["dataset"], r["data"]["command"])
+  hardware = sorted({r["hardware"].replace("1 of 2 CPU cores (taskset)", "2 CPU cores")
+                     for r in records})
+  notes = ([f"Each record holds its command (`python bench/semantic_id_seeds.py "
+            f"--vectors=DATA_DIR/item_vectors.npy ...`); {'; '.join(hardware)}; jax "
+            f"{records[0]['jax']}."] if records else [])
+  notes += [f"DATA_DIR ({name}): `{command}`." for name, command in made.items()]
   t = records[0]["targets"] if records else {}
   targets = (f"Targets: level 1 uses >= {t['level1_min']} codewords, <= "
              f"{t['collision_max']:.0%} of items in collision groups, largest group <= "

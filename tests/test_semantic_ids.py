@@ -217,6 +217,24 @@ def test_dead_code_reset_revives_unused_codewords():
   assert used[True] > used[False]
 
 
+def test_clipping_bounds_adagrads_first_step_whatever_the_gradient():
+  """Adagrad's first step moves every weight by up to the learning rate, whatever the
+  gradient's size: on 2 threads that blew the encoder up in the first epoch of the text +
+  collaborative vectors (docs/notes/2026-12-06-cold-start-gate-and-clipped-rqvae.md). Clipped
+  to norm 1, the whole step stays within learning_rate / sqrt(0.1) (optax's initial
+  accumulator)."""
+  params = {"w": jnp.zeros((100, 100))}
+  huge = {"w": jnp.full((100, 100), 50.0)}
+  step = {}
+  for clip in (0.0, 1.0):
+    tx = rqvae.make_optimizer(dataclasses.replace(RQVAEConfig(), grad_clip=clip))
+    updates, _ = tx.update(huge, tx.init(params), params)
+    step[clip] = float(jnp.linalg.norm(updates["w"]))
+  lr = RQVAEConfig().learning_rate
+  assert step[0.0] > 0.99 * lr * 100  # every one of the 10,000 weights moves by ~lr
+  assert step[1.0] <= lr / np.sqrt(0.1) + 1e-6
+
+
 def test_rqvae_resumes_and_refuses_a_foreign_checkpoint(tmp_path):
   x = _clustered(128)
   cfg = dataclasses.replace(SMALL, epochs=20, checkpoint_every=10)
@@ -445,3 +463,4 @@ def test_the_paper_schedule_by_name_is_the_presets_and_the_default_is_robust():
   default, paper = PRESETS["default"].rqvae, PRESETS["paper"].rqvae
   assert default == RQVAEConfig() and (default.kmeans_init_items, default.reset_dead_codes) == (0, True)
   assert (paper.kmeans_init_items, paper.reset_dead_codes) == (paper.batch_size, False)
+  assert (default.grad_clip, paper.grad_clip) == (1.0, 0.0)

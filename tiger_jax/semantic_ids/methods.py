@@ -77,7 +77,8 @@ class SemanticIdConfig:
 PRESETS = {
     "default": SemanticIdConfig(),
     "paper": SemanticIdConfig(max_group=0, rqvae=rqvae.RQVAEConfig(
-        beta=0.25, batch_size=1024, epochs=3000, kmeans_init_items=1024, reset_dead_codes=False)),
+        beta=0.25, batch_size=1024, epochs=3000, kmeans_init_items=1024, reset_dead_codes=False,
+        grad_clip=0.0)),
 }
 
 

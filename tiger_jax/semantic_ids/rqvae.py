@@ -40,6 +40,10 @@ class RQVAEConfig:
   beta: float = 1.0
   learning_rate: float = 0.4
   optimizer: str = "adagrad"  # the paper's; 'adam' also accepted
+  # Gradients clipped to this global norm (0: not clipped, the paper's recipe). Adagrad's
+  # first steps move every weight by up to learning_rate; on some machines' round-off that
+  # blew the encoder up in the first epoch and the codebooks never recovered.
+  grad_clip: float = 1.0
   batch_size: int = 128
   epochs: int = 100
   kmeans_init: bool = True
@@ -127,6 +131,11 @@ def kmeans_init_codebooks(key: jax.Array, z: jax.Array, num_levels: int, k: int,
 
 
 def make_optimizer(config: RQVAEConfig) -> optax.GradientTransformation:
+  tx = _optimizer(config)
+  return optax.chain(optax.clip_by_global_norm(config.grad_clip), tx) if config.grad_clip else tx
+
+
+def _optimizer(config: RQVAEConfig) -> optax.GradientTransformation:
   if config.optimizer == "adagrad":
     return optax.adagrad(config.learning_rate)
   if config.optimizer == "adam":
