@@ -130,3 +130,13 @@ def test_the_cold_start_block_shows_knn_the_prefix_rule_and_the_mechanism_on_col
                    "TIGER + beam-KNN (blend 0.5, rank 2), cold targets (eps=0.1)"]
   assert "7 test users whose target is one of 3 cold items" in text
   assert "not run yet" in readme_table.cold_start_table(None)
+
+
+def test_the_launch_scripts_refuse_bad_input_in_one_line():
+  for script, args in (("studies/run_recipes.sh", ["gin_configs/recipes/no_such.gin"]),
+                       ("studies/run_recipes.sh", []),
+                       ("studies/ids_downstream.sh", ["neither"])):
+    proc = subprocess.run(["bash", script, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:"), (script, proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Runs flat recipes two at a time, one per core (taskset), each through studies.reproduce,
+# which resumes a run where it stopped: rerun the same command in the next session.
+#
+#   bash studies/run_recipes.sh gin_configs/recipes/ladder/beauty_*.gin
+#   bash studies/run_recipes.sh gin_configs/recipes/toys_cold_start.gin gin_configs/recipes/beauty_cold_start_unseen.gin
+#
+# RECORD_DIR=records/cold_start writes each recipe's record as <dir>/<recipe name>.json (no
+# record without it); each log goes to runs/logs/<recipe name>.log. The ladder's table:
+# python -m studies.ladder --dataset=beauty --record=records/ladder/beauty.json
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -eq 0 ]; then echo "error: give one or more recipe files" >&2; exit 2; fi
+for recipe in "$@"; do
+  [ -f "$recipe" ] || { echo "error: $recipe: no such recipe file" >&2; exit 2; }
+done
+mkdir -p runs/logs
+run() {  # run CORE RECIPE
+  local name; name=$(basename "$2" .gin)
+  local record=()
+  [ -n "${RECORD_DIR:-}" ] && record=(--record="$RECORD_DIR/$name.json")
+  echo "$(date -u +%H:%M:%S) core $1: $2"
+  taskset -c "$1" python -m studies.reproduce --gin_file="$2" "${record[@]}" > "runs/logs/$name.log" 2>&1 \
+    || echo "$(date -u +%H:%M:%S) $2 failed (rc $?): see runs/logs/$name.log"
+}
+recipes=("$@")
+for ((i = 0; i < ${#recipes[@]}; i += 2)); do
+  run 0 "${recipes[i]}" &
+  if ((i + 1 < ${#recipes[@]})); then run 1 "${recipes[i + 1]}" & fi
+  wait
+done
