@@ -204,6 +204,20 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
   base = scored(val.ranked, is_cold, epsilon, excluded)
   warm = groups["warm targets"]
   beams = {"recall": _recall(base, val.targets, warm), "ndcg": _ndcg(base, val.targets, warm)}
+  candidates = _gate_candidates(config, val, extra, similarity, groups, is_cold, epsilon, excluded)
+  best, allowed = _pick(candidates, beams, config.max_warm_loss)
+  return {"blend": blend, "share": best["share"], "min_similarity": best["min_similarity"],
+          "position": best["position"], "slots": slots,
+          "within_warm_allowance": allowed,
+          "validation": {"cold-target ndcg by blend": by_blend, "warm targets of the beams": beams,
+                         "content-KNN cold-target ndcg": knn_cold, "candidates": candidates}}
+
+
+def _gate_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
+                     similarity: np.ndarray, groups: dict, is_cold: np.ndarray, epsilon: float,
+                     excluded) -> dict[str, dict]:
+  """Every (gate, rank) of the config on validation: its similarity threshold, and the cold-
+  and warm-target and all-user scores of the lists it makes."""
   candidates = {}
   for share in config.gates:
     threshold = None if share >= 1.0 else float(np.quantile(similarity[:, 0], 1.0 - share))
@@ -212,26 +226,26 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
                      is_cold, epsilon, excluded)
       candidates[f"{share:.0%} of users, rank {p}"] = {
           "share": share, "min_similarity": threshold, "position": p,
-          "cold targets: ndcg": _ndcg(lists, val.targets, cold_users),
-          "warm targets: recall": _recall(lists, val.targets, warm),
-          "warm targets: ndcg": _ndcg(lists, val.targets, warm),
+          "cold targets: ndcg": _ndcg(lists, val.targets, groups["cold targets"]),
+          "warm targets: recall": _recall(lists, val.targets, groups["warm targets"]),
+          "warm targets: ndcg": _ndcg(lists, val.targets, groups["warm targets"]),
           "all users: ndcg": _ndcg(lists, val.targets, groups["all users"])}
+  return candidates
 
+
+def _pick(candidates: dict[str, dict], beams: dict, max_warm_loss: float) -> tuple[dict, bool]:
+  """The candidate with the best cold-target NDCG among those keeping warm-target recall and
+  NDCG within max_warm_loss of the beams' (ties: all users' NDCG, fewer users, a later rank),
+  and True; where none does, the one that keeps the most, and False."""
   def kept(c):  # the share of the beams' warm-target recall and NDCG a candidate keeps
     return min(c["warm targets: recall"] / max(beams["recall"], 1e-12),
                c["warm targets: ndcg"] / max(beams["ndcg"], 1e-12))
 
-  allowed = [c for c in candidates.values() if kept(c) >= 1.0 - config.max_warm_loss]
+  allowed = [c for c in candidates.values() if kept(c) >= 1.0 - max_warm_loss]
   if allowed:
-    best = max(allowed, key=lambda c: (c["cold targets: ndcg"], c["all users: ndcg"],
-                                       -c["share"], c["position"]))
-  else:
-    best = max(candidates.values(), key=lambda c: (kept(c), c["cold targets: ndcg"]))
-  return {"blend": blend, "share": best["share"], "min_similarity": best["min_similarity"],
-          "position": best["position"], "slots": slots,
-          "within_warm_allowance": bool(allowed),
-          "validation": {"cold-target ndcg by blend": by_blend, "warm targets of the beams": beams,
-                         "content-KNN cold-target ndcg": knn_cold, "candidates": candidates}}
+    return max(allowed, key=lambda c: (c["cold targets: ndcg"], c["all users: ndcg"],
+                                       -c["share"], c["position"])), True
+  return max(candidates.values(), key=lambda c: (kept(c), c["cold targets: ndcg"])), False
 
 
 def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.ndarray,
