@@ -97,6 +97,9 @@ def main() -> None:
   if args.preset not in PRESETS:
     raise SystemExit(f"error: --preset={args.preset}: one of {', '.join(PRESETS)}")
   base = with_changes(PRESETS[args.preset], args.changes)
+  if base.collaborative_dim and os.path.basename(args.vectors) != "item_vectors.npy":
+    raise SystemExit(f"error: --vectors={args.vectors}: collaborative_dim builds the vectors "
+                     "from a data stage's folder; give that folder's item_vectors.npy")
   dim = vectors.shape[1] + base.collaborative_dim  # the collaborative block, where asked
   print(f"{len(vectors):,} vectors of dim {dim}; preset {args.preset}, {base.method}"
         f"{f', {base.rqvae.epochs} epochs' if base.method == 'rqvae' else ''}; {hardware()}; "
