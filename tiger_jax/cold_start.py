@@ -186,19 +186,20 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
   excluded = val.histories if exclude_history else None
   slots = max(1, math.ceil(epsilon * K))
   cold_users = groups["cold targets"]
+  cold_histories = [val.histories[u] for u in cold_users]
+  cold_excluded = None if excluded is None else cold_histories
+  every_cold_user = np.arange(len(cold_users))
   by_blend = {}
   for blend in config.blends:
-    extra, _ = beam_knn(item_vectors, [val.histories[u] for u in cold_users],
-                        val.ranked[cold_users], cold_items, blend, query, config.top_beams, slots)
+    extra, _ = beam_knn(item_vectors, cold_histories, val.ranked[cold_users], cold_items, blend,
+                        query, config.top_beams, slots)
     lists = insert_at(val.ranked[cold_users], extra, 0)
-    by_blend[blend] = _ndcg(scored(lists, is_cold, epsilon,
-                                   None if excluded is None else [excluded[u] for u in cold_users]),
-                            val.targets[cold_users], np.arange(len(cold_users)))
+    by_blend[blend] = _ndcg(scored(lists, is_cold, epsilon, cold_excluded),
+                            val.targets[cold_users], every_cold_user)
   blend = max(config.blends, key=lambda b: (by_blend[b], b))  # ties: more content
-  knn = scored(baselines.content_knn(item_vectors, [val.histories[u] for u in cold_users],
-                                     K + 10, query=query), is_cold, epsilon,
-               None if excluded is None else [excluded[u] for u in cold_users])
-  knn_cold = _ndcg(knn, val.targets[cold_users], np.arange(len(cold_users)))
+  knn = scored(baselines.content_knn(item_vectors, cold_histories, K + 10, query=query),
+               is_cold, epsilon, cold_excluded)
+  knn_cold = _ndcg(knn, val.targets[cold_users], every_cold_user)
   extra, similarity = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
                                config.top_beams, slots)
   base = scored(val.ranked, is_cold, epsilon, excluded)
