@@ -5,6 +5,7 @@ with the seed, against how far they move with the machine.
   python bench/semantic_id_seeds.py --vectors=... --preset=paper --seeds=0
   python bench/semantic_id_seeds.py --vectors=... --set=rqvae.epochs=200 --set=method=rq_kmeans
   python bench/semantic_id_seeds.py --vectors=... --record=records/semantic_ids_beauty.json
+  python bench/semantic_id_seeds.py --vectors=... --seeds=0 --against=paper   # speed, one run
 
 Runs `semantic_ids.compute_codes` on a data stage's item vectors with the default
 SemanticIdConfig, or a preset of `semantic_ids.PRESETS` (`paper`: the paper's RQ-VAE schedule,
@@ -12,7 +13,8 @@ the default before the robust one), with --set changes on top, and prints per se
 codewords each level uses, the share of items in collision groups, the largest group, how many
 items the group cap (SemanticIdConfig.max_group) moved, and the seconds it took; then the mean and the range over the seeds, and whether every seed meets the
 targets (level 1 >= 240 of 256 codewords, <= 12% of items in collision groups, largest group
-<= 10). --record writes all of it as JSON, with the command line and the hardware. Needs only
+<= 10). --against=PRESET then runs the first seed under that preset too, in the same
+process, and gives the time ratio (a speed measured in one run). --record writes all of it as JSON, with the command line and the hardware. Needs only
 jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is;
 --set=collaborative_dim=32 (the text + collaborative vectors of the best recipe, made from the
 vectors' data stage as the pipeline makes them) needs the full install. One thread, a change
@@ -77,6 +79,31 @@ def meets_targets(row: dict) -> bool:
           and row["largest_group"] <= TARGETS["largest_group_max"])
 
 
+def measure(vectors: np.ndarray, config, vectors_path: str) -> dict:
+  """One seed's codes under `config`: codewords used per level, collisions, the group cap's
+  moves and the seconds it took (the collaborative block, where asked, built untimed)."""
+  from tiger_jax.semantic_ids import collision_stats, compute_codes
+  x, blocks = vectors, None
+  if config.collaborative_dim:  # as the pipeline makes them: the item vectors, then the
+    # collaborative block from the data stage's training sequences (seeded by the seed)
+    from tiger_jax.semantic_ids.pipeline import load_item_vectors
+    x, info = load_item_vectors(os.path.dirname(os.path.abspath(vectors_path)), config)
+    blocks = [(int(d), float(w)) for _, d, w in info["blocks"]]
+  start = time.time()
+  codes, learned = compute_codes(x, config, None, blocks)
+  seconds = time.time() - start
+  used = [int(len(np.unique(codes[:, level]))) for level in range(codes.shape[1])]
+  row = {"seed": config.seed, "used": used, **collision_stats(codes), "seconds": round(seconds, 1)}
+  cap = learned.get("group_cap")
+  if cap:
+    row["group_cap"] = cap
+  row["meets_targets"] = meets_targets(row)
+  moved = f"{cap['moved_items']} (largest {cap['largest_group_before']})" if cap else "-"
+  print(f"| {config.seed} | {' / '.join(map(str, used))} | {row['items_in_collision']:.1%} | "
+        f"{row['largest_group']} | {moved} | {seconds:.0f} |", flush=True)
+  return row
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--vectors", required=True, help="a data stage's item_vectors.npy")
@@ -84,18 +111,21 @@ def main() -> None:
   p.add_argument("--preset", default="default", help="a name of semantic_ids.PRESETS")
   p.add_argument("--set", action="append", default=[], dest="changes",
                  help="FIELD=VALUE of SemanticIdConfig, or rqvae.FIELD=VALUE (repeatable)")
+  p.add_argument("--against", default="",
+                 help="also time this preset (e.g. paper) on the first seed, in the same run")
   p.add_argument("--record", default="", help="also write the rows and summary here as JSON")
   args = p.parse_args()
   import jax
   from tiger_jax import io_utils
   from tiger_jax.partitioning import hardware
-  from tiger_jax.semantic_ids import PRESETS, collision_stats, compute_codes
+  from tiger_jax.semantic_ids import PRESETS
   try:
     vectors = np.load(args.vectors).astype(np.float32)
   except OSError as e:
     raise SystemExit(f"error: --vectors={args.vectors}: {e}") from None
-  if args.preset not in PRESETS:
-    raise SystemExit(f"error: --preset={args.preset}: one of {', '.join(PRESETS)}")
+  for flag, name in (("--preset", args.preset), ("--against", args.against)):
+    if name and name not in PRESETS:
+      raise SystemExit(f"error: {flag}={name}: one of {', '.join(PRESETS)}")
   base = with_changes(PRESETS[args.preset], args.changes)
   if base.collaborative_dim and os.path.basename(args.vectors) != "item_vectors.npy":
     raise SystemExit(f"error: --vectors={args.vectors}: collaborative_dim builds the vectors "
@@ -107,27 +137,18 @@ def main() -> None:
   print("| seed | codewords used per level | items in collision groups | largest group | "
         "items the group cap moved (largest group before) | seconds |")
   print("|---|---|---|---|---|---|")
-  rows = []
-  for seed in [int(s) for s in args.seeds.split(",")]:
-    config = dataclasses.replace(base, seed=seed)
-    x, blocks = vectors, None
-    if config.collaborative_dim:  # as the pipeline makes them: the item vectors, then the
-      # collaborative block from the data stage's training sequences (seeded by the seed)
-      from tiger_jax.semantic_ids.pipeline import load_item_vectors
-      x, info = load_item_vectors(os.path.dirname(os.path.abspath(args.vectors)), config)
-      blocks = [(int(d), float(w)) for _, d, w in info["blocks"]]
-    start = time.time()
-    codes, learned = compute_codes(x, config, None, blocks)
-    seconds = time.time() - start
-    used = [int(len(np.unique(codes[:, level]))) for level in range(codes.shape[1])]
-    row = {"seed": seed, "used": used, **collision_stats(codes), "seconds": round(seconds, 1)}
-    if "group_cap" in learned:
-      row["group_cap"] = learned["group_cap"]
-    rows.append(row)
-    cap = learned.get("group_cap")
-    moved = (f"{cap['moved_items']} (largest {cap['largest_group_before']})" if cap else "-")
-    print(f"| {seed} | {' / '.join(map(str, used))} | {row['items_in_collision']:.1%} | "
-          f"{row['largest_group']} | {moved} | {seconds:.0f} |", flush=True)
+  seeds = [int(s) for s in args.seeds.split(",")]
+  rows = [measure(vectors, dataclasses.replace(base, seed=seed), args.vectors) for seed in seeds]
+  against = None
+  if args.against:  # the same seed under another preset, timed in this very process
+    other = dataclasses.replace(with_changes(PRESETS[args.against], args.changes), seed=seeds[0])
+    print(f"against: preset {args.against}, seed {seeds[0]}"
+          f"{f', {other.rqvae.epochs} epochs' if other.method == 'rqvae' else ''}", flush=True)
+    row = measure(vectors, other, args.vectors)
+    against = {"preset": args.against, "rows": [row],
+               "times_slower": round(row["seconds"] / rows[0]["seconds"], 1)}
+    print(f"preset {args.against} took {row['seconds']:.0f} s against {rows[0]['seconds']:.0f} s: "
+          f"{against['times_slower']}x the time, seed {seeds[0]}, in one run", flush=True)
   summary = {}
   for key, values in (("level1_used", [r["used"][0] for r in rows]),
                       ("items_in_collision", [r["items_in_collision"] for r in rows]),
@@ -137,7 +158,7 @@ def main() -> None:
     fmt = "{:.1%}" if key == "items_in_collision" else "{:.0f}"
     print(f"{key}: mean {fmt.format(np.mean(values))}, range {fmt.format(min(values))} - "
           f"{fmt.format(max(values))}")
-  summary["every_seed_meets_targets"] = all(meets_targets(r) for r in rows)
+  summary["every_seed_meets_targets"] = all(r["meets_targets"] for r in rows)
   print(f"targets {TARGETS}: {'met on every seed' if summary['every_seed_meets_targets'] else 'missed'}")
   if args.record:
     command, data = portable_command(sys.argv, args.vectors)
@@ -146,6 +167,8 @@ def main() -> None:
               "num_items": len(vectors), "dim": int(dim), "rows": rows,
               "summary": summary, "targets": TARGETS, "hardware": hardware(),
               "jax": jax.__version__, "config": dataclasses.asdict(base)}
+    if against:
+      record["against"] = against
     io_utils.write_json(args.record, record)  # a temporary file renamed into place
 
 

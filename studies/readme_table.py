@@ -124,7 +124,8 @@ def semantic_id_table(records: list[dict]) -> str:
   record the machine (cores, pinned or not: XLA:CPU's thread count changes the arithmetic),
   the mean (range) over its seeds of level-1 codewords used, items in collision groups,
   largest group and seconds, whether every seed met the targets, and the record, which holds
-  its command; then how each data folder was made."""
+  its command; a preset timed in the same run (--against) under its record's row; then how
+  each data folder was made."""
   lines = ["| data | Semantic IDs | machine | seeds | level-1 codewords of 256 | items in collision "
            "groups | largest group | seconds | targets on every seed | record |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -136,6 +137,13 @@ def semantic_id_table(records: list[dict]) -> str:
                  f"| {_spread(s['items_in_collision'], '{:.1%}')} "
                  f"| {_spread(s['largest_group'], '{:.0f}')} | {_spread(s['seconds'], '{:.0f}')} "
                  f"| {'met' if s['every_seed_meets_targets'] else 'missed'} | `{r['path']}` |")
+    if against := r.get("against"):  # another preset timed in the same run (--against)
+      a = against["rows"][0]
+      lines.append(f"| {r['dataset']} | {against['preset']}, seed {a['seed']}, timed in the run "
+                   f"above: {against['times_slower']}x its time | {_machine(r['hardware'])} | 1 "
+                   f"| {a['used'][0]} | {a['items_in_collision']:.1%} | {a['largest_group']} "
+                   f"| {a['seconds']:.0f} | {'met' if a['meets_targets'] else 'missed'} "
+                   f"| `{r['path']}` |")
     if r.get("data", {}).get("command"):
       made.setdefault(r["dataset"], r["data"]["command"])
   hardware = sorted({r["hardware"].replace("1 of 2 CPU cores (taskset)", "2 CPU cores")

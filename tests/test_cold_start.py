@@ -162,3 +162,19 @@ def test_the_frontier_study_reads_what_the_gate_signal_knows():
   # ones only those whose last item has one: the signal ranks cold targets higher.
   assert report["cold-target users"] == 30 and report["nearest cold item is the target"] == 30
   assert report["auc, cold vs warm target"] > 0.6
+
+
+def test_the_frontier_study_places_each_cold_item_where_its_hit_rate_earns():
+  from studies import cold_start_frontier as study
+  targets = np.array([5, 6, 7, 8])
+  ranked = np.tile(np.arange(100, 110), (4, 1))  # none of them a target
+  ranked[0, 0], ranked[1, 2] = 5, 6  # user 0's target at rank 1, user 1's at rank 3
+  nearest = np.array([1, 2, 7, 8])  # users 2 and 3 (the most similar) have their cold target
+  similarity = np.array([0.1, 0.2, 0.8, 0.9])
+  beam, cold, user_bin = study.hit_rates(ranked, nearest, similarity, targets, bins=2)
+  np.testing.assert_allclose(beam, [0.25, 0, 0.25] + [0] * 7)
+  np.testing.assert_allclose(cold, [0.0, 1.0])
+  np.testing.assert_array_equal(user_bin, [0, 0, 1, 1])
+  # A bin that hits more often than rank 1 goes first; one that never hits stays out; one
+  # between goes below the ranks that hit more often than it.
+  np.testing.assert_array_equal(study.placement(beam, np.array([0.0, 1.0, 0.1])), [-1, 0, 1])
