@@ -11,10 +11,12 @@ Runs `semantic_ids.compute_codes` on a data stage's item vectors with the defaul
 SemanticIdConfig, or a preset of `semantic_ids.PRESETS` (`paper`: the paper's RQ-VAE schedule,
 the default before the robust one), with --set changes on top, and prints per seed: the
 codewords each level uses, the share of items in collision groups, the largest group, how many
-items the group cap (SemanticIdConfig.max_group) moved, and the seconds it took; then the mean and the range over the seeds, and whether every seed meets the
-targets (level 1 >= 240 of 256 codewords, <= 12% of items in collision groups, largest group
-<= 10). --against=PRESET then runs the first seed under that preset too, in the same
-process, and gives the time ratio (a speed measured in one run). --record writes all of it as JSON, with the command line and the hardware. Needs only
+items the group cap (SemanticIdConfig.max_group) moved, and the seconds it took; then the
+mean and the range over the seeds, and whether every seed meets the targets (level 1 >= 240
+of 256 codewords, <= 12% of items in collision groups, largest group <= 10). --against=PRESET
+then runs the first seed under that preset too, in the same process, and gives the time
+ratio (a speed measured in one run). --record writes all of it as JSON, with the command line
+and the hardware. Needs only
 jax, flax, optax and numpy (no TensorFlow), so that it runs on an accelerator machine as it is;
 --set=collaborative_dim=32 (the text + collaborative vectors of the best recipe, made from the
 vectors' data stage as the pipeline makes them) needs the full install. One thread, a change
