@@ -51,8 +51,9 @@ def _diff(d: dict) -> str:
 def goal(record: dict, eps: str, max_warm_loss: float = 0.03) -> dict | None:
   """The issue's three tests on the mechanism's rows, or None where the record has none."""
   rows = record["rows"]
-  mech = next((n for n in model_names(record, eps) if n.startswith("TIGER + beam-KNN")), None)
-  knn = next((n for n in model_names(record, eps) if n.startswith("content-KNN")), None)
+  names = model_names(record, eps)
+  mech = next((n for n in names if n.startswith("TIGER + beam-KNN")), None)
+  knn = next((n for n in names if n.startswith("content-KNN")), None)
   if mech is None or knn is None:
     return None
   cold, warm, every = (rows[f"{mech}, {g} (eps={eps})"] for g in GROUPS)
