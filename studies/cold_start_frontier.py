@@ -19,9 +19,10 @@ of a user's nearest cold item to the content query) tells cold-target users from
 ones (AUC; 0.5 is a coin), and which share of the users whose nearest cold item is their
 target sits among the 20% most similar (what the gate can use); and, on validation (TIGER's
 saved lists of the record's checkpoint), how often TIGER's item at each rank is the target
-against how often the nearest cold item is, by decile of its similarity: a list that ranks by
-the chance of a hit puts each decile's cold item below every rank that hits more often, and
-the cold- and warm-target scores of that placement say how far expected hits can take it.
+against how often the nearest cold item is, by decile of its similarity (`cold_start.hit_rates`):
+a list that ranks by the chance of a hit puts each decile's cold item below every rank that
+hits more often (`cold_start.placement`, the mechanism's hit-rate tiers at weight 1), and the
+cold- and warm-target scores of that placement say how far expected hits can take it.
 """
 
 from __future__ import annotations
@@ -119,28 +120,6 @@ def gate_signal(item_vectors: np.ndarray, histories, targets: np.ndarray, is_col
                                                                if hit.any() else float("nan"))}
 
 
-def hit_rates(ranked: np.ndarray, nearest: np.ndarray, similarity: np.ndarray,
-              targets: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Over all users: the share whose list's item at rank r (0..K-1) is their target [K]; the
-  share whose nearest cold item is, per similarity bin (equal-count quantile bins, least
-  similar first) [bins]; and each user's bin [n]."""
-  from tiger_jax.cold_start import K
-  targets = np.asarray(targets)
-  beam = np.array([(ranked[:, r] == targets).mean() for r in range(K)])
-  edges = np.quantile(similarity, np.linspace(0.0, 1.0, bins + 1))[1:-1]
-  user_bin = np.searchsorted(edges, similarity, side="right")
-  hit = nearest == targets
-  cold = np.array([hit[user_bin == b].mean() if (user_bin == b).any() else 0.0
-                   for b in range(bins)])
-  return beam, cold, user_bin
-
-
-def placement(beam: np.ndarray, cold: np.ndarray) -> np.ndarray:
-  """Per similarity bin, the rank that ranking by the chance of a hit gives its cold item:
-  the first rank whose item hits less often than it, -1 (left out) where none does."""
-  return np.array([next((r for r, b in enumerate(beam) if c > b), -1) for c in cold])
-
-
 def hit_rate_lines(record: dict, model_dir: str, dataset, is_cold: np.ndarray,
                    vectors: np.ndarray, query: str) -> list[str]:
   from tiger_jax import cold_start, data as data_lib, retrieval
@@ -157,9 +136,10 @@ def hit_rate_lines(record: dict, model_dir: str, dataset, is_cold: np.ndarray,
   ranked = cold_start.scored(retrieval.load_ranked(path, targets), is_cold, 1.0)
   nearest, sim = cold_start.beam_knn(vectors, histories, ranked, np.flatnonzero(is_cold), 1.0,
                                      query, 1, 1)
-  beam, cold, user_bin = hit_rates(ranked, nearest[:, 0], sim[:, 0], targets)
-  ranks = placement(beam, cold)
-  lists = cold_start.scored(cold_start.insert_at(ranked, nearest, ranks[user_bin]), is_cold, 0.1)
+  beam, cold, smooth, edges = cold_start.hit_rates(ranked, nearest[:, 0], sim[:, 0], targets)
+  ranks = cold_start.placement(beam, smooth)
+  lists = cold_start.scored(cold_start.insert_at(
+      ranked, nearest, cold_start.tiered_positions(sim, edges, ranks)), is_cold, 0.1)
   groups = cold_start.group_users(targets, is_cold)
   score = {g: (cold_start._recall(lists, targets, u), cold_start._ndcg(lists, targets, u))
            for g, u in groups.items()}
@@ -173,8 +153,10 @@ def hit_rate_lines(record: dict, model_dir: str, dataset, is_cold: np.ndarray,
       "|---|" + "---|" * len(beam),
       "| TIGER, rank | " + " | ".join(f"{b:.2%}" for b in beam) + " |",
       "| nearest cold item, decile | " + " | ".join(f"{c:.2%}" for c in cold) + " |",
+      "| the same, non-decreasing | " + " | ".join(f"{c:.2%}" for c in smooth) + " |",
       "| rank it earns | " + " | ".join(str(r + 1) if r >= 0 else "-" for r in ranks) + " |", "",
-      f"Each decile's cold item at the rank it earns (epsilon 0.1): cold-target "
+      f"Each decile's cold item at the rank it earns (epsilon 0.1; in-sample: the rates "
+      f"come from the users they score): cold-target "
       f"R@10 / N@10 {score['cold targets'][0]:.4f} / {score['cold targets'][1]:.4f}, warm loss "
       f"{warm:.1%}, all-user N@10 {score['all users'][1]:.4f} against "
       f"{alone['all users'][1]:.4f} for the beams alone."]

@@ -11,7 +11,10 @@ never validated); a row not run yet shows the command that runs it. Each finishe
 test metrics (all users, beam 20), its training hours and steps, and its paired difference
 against the row above on R@10 and N@10 (mean, standard error, z: `metrics.paired_difference`);
 a difference within two standard errors is marked as not measurable. Under the rows: the
-floors and SASRec on the same users (from the last finished row's run), and the paper.
+floors and SASRec on the same users, and the paper. The rows leave SASRec out
+(`pipeline.run_sasrec = False`, it would cost each row an hour); its lists come from
+--sasrec_dir, else from the dataset's best recipe's run
+(`python -m studies.reproduce --gin_file=gin_configs/recipes/<dataset>_best.gin`).
 """
 
 from __future__ import annotations
@@ -80,10 +83,35 @@ def _lists(run: str, targets: np.ndarray):
   return None
 
 
+def sasrec_lists(args, runs: list[str], users: int) -> tuple[np.ndarray, str] | None:
+  """SASRec's test lists on the ladder's users, and the run they come from: --sasrec_dir,
+  else the first of the rows (last first) and the dataset's best recipe's run that holds them
+  (the ladder's recipes leave SASRec out, `pipeline.run_sasrec = False`: one SASRec serves
+  every row)."""
+  from tiger_jax import io_utils, results
+  best = os.path.join(REPO, "gin_configs", "recipes", f"{args.dataset}_best.gin")
+  dirs = ([args.sasrec_dir] if args.sasrec_dir else
+          runs[::-1] + ([os.path.join(REPO, model_dir(best))] if os.path.exists(best) else []))
+  for d in dirs:
+    path = results.sasrec_ranked_path(d, "test")
+    if io_utils.exists(path):
+      ranked = io_utils.load_arrays(path)["ranked"]
+      if len(ranked) != users:
+        raise SystemExit(f"error: {path}: SASRec's lists hold {len(ranked):,} users, the "
+                         f"ladder's test split {users:,}; give --sasrec_dir a run on the same data")
+      return ranked, os.path.relpath(d, REPO)
+  if args.sasrec_dir:
+    raise SystemExit(f"error: --sasrec_dir={args.sasrec_dir}: no SASRec test lists "
+                     f"({results.sasrec_ranked_path(args.sasrec_dir, 'test')})")
+  return None
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--dataset", required=True, choices=sorted(PAPER))
   p.add_argument("--record", default="", help="also write the table's rows here as JSON")
+  p.add_argument("--sasrec_dir", default="", help="a run on the same data whose SASRec test "
+                 "lists go below the ladder (default: a row's, else the best recipe's run)")
   args = p.parse_args(argv)
   from tiger_jax import baselines, data as data_lib, io_utils, metrics, results
   paths = recipes(args.dataset)
@@ -124,9 +152,9 @@ def main(argv=None):
   floors = {"most-popular": baselines.most_popular(train, dataset.num_items, histories, K),
             baselines.LAST_ITEMS_ROW: baselines.item_transition_last_items(
                 train, dataset.num_items, histories, K)}
-  sasrec = results.sasrec_ranked_path(done[-1], "test")
-  if io_utils.exists(sasrec):
-    floors["SASRec (the tuned default)"] = io_utils.load_arrays(sasrec)["ranked"]
+  sasrec = sasrec_lists(args, runs, len(targets))
+  if sasrec is not None:
+    floors[f"SASRec (the tuned default; {sasrec[1]})"] = sasrec[0]
   below = {}
   for name, ranked in floors.items():
     below[name] = metrics.retrieval_metrics(ranked, targets, ks=(5, K))

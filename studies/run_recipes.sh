@@ -6,7 +6,7 @@
 #   bash studies/run_recipes.sh gin_configs/recipes/toys_cold_start.gin gin_configs/recipes/beauty_cold_start_unseen.gin
 #
 # RECORD_DIR=records/cold_start writes each recipe's record as <dir>/<recipe name>.json (no
-# record without it); each log goes to runs/logs/<recipe name>.log. The ladder's table:
+# record without it); each log is appended to runs/logs/<recipe name>.log. The ladder's table:
 # python -m studies.ladder --dataset=beauty --record=records/ladder/beauty.json
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ run() {  # run CORE RECIPE
   local record=()
   [ -n "${RECORD_DIR:-}" ] && record=(--record="$RECORD_DIR/$name.json")
   echo "$(date -u +%H:%M:%S) core $1: $2"
-  taskset -c "$1" python -m studies.reproduce --gin_file="$2" "${record[@]}" > "runs/logs/$name.log" 2>&1 \
+  taskset -c "$1" python -m studies.reproduce --gin_file="$2" "${record[@]}" >> "runs/logs/$name.log" 2>&1 \
     || echo "$(date -u +%H:%M:%S) $2 failed (rc $?): see runs/logs/$name.log"
 }
 recipes=("$@")

@@ -77,7 +77,8 @@ def test_the_mechanism_finds_cold_targets_and_its_settings_come_from_validation(
   v, is_cold, val, test = _world()
   ids = np.stack([np.arange(16), np.zeros(16, int), np.zeros(16, int)], 1)
   train = [np.arange(12)] * 5
-  config = ColdStartConfig(gates=(1.0, 0.9, 0.8, 0.7), positions=(0, 5, 9), max_warm_loss=0.5)
+  config = ColdStartConfig(gates=(1.0, 0.9, 0.8, 0.7), positions=(0, 5, 9), max_warm_loss=0.5,
+                           tier_weights=())  # the gates alone (hit-rate tiers: a test below)
   rows = cold_start.cold_start_rows(config, v, ids, is_cold, train, val, test, epsilon=0.1)
   mech = {group: rows[r] for r in rows if r.startswith("TIGER + beam-KNN")
           for group in ("cold", "warm") if f", {group} targets" in r}
@@ -112,7 +113,8 @@ def test_the_mechanism_finds_cold_targets_and_its_settings_come_from_validation(
   assert cold_row["share"] < 1.0 and 30 <= cold_row["test users given a cold item"] < 60
   assert mech["warm"]["ndcg@10"] > rows["TIGER beams, warm targets (eps=0.1)"]["ndcg@10"] * 0.63 + 1e-9
   # An allowance of 0 forbids rank 0; the earliest rank that costs warm users nothing wins.
-  tight = cold_start.cold_start_rows(ColdStartConfig(positions=(0, 5, 9), max_warm_loss=0.0),
+  tight = cold_start.cold_start_rows(ColdStartConfig(positions=(0, 5, 9), max_warm_loss=0.0,
+                                                     tier_weights=()),
                                      v, ids, is_cold, train, val, test, epsilon=0.1)
   name = [r for r in tight if r.startswith("TIGER + beam-KNN")][0]
   assert tight[name]["position"] == 5 and tight[name]["within_warm_allowance"]
@@ -164,20 +166,55 @@ def test_the_frontier_study_reads_what_the_gate_signal_knows():
   assert report["auc, cold vs warm target"] > 0.6
 
 
-def test_the_frontier_study_places_each_cold_item_where_its_hit_rate_earns():
-  from studies import cold_start_frontier as study
+def test_hit_rate_tiers_place_each_cold_item_where_its_hit_rate_earns():
   targets = np.array([5, 6, 7, 8])
   ranked = np.tile(np.arange(100, 110), (4, 1))  # none of them a target
   ranked[0, 0], ranked[1, 2] = 5, 6  # user 0's target at rank 1, user 1's at rank 3
   nearest = np.array([1, 2, 7, 8])  # users 2 and 3 (the most similar) have their cold target
   similarity = np.array([0.1, 0.2, 0.8, 0.9])
-  beam, cold, user_bin = study.hit_rates(ranked, nearest, similarity, targets, bins=2)
+  beam, cold, smooth, edges = cold_start.hit_rates(ranked, nearest, similarity, targets, tiers=2)
   np.testing.assert_allclose(beam, [0.25, 0, 0.25] + [0] * 7)
   np.testing.assert_allclose(cold, [0.0, 1.0])
-  np.testing.assert_array_equal(user_bin, [0, 0, 1, 1])
-  # A bin that hits more often than rank 1 goes first; one that never hits stays out; one
-  # between goes below the ranks that hit more often than it.
-  np.testing.assert_array_equal(study.placement(beam, np.array([0.0, 1.0, 0.1])), [-1, 0, 1])
+  np.testing.assert_allclose(smooth, [0.0, 1.0])  # already non-decreasing
+  np.testing.assert_array_equal(cold_start.tiered_positions(similarity[:, None], edges, [-1, 0]),
+                                [-1, -1, 0, 0])
+  # A tier that hits more often than rank 1 goes first; one that never hits stays out; one
+  # between goes below the ranks that hit more often than it; a weight above 1 lifts it.
+  np.testing.assert_array_equal(cold_start.placement(beam, np.array([0.0, 1.0, 0.1])), [-1, 0, 1])
+  np.testing.assert_array_equal(cold_start.placement(beam, np.array([0.1]), 3.0), [0])
+  # The non-decreasing fit pools a dip with its neighbours, weighted by their users; an
+  # empty tier takes its neighbour's level.
+  np.testing.assert_allclose(cold_start.increasing([0.1, 0.3, 0.1, 0.5], [1, 1, 3, 1]),
+                             [0.1, 0.15, 0.15, 0.5])
+  np.testing.assert_allclose(cold_start.increasing([0.2, 0.0, 0.4], [1, 0, 1]), [0.2, 0.2, 0.4])
+  # with_new_items applies tiers as the study keeps them: user 0's nearest new item (0.98)
+  # falls in the upper tier (rank 0), user 1's (0.6) in the lower (none).
+  v = np.array([[1, 0], [0, 1], [1, 0.2], [0.8, 0.6]], np.float32)
+  settings = {**cold_start.FALLBACK, "tier_edges": [0.7], "tier_positions": [-1, 0]}
+  out = cold_start.with_new_items(v, [np.array([0]), np.array([1])], np.array([[1, -1], [0, -1]]),
+                                  np.array([2, 3]), settings)
+  np.testing.assert_array_equal(out, [[2, 1, -1], [0, -1, -1]])
+
+
+def test_hit_rate_tiers_are_scored_on_the_validation_half_they_were_not_fitted_on():
+  v, is_cold, val, test = _world()
+  ids = np.stack([np.arange(16), np.zeros(16, int), np.zeros(16, int)], 1)
+  # Only hit-rate candidates (no gate at rank 0 or 9): the cold neighbour of a cold-target
+  # user's last item is the target (rate 1 in the most similar tiers), above every rank of the
+  # beams, so those tiers go first; the least similar tiers (warm-target users whose last item
+  # has no cold neighbour) never hit and get none.
+  config = ColdStartConfig(gates=(1.0,), positions=(9,), tiers=4, tier_weights=(1.0,),
+                           max_warm_loss=0.5)
+  rows = cold_start.cold_start_rows(config, v, ids, is_cold, [np.arange(12)] * 5, val, test,
+                                    epsilon=0.1)
+  name = next(r for r in rows if r.startswith("TIGER + beam-KNN") and "cold targets" in r)
+  chosen = rows[name]
+  cand = chosen["validation"]["candidates"]["hit-rate tiers, weight 1.0"]
+  assert "ranks by hit rate x1.0" in name and chosen["tier_positions"] == cand["tier_positions"]
+  assert cand["tier_positions"][0] == -1 and cand["tier_positions"][-1] == 0
+  assert chosen["ndcg@10"] == 1.0 and 0 < chosen["share"] < 1
+  settings = cold_start.chosen_settings(rows)
+  assert settings["tier_edges"] == cand["tier_edges"] and settings["position"] is None
 
 
 def test_the_cold_start_tables_show_every_group_the_paired_differences_and_the_goal():

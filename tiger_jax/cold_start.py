@@ -21,7 +21,12 @@ items (the paper's knob, `metrics.cap_cold`). Rows:
                          validation: the blend that finds cold targets best, then the (gate,
                          rank) that scores best on cold targets among those that keep
                          warm-target Recall@K and NDCG@K within `max_warm_loss` of the beams
-                         alone. Every candidate's validation scores are kept: the trade-off
+                         alone. Beside the (gate, rank) pairs, placements by hit rate: the
+                         users in equal-count tiers of that similarity, each tier's cold item
+                         at the first rank whose item hits the target less often than
+                         `weight` x the tier's cold item (`hit_rates`, `placement`; rates
+                         estimated on one half of the validation users and scored on the
+                         other). Every candidate's validation scores are kept: the trade-off
                          between cold and warm targets, which decides how far the mechanism
                          can go.
 
@@ -51,13 +56,17 @@ class ColdStartConfig:
   share becomes a similarity threshold on validation); positions: 0-based ranks of the top-K
   list where the cold items go; all chosen on validation. top_beams: how many of TIGER's
   items make the beam query (weights 1 / (1 + rank)). max_warm_loss: the largest relative
-  loss of warm-target Recall@K and NDCG@K that a chosen (gate, rank) may cost."""
+  loss of warm-target Recall@K and NDCG@K that a chosen candidate may cost. tiers,
+  tier_weights: the placements by hit rate, one candidate per weight (a weight above 1 favours
+  cold items; () for none), over `tiers` equal-count tiers of the similarity."""
   mechanism: str = "beam_knn"  # or 'none': no mechanism row
   blends: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
   gates: tuple[float, ...] = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05)
   positions: tuple[int, ...] = (0, 1, 2, 4, 6, 9)
   top_beams: int = 5
   max_warm_loss: float = 0.03
+  tiers: int = 10
+  tier_weights: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
 
   def __post_init__(self):
     if self.mechanism not in ("beam_knn", "none"):
@@ -70,8 +79,14 @@ class ColdStartConfig:
       raise ValueError(f"ColdStartConfig.positions={self.positions}: ranks in [0, {K})")
     if self.top_beams < 1 or not 0.0 <= self.max_warm_loss < 1.0:
       raise ValueError("ColdStartConfig.top_beams must be >= 1 and max_warm_loss in [0, 1)")
+    if self.tiers < 1 or any(w <= 0.0 for w in self.tier_weights):
+      raise ValueError(f"ColdStartConfig.tiers={self.tiers}, tier_weights={self.tier_weights}: "
+                       "tiers >= 1 and weights > 0")
 
 
+# The keys of a chosen placement: a gate (share of users, min_similarity, position) or hit-rate
+# tiers (weight, tier_edges, tier_positions; position None).
+PLACEMENT_KEYS = ("share", "min_similarity", "position", "weight", "tier_edges", "tier_positions")
 SETTINGS_FILE = "cold_start"  # MODEL_DIR/results/cold_start.json: the settings chosen on validation
 # Where a run chose none (its data had no cold validation target, e.g. one's own catalog
 # whose new items were never a target): the history's content alone, one new item, last.
@@ -115,6 +130,59 @@ def gated_positions(similarity: np.ndarray, position: int,
   if min_similarity is None:
     return np.full(n, position, np.int64)
   return np.where(similarity[:, 0] >= min_similarity, position, -1).astype(np.int64)
+
+
+def tiered_positions(similarity: np.ndarray, edges, positions) -> np.ndarray:
+  """Each user's insertion rank [n]: positions[t] for the tier t that the nearest cold item's
+  similarity falls in (edges: the ascending similarities between tiers)."""
+  tier = np.searchsorted(np.asarray(edges, np.float64), similarity[:, 0], side="right")
+  return np.asarray(positions, np.int64)[tier]
+
+
+def user_positions(similarity: np.ndarray, settings: dict) -> np.ndarray:
+  """Each user's insertion rank [n] under chosen settings: by hit-rate tier where they hold
+  'tier_edges', else the gate (position, min_similarity)."""
+  if settings.get("tier_edges") is not None:
+    return tiered_positions(similarity, settings["tier_edges"], settings["tier_positions"])
+  return gated_positions(similarity, settings["position"], settings.get("min_similarity"))
+
+
+def increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+  """The weighted least-squares non-decreasing fit of values (pool adjacent violators); a
+  zero-weight value takes its neighbours' level."""
+  blocks = []  # [level, weight, length]
+  for v, w in zip(np.asarray(values, float), np.asarray(weights, float)):
+    blocks.append([v if w > 0 else (blocks[-1][0] if blocks else 0.0), w, 1])
+    while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+      (v2, w2, n2), (v1, w1, n1) = blocks.pop(), blocks.pop()
+      level = (v1 * w1 + v2 * w2) / (w1 + w2) if w1 + w2 > 0 else min(v1, v2)
+      blocks.append([level, w1 + w2, n1 + n2])
+  return np.concatenate([np.full(n, v) for v, _, n in blocks]) if blocks else np.zeros(0)
+
+
+def hit_rates(ranked: np.ndarray, nearest: np.ndarray, similarity: np.ndarray,
+              targets: np.ndarray, tiers: int = 10
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Over all users: the share whose list's item at rank r (0..K-1) is their target [K]; the
+  share whose nearest cold item (nearest [n], its similarity [n]) is, per tier of equal-count
+  similarity quantiles, least similar first [tiers], and that share made non-decreasing in the
+  similarity (`increasing`; a more similar cold item is no less likely the target) [tiers];
+  and the edges between tiers [tiers - 1]."""
+  targets = np.asarray(targets)
+  beam = np.array([(ranked[:, r] == targets).mean() for r in range(K)])
+  edges = np.quantile(similarity, np.linspace(0.0, 1.0, tiers + 1))[1:-1]
+  tier = np.searchsorted(edges, similarity, side="right")
+  hit = nearest == targets
+  counts = np.bincount(tier, minlength=tiers)
+  cold = np.bincount(tier, weights=hit, minlength=tiers) / np.maximum(counts, 1)
+  return beam, cold, increasing(cold, counts), edges
+
+
+def placement(beam: np.ndarray, cold: np.ndarray, weight: float = 1.0) -> np.ndarray:
+  """Per tier, the rank that ranking by the chance of a hit gives its cold item (its chance
+  times `weight`): the first rank whose item hits less often, -1 (left out) where none does."""
+  return np.array([next((r for r, b in enumerate(beam) if weight * c > b), -1) for c in cold],
+                  np.int64)
 
 
 def insert_at(ranked: np.ndarray, extra: np.ndarray, position) -> np.ndarray:
@@ -175,12 +243,12 @@ class Split:
 
 def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_cold: np.ndarray,
            query: str, epsilon: float, exclude_history: bool) -> dict:
-  """On validation: the blend (best cold-target NDCG@K, cold items at rank 0), then the gate
-  and the rank (best cold-target NDCG@K among the (gate, rank) pairs that keep warm-target
-  Recall@K and NDCG@K within max_warm_loss of the beams alone; ties: all users' NDCG@K; where
-  none does, the pair that costs warm targets least); with every candidate's scores. A gate's
-  share of users becomes min_similarity, the similarity of the nearest cold item that
-  share of validation users reaches."""
+  """On validation: the blend (best cold-target NDCG@K, cold items at rank 0), then the
+  placement (best cold-target NDCG@K among the candidates, every (gate, rank) pair and every
+  hit-rate weight, that keep warm-target Recall@K and NDCG@K within max_warm_loss of the beams
+  alone; ties: all users' NDCG@K; where none does, the one that costs warm targets least);
+  with every candidate's scores. A gate's share of users becomes min_similarity, the
+  similarity of the nearest cold item that share of validation users reaches."""
   cold_items = np.flatnonzero(is_cold)
   groups = group_users(val.targets, is_cold)
   excluded = val.histories if exclude_history else None
@@ -205,11 +273,12 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
   base = scored(val.ranked, is_cold, epsilon, excluded)
   warm = groups["warm targets"]
   beams = {"recall": _recall(base, val.targets, warm), "ndcg": _ndcg(base, val.targets, warm)}
-  candidates = _gate_candidates(config, val, extra, similarity, groups, is_cold, epsilon, excluded)
+  candidates = {
+      **_gate_candidates(config, val, extra, similarity, groups, is_cold, epsilon, excluded),
+      **_tier_candidates(config, val, extra, similarity, base, groups, is_cold, epsilon, excluded)}
   best, allowed = _pick(candidates, beams, config.max_warm_loss)
-  return {"blend": blend, "share": best["share"], "min_similarity": best["min_similarity"],
-          "position": best["position"], "slots": slots,
-          "within_warm_allowance": allowed,
+  placed = {k: best[k] for k in PLACEMENT_KEYS if k in best}
+  return {"blend": blend, **placed, "slots": slots, "within_warm_allowance": allowed,
           "validation": {"cold-target ndcg by blend": by_blend, "warm targets of the beams": beams,
                          "content-KNN cold-target ndcg": knn_cold, "candidates": candidates}}
 
@@ -234,6 +303,36 @@ def _gate_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
   return candidates
 
 
+def _tier_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
+                     similarity: np.ndarray, base: np.ndarray, groups: dict, is_cold: np.ndarray,
+                     epsilon: float, excluded) -> dict[str, dict]:
+  """The placements by hit rate, one per weight of the config: each user's rank from the hit
+  rates (`hit_rates`, `placement`) of the other half of the validation users (a fixed random
+  half), so that the scores are not fitted to the users they score; the settings kept (tier
+  edges and ranks) come from all of them."""
+  half = np.random.default_rng(0).permutation(len(val.targets)) % 2
+  nearest, top = extra[:, 0], similarity[:, :1]
+  candidates = {}
+  for weight in config.tier_weights:
+    positions = np.full(len(val.targets), -1, np.int64)
+    for fold in (0, 1):
+      fit, apply = half != fold, half == fold
+      beam, _, cold, edges = hit_rates(base[fit], nearest[fit], top[fit, 0], val.targets[fit],
+                                       config.tiers)
+      positions[apply] = tiered_positions(top[apply], edges, placement(beam, cold, weight))
+    beam, _, cold, edges = hit_rates(base, nearest, top[:, 0], val.targets, config.tiers)
+    lists = scored(insert_at(val.ranked, extra, positions), is_cold, epsilon, excluded)
+    candidates[f"hit-rate tiers, weight {weight}"] = {
+        "share": float((positions >= 0).mean()), "min_similarity": None, "position": None,
+        "weight": weight, "tier_edges": [float(e) for e in edges],
+        "tier_positions": [int(r) for r in placement(beam, cold, weight)],
+        "cold targets: ndcg": _ndcg(lists, val.targets, groups["cold targets"]),
+        "warm targets: recall": _recall(lists, val.targets, groups["warm targets"]),
+        "warm targets: ndcg": _ndcg(lists, val.targets, groups["warm targets"]),
+        "all users: ndcg": _ndcg(lists, val.targets, groups["all users"])}
+  return candidates
+
+
 def _pick(candidates: dict[str, dict], beams: dict, max_warm_loss: float) -> tuple[dict, bool]:
   """The candidate with the best cold-target NDCG among those keeping warm-target recall and
   NDCG within max_warm_loss of the beams' (ties: all users' NDCG, fewer users, a later rank),
@@ -245,7 +344,8 @@ def _pick(candidates: dict[str, dict], beams: dict, max_warm_loss: float) -> tup
   allowed = [c for c in candidates.values() if kept(c) >= 1.0 - max_warm_loss]
   if allowed:
     return max(allowed, key=lambda c: (c["cold targets: ndcg"], c["all users: ndcg"],
-                                       -c["share"], c["position"])), True
+                                       -c["share"], K if c["position"] is None
+                                       else c["position"])), True
   return max(candidates.values(), key=lambda c: (kept(c), c["cold targets: ndcg"])), False
 
 
@@ -282,9 +382,11 @@ def cold_start_rows(config: ColdStartConfig, item_vectors: np.ndarray, ids: np.n
     extra, similarity = beam_knn(item_vectors, test.histories, test.ranked,
                                  np.flatnonzero(is_cold), chosen["blend"], query,
                                  config.top_beams, chosen["slots"])
-    name = (f"TIGER + beam-KNN (blend {chosen['blend']}, {chosen['share']:.0%} of users at "
-            f"rank {chosen['position']})")
-    positions = gated_positions(similarity, chosen["position"], chosen["min_similarity"])
+    placed = (f"{chosen['share']:.0%} of users at rank {chosen['position']}"
+              if chosen.get("tier_edges") is None else
+              f"ranks by hit rate x{chosen['weight']}, {chosen['share']:.0%} of users")
+    name = f"TIGER + beam-KNN (blend {chosen['blend']}, {placed})"
+    positions = user_positions(similarity, chosen)
     lists[name] = insert_at(test.ranked, extra, positions)
     settings[name] = {"knn_query": query, "top_beams": config.top_beams, **chosen,
                       "test users given a cold item": int((positions >= 0).sum())}
@@ -320,19 +422,18 @@ def chosen_settings(rows: dict[str, dict]) -> dict | None:
   """The beam-KNN settings that `cold_start_rows` chose (for SETTINGS_FILE), or None."""
   for name, row in rows.items():
     if name.startswith("TIGER + beam-KNN") and "blend" in row:
-      return {"knn_query": row["knn_query"], "blend": row["blend"], "position": row["position"],
-              "slots": row["slots"], "top_beams": row.get("top_beams", 5),
-              "min_similarity": row.get("min_similarity"), "chosen_on": "validation"}
+      return {"knn_query": row["knn_query"], "blend": row["blend"], "slots": row["slots"],
+              "top_beams": row.get("top_beams", 5), "min_similarity": None,
+              **{k: row[k] for k in PLACEMENT_KEYS if k in row}, "chosen_on": "validation"}
   return None
 
 
 def with_new_items(item_vectors: np.ndarray, histories: Sequence[np.ndarray],
                    ranked: np.ndarray, new_items: np.ndarray, settings: dict) -> np.ndarray:
   """TIGER's lists [n, w] with `settings['slots']` new items (beam-KNN, `settings` as
-  SETTINGS_FILE holds them) placed at rank `settings['position']` for the users whose nearest
-  new item reaches `settings['min_similarity']` (absent or None: every user);
-  [n, w + slots]."""
+  SETTINGS_FILE holds them) placed by `user_positions`: at the rank of the user's hit-rate tier
+  where the settings hold tiers, else at `settings['position']` for the users whose nearest new
+  item reaches `settings['min_similarity']` (absent or None: every user); [n, w + slots]."""
   extra, similarity = beam_knn(item_vectors, histories, ranked, new_items, settings["blend"],
                                settings["knn_query"], settings["top_beams"], settings["slots"])
-  return insert_at(ranked, extra, gated_positions(similarity, settings["position"],
-                                                  settings.get("min_similarity")))
+  return insert_at(ranked, extra, user_positions(similarity, settings))

@@ -373,9 +373,12 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
                           "learning_rate": float(learning_rate_schedule(config)(step)),
                           "train_hours": clock.now() / 3600})
           writer.write_scalars(step, scalars)
+          eta = (train_steps - step) / max(n / dt, 1e-9)
+          if budget:  # the trainer-hour budget ends the run first where it is shorter
+            eta = min(eta, max(budget - clock.now(), 0.0))
           logging.info("step %d/%d: loss %.4f, %.2f steps/s, %.0f examples/s, ETA %.0fs", step,
                        train_steps, scalars["loss"], scalars["steps_per_sec"],
-                       scalars["examples_per_sec"], (train_steps - step) / max(n / dt, 1e-9))
+                       scalars["examples_per_sec"], eta)
           sums, examples, last_t, last_step = {}, 0, time.time(), step
         evaluated = None
         preempted = watch.requested is not None or checkpoints.reached_preemption(step)
