@@ -312,15 +312,18 @@ def _tier_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
   edges and ranks) come from all of them."""
   half = np.random.default_rng(0).permutation(len(val.targets)) % 2
   nearest, top = extra[:, 0], similarity[:, :1]
+  folds = []  # per half: its users, and the rates of the other half (the same for every weight)
+  for fold in (0, 1):
+    fit, apply = half != fold, half == fold
+    folds.append((apply, hit_rates(base[fit], nearest[fit], top[fit, 0], val.targets[fit],
+                                   config.tiers)))
+  beam, _, cold, edges = hit_rates(base, nearest, top[:, 0], val.targets, config.tiers)
   candidates = {}
   for weight in config.tier_weights:
     positions = np.full(len(val.targets), -1, np.int64)
-    for fold in (0, 1):
-      fit, apply = half != fold, half == fold
-      beam, _, cold, edges = hit_rates(base[fit], nearest[fit], top[fit, 0], val.targets[fit],
-                                       config.tiers)
-      positions[apply] = tiered_positions(top[apply], edges, placement(beam, cold, weight))
-    beam, _, cold, edges = hit_rates(base, nearest, top[:, 0], val.targets, config.tiers)
+    for apply, (fold_beam, _, fold_cold, fold_edges) in folds:
+      positions[apply] = tiered_positions(top[apply], fold_edges,
+                                          placement(fold_beam, fold_cold, weight))
     lists = scored(insert_at(val.ranked, extra, positions), is_cold, epsilon, excluded)
     candidates[f"hit-rate tiers, weight {weight}"] = {
         "share": float((positions >= 0).mean()), "min_similarity": None, "position": None,
