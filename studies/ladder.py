@@ -1,20 +1,19 @@
 r"""The ladder: what each mechanism buys, one row per flat recipe, each against the row above.
 
-  python -m studies.ladder --dataset=beauty                      # the table from finished rows
+  RECORD_DIR=records/ladder/beauty bash studies/run_recipes.sh gin_configs/recipes/ladder/beauty_*.gin
   python -m studies.ladder --dataset=beauty --record=records/ladder/beauty.json
 
 Rows are gin_configs/recipes/ladder/<dataset>_<n>_<name>.gin in order; each adds one mechanism
 to the row above and trains to the same budget of trainer hours. A row is read from its
-MODEL_DIR once `python -m studies.reproduce --gin_file=RECIPE` has run it (test lists of the
-checkpoint chosen on validation, `results/test_best_ranked.npz`, or of the latest where the run
-never validated); a row not run yet shows the command that runs it. Each finished row gives its
-test metrics (all users, beam 20), its training hours and steps, and its paired difference
-against the row above on R@10 and N@10 (mean, standard error, z: `metrics.paired_difference`);
-a difference within two standard errors is marked as not measurable. Under the rows: the
-floors and SASRec on the same users, and the paper. The rows leave SASRec out
-(`pipeline.run_sasrec = False`, it would cost each row an hour); its lists come from
---sasrec_dir, else from the dataset's best recipe's run
-(`python -m studies.reproduce --gin_file=gin_configs/recipes/<dataset>_best.gin`).
+committed record, records/ladder/<dataset>/<recipe name>.json, which
+`python -m studies.reproduce --gin_file=RECIPE --record=...` writes (test split, all users,
+beam 20, the checkpoint chosen on validation); a row not run yet shows the command. Each row
+gives its test metrics, training hours and steps, and its paired difference against the row
+above on R@10 and N@10 (mean, standard error, z: `metrics.paired_difference`) from the two
+records' per-user hits (`results.user_hits`), so no run folder needs to survive; a difference
+within two standard errors is marked as not measurable. Under the rows: the floors (from the
+last row's record) and SASRec (from --sasrec_record, default the dataset's best recipe's
+record: the rows leave SASRec out, `pipeline.run_sasrec = False`), and the paper.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import os
 import numpy as np
 
 from studies.common import PAPER, REPO, command_line, hardware
-from tiger_jax.run_dir import RunDir
 
 K = 10
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
@@ -53,82 +51,63 @@ def title(recipe: str) -> str:
     return f.readline().lstrip("# ").rstrip().rstrip(".")
 
 
-def ladder_rows(names: list[str], lists: list[np.ndarray | None], targets: np.ndarray) -> list[dict]:
-  """Per row its metrics and, when the row above ran too, the paired differences on R@K and
-  N@K against it (`metrics.paired_difference`) with `measurable`: |z| >= 2."""
+def ladder_rows(names: list[str], ranks: list[np.ndarray | None]) -> list[dict]:
+  """Per row (its per-user `metrics.hit_ranks`, or None where it has none) the paired
+  differences on R@K and N@K against the row above (`metrics.paired_difference`) with
+  `measurable`: |z| >= 2; a row without ranks breaks the chain."""
   from tiger_jax import metrics
   rows, above = [], None
-  for name, ranked in zip(names, lists):
+  for name, r in zip(names, ranks):
     row = {"name": name}
-    if ranked is not None:
-      row.update(metrics.retrieval_metrics(ranked, targets, ks=(5, K)))
-      if above is not None:
-        for m, fn in ((f"recall@{K}", metrics.user_recall), (f"ndcg@{K}", metrics.user_ndcg)):
-          d = metrics.paired_difference(fn(ranked, targets, K), fn(above, targets, K))
-          row[f"vs_above_{m}"] = {**d, "measurable": abs(d["z"]) >= 2}
-      above = ranked
-    else:
-      above = None  # a gap: the next row has nothing to pair with
+    if r is not None and above is not None:
+      for m, fn in ((f"recall@{K}", metrics.recall_from_ranks),
+                    (f"ndcg@{K}", metrics.ndcg_from_ranks)):
+        d = metrics.paired_difference(fn(r, K), fn(above, K))
+        row[f"vs_above_{m}"] = {**d, "measurable": abs(d["z"]) >= 2}
+    above = r
     rows.append(row)
   return rows
 
 
-def _lists(run: str, targets: np.ndarray):
-  """(ranked lists, checkpoint name, result json) of a finished row's test decoding, or None."""
-  from tiger_jax import io_utils, retrieval
-  for name in ("test_best", "test"):
-    path = RunDir(run).ranked(name)
-    if io_utils.exists(path):
-      return retrieval.load_ranked(path, targets), name, io_utils.read_json(RunDir(run).result(name))
-  return None
+def row_record(dataset: str, recipe: str) -> str:
+  """Where a row's record is: records/ladder/<dataset>/<recipe name>.json."""
+  name = os.path.splitext(os.path.basename(recipe))[0]
+  return os.path.join(REPO, "records", "ladder", dataset, name + ".json")
 
 
-def sasrec_lists(args, runs: list[str], users: int) -> tuple[np.ndarray, str] | None:
-  """SASRec's test lists on the ladder's users, and the run they come from: --sasrec_dir,
-  else the first of the rows (last first) and the dataset's best recipe's run that holds them
-  (the ladder's recipes leave SASRec out, `pipeline.run_sasrec = False`: one SASRec serves
-  every row)."""
-  from tiger_jax import io_utils, results
-  best = os.path.join(REPO, "gin_configs", "recipes", f"{args.dataset}_best.gin")
-  dirs = ([args.sasrec_dir] if args.sasrec_dir else
-          runs[::-1] + ([os.path.join(REPO, model_dir(best))] if os.path.exists(best) else []))
-  for d in dirs:
-    path = results.sasrec_ranked_path(d, "test")
-    if io_utils.exists(path):
-      ranked = io_utils.load_arrays(path)["ranked"]
-      if len(ranked) != users:
-        raise SystemExit(f"error: {path}: SASRec's lists hold {len(ranked):,} users, the "
-                         f"ladder's test split {users:,}; give --sasrec_dir a run on the same data")
-      return ranked, os.path.relpath(d, REPO)
-  if args.sasrec_dir:
-    raise SystemExit(f"error: --sasrec_dir={args.sasrec_dir}: no SASRec test lists "
-                     f"({results.sasrec_ranked_path(args.sasrec_dir, 'test')})")
-  return None
+def _ranks(record: dict, model: str) -> np.ndarray | None:
+  """A model's per-user hit ranks from a record, None where the record predates them."""
+  from tiger_jax import results
+  hits = record.get("user_hits")
+  return results.hit_ranks(hits, model) if hits and model in hits else None
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--dataset", required=True, choices=sorted(PAPER))
   p.add_argument("--record", default="", help="also write the table's rows here as JSON")
-  p.add_argument("--sasrec_dir", default="", help="a run on the same data whose SASRec test "
-                 "lists go below the ladder (default: a row's, else the best recipe's run)")
+  p.add_argument("--sasrec_record", default="", help="a results record on the same data whose "
+                 "SASRec row goes below the ladder (default: records/<dataset>_best.json)")
   args = p.parse_args(argv)
-  from tiger_jax import baselines, data as data_lib, io_utils, metrics, results
+  from tiger_jax import io_utils
   paths = recipes(args.dataset)
   if not paths:
     raise SystemExit(f"error: no gin_configs/recipes/ladder/{args.dataset}_*.gin")
-  runs = [os.path.join(REPO, model_dir(r)) for r in paths]
-  done = [r for r in runs if io_utils.exists(os.path.join(r, "data", "dataset.npz"))]
+  found = [io_utils.read_json(row_record(args.dataset, r))
+           if os.path.exists(row_record(args.dataset, r)) else None for r in paths]
+  done = [f for f in found if f is not None]
   if not done:
-    print("no row has run yet; run each with python -m studies.reproduce --gin_file=RECIPE")
+    print("no row has run yet: RECORD_DIR=records/ladder/<dataset> bash studies/run_recipes.sh "
+          "RECIPE ...")
     return
-  dataset = data_lib.load(os.path.join(done[-1], "data"))
-  examples = list(data_lib.iter_examples(dataset, "test"))
-  targets = np.array([e.target for e in examples])
-  histories = [e.history for e in examples]
-  found = [_lists(r, targets) for r in runs]
-  rows = ladder_rows([title(r) for r in paths], [f[0] if f else None for f in found], targets)
-  lines = [f"{dataset.name} test, all {len(targets):,} users, beam 20; each row against the row "
+  users = done[-1]["rows"]["TIGER"]["users"]
+  for r, f in zip(paths, found):
+    if f is not None and f["rows"]["TIGER"]["users"] != users:
+      raise SystemExit(f"error: {row_record(args.dataset, r)}: {f['rows']['TIGER']['users']:,} "
+                       f"users, the last row {users:,}; rerun it on the same data")
+  rows = ladder_rows([title(r) for r in paths],
+                     [_ranks(f, "TIGER") if f else None for f in found])
+  lines = [f"{args.dataset} test, all {users:,} users, beam 20; each row against the row "
            "above, paired over users", "",
            "| row | R@5 | R@10 | N@5 | N@10 | trainer hours (steps) | R@10 vs above | N@10 vs above |",
            "|---|---|---|---|---|---|---|---|"]
@@ -136,37 +115,47 @@ def main(argv=None):
     rel = os.path.relpath(recipe, REPO)
     if f is None:
       lines.append(f"| {i + 1}. {row['name']} | not run yet: `python -m studies.reproduce "
-                   f"--gin_file={rel}` | | | | | | |")
+                   f"--gin_file={rel} --record={os.path.relpath(row_record(args.dataset, recipe), REPO)}`"
+                   " | | | | | | |")
       continue
-    hours = results.train_seconds(runs[i]) / 3600
-    row.update(recipe=rel, checkpoint=f[1], checkpoint_step=f[2].get("checkpoint_step"),
-               train_hours=round(hours, 3), semantic_ids=f[2].get("semantic_ids"))
+    tiger = f["rows"]["TIGER"]
+    hours = tiger["train_seconds"] / 3600
+    row.update({m: tiger[m] for m in METRICS}, recipe=rel, checkpoint=tiger["checkpoint"],
+               checkpoint_step=tiger.get("checkpoint_step"), train_hours=round(hours, 3),
+               semantic_ids=tiger.get("semantic_ids"), hardware=f["hardware"],
+               per_user_hits="user_hits" in f)
     diffs = []
     for m in (f"recall@{K}", f"ndcg@{K}"):
       d = row.get(f"vs_above_{m}")
       diffs.append("-" if d is None else f"{d['difference']:+.4f} ± {d['se']:.4f} (z {d['z']:+.1f}"
                    f"{'' if d['measurable'] else ', not measurable'})")
+    if "user_hits" not in f:
+      row["name"] += " †"
     lines.append(f"| {i + 1}. {row['name']} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS)
                  + f" | {hours:.2f} ({row['checkpoint_step']}) | {diffs[0]} | {diffs[1]} |")
-  train = data_lib.training_sequences(dataset)
-  floors = {"most-popular": baselines.most_popular(train, dataset.num_items, histories, K),
-            baselines.LAST_ITEMS_ROW: baselines.item_transition_last_items(
-                train, dataset.num_items, histories, K)}
-  sasrec = sasrec_lists(args, runs, len(targets))
-  if sasrec is not None:
-    floors[f"SASRec (the tuned default; {sasrec[1]})"] = sasrec[0]
-  below = {}
-  for name, ranked in floors.items():
-    below[name] = metrics.retrieval_metrics(ranked, targets, ks=(5, K))
-    lines.append(f"| {name} | " + " | ".join(f"{below[name][m]:.4f}" for m in METRICS)
-                 + " | | | |")
-  for name, r in PAPER[args.dataset].items():
+  below = {name: {m: r[m] for m in METRICS} for name, r in done[-1]["rows"].items()
+           if name in ("most-popular", "item-transition, last 3 items")}
+  sasrec = args.sasrec_record or os.path.join(REPO, "records", f"{args.dataset}_best.json")
+  if os.path.exists(sasrec):
+    record = io_utils.read_json(sasrec)
+    if "SASRec" not in record["rows"]:
+      raise SystemExit(f"error: --sasrec_record={sasrec}: the record has no SASRec row")
+    if record["rows"]["SASRec"].get("users", record["rows"]["TIGER"]["users"]) != users:
+      raise SystemExit(f"error: --sasrec_record={sasrec}: not the ladder's {users:,} users")
+    below[f"SASRec (the tuned default; {os.path.relpath(sasrec, REPO)})"] = {
+        m: record["rows"]["SASRec"][m] for m in METRICS}
+  elif args.sasrec_record:
+    raise SystemExit(f"error: --sasrec_record={args.sasrec_record}: no such file")
+  for name, r in {**below, **PAPER[args.dataset]}.items():
     lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " | | | |")
+  if any(f is not None and "user_hits" not in f for f in found):
+    lines += ["", "† its record predates per-user hits (`results.user_hits`): rerun the row to "
+              "pair it with its neighbours"]
   lines += ["", f"hardware: {hardware()}; command: `{command_line()}`"]
   print("\n".join(lines))
   if args.record:
     io_utils.write_json(args.record, {"dataset": args.dataset, "command": command_line(),
-                                      "hardware": hardware(), "users": len(targets),
+                                      "hardware": hardware(), "users": users,
                                       "rows": rows, "below": below})
 
 

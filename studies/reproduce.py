@@ -53,7 +53,10 @@ def main():
             "seed": configurables.TrainerConfig().seed, "hardware": hardware(),
             "train_steps": gin.query_parameter("%TRAIN_STEPS"),
             "max_train_hours": configurables.TrainerConfig().max_train_hours,
-            "batch_size": gin.query_parameter("%BATCH_SIZE"), "rows": rows}
+            "batch_size": gin.query_parameter("%BATCH_SIZE"), "rows": rows,
+            # per-user hits of every model: rows of two records pair with no run kept
+            "user_hits": io_utils.read_json(RunDir(model_dir).result(
+                f"{pipeline.split}{protocol}_hits"))}
   table = results.results_table({**rows, **PAPER[category]}, category, "test",
                                 pipeline.exclude_history)
   table += (f"\nrecipe: {recipe}; seed {record['seed']}; hardware: {record['hardware']}; wall "

@@ -225,6 +225,24 @@ def test_per_user_metrics_and_their_paired_difference_by_hand():
     metrics.paired_difference(a, b[:3])
 
 
+def test_hits_keep_every_per_user_metric_after_the_lists_are_gone():
+  rng = np.random.default_rng(0)
+  targets = rng.integers(0, 30, 500)
+  ranked = np.stack([rng.permutation(30)[:20] for _ in targets])  # about 2 users in 3 hit
+  hits = metrics.encode_hits(metrics.hit_ranks(ranked, targets))
+  pairs = [tuple(map(int, p.split(":"))) for p in hits.split()]
+  assert 0 < len(pairs) < 500 and all(ranked[u, r] == targets[u] for u, r in pairs)
+  ranks = metrics.decode_hits(hits, 500)
+  for k in (1, 5, 10, 20):
+    np.testing.assert_array_equal(metrics.recall_from_ranks(ranks, k),
+                                  metrics.user_recall(ranked, targets, k))
+    np.testing.assert_array_equal(metrics.ndcg_from_ranks(ranks, k),
+                                  metrics.user_ndcg(ranked, targets, k))
+  assert (metrics.decode_hits("", 4) == -1).all()
+  with pytest.raises(ValueError, match="outside 0..3"):
+    metrics.decode_hits("4:0", 4)
+
+
 def test_without_history_drops_each_users_own_items_and_keeps_the_order():
   ranked = np.array([[4, 1, 7, 2, 9, 3],
                      [5, 6, 7, 8, 9, 0],

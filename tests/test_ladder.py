@@ -21,7 +21,8 @@ def test_the_ladder_recipes_come_in_row_order_with_their_titles_and_run_folders(
       assert binds(above) < binds(row)
 
 
-def test_rows_pair_with_the_row_above_and_a_gap_breaks_the_chain():
+def test_rows_pair_with_the_row_above_from_their_hits_and_a_gap_breaks_the_chain():
+  from tiger_jax import metrics
   rng = np.random.default_rng(0)
   targets = rng.integers(0, 50, 400)
   miss = np.full((400, 10), 99)
@@ -29,10 +30,32 @@ def test_rows_pair_with_the_row_above_and_a_gap_breaks_the_chain():
   hit[:, 0] = targets  # every target at rank 1
   half = miss.copy()
   half[::2, 0] = targets[::2]
-  rows = ladder.ladder_rows(["a", "b", "c", "d", "e"], [half, hit, hit, None, hit], targets)
-  assert "vs_above_ndcg@10" not in rows[0] and rows[1]["recall@10"] == 1.0
+  # Each row's ranks as its record keeps them (`metrics.encode_hits`, one line of text).
+  ranks = [None if r is None else metrics.decode_hits(
+      metrics.encode_hits(metrics.hit_ranks(r, targets)), 400) for r in (half, hit, hit, None, hit)]
+  rows = ladder.ladder_rows(["a", "b", "c", "d", "e"], ranks)
+  assert "vs_above_ndcg@10" not in rows[0]
   up = rows[1]["vs_above_recall@10"]
   assert up["difference"] == 0.5 and up["measurable"] and up["z"] > 2
+  assert rows[1]["vs_above_ndcg@10"]["difference"] == 0.5  # rank 1: NDCG 1
   same = rows[2]["vs_above_ndcg@10"]
   assert same["difference"] == 0.0 and not same["measurable"]
-  assert "recall@10" not in rows[3] and "vs_above_recall@10" not in rows[4]
+  assert "vs_above_recall@10" not in rows[3] and "vs_above_recall@10" not in rows[4]
+
+
+def test_the_table_reads_committed_records_and_marks_rows_it_cannot_pair(tmp_path, capsys):
+  """Rows come from records/ladder/<dataset>/ (no run folder needed): a record with per-user
+  hits pairs with the row above; one without shows its metrics and says why it is unpaired."""
+  import json
+  paths = ladder.recipes("beauty")
+  ladder.main(["--dataset=beauty", f"--record={tmp_path / 'ladder.json'}"])
+  out = capsys.readouterr().out
+  table = json.load(open(tmp_path / "ladder.json"))
+  assert len(table["rows"]) == len(paths) == 7
+  for recipe, row, line in zip(paths, table["rows"], out.splitlines()[4:]):
+    exists = ladder.os.path.exists(ladder.row_record("beauty", recipe))
+    assert ("not run yet" in line) != exists
+    if exists:
+      record = json.load(open(ladder.row_record("beauty", recipe)))
+      assert row["ndcg@10"] == record["rows"]["TIGER"]["ndcg@10"]
+      assert row["per_user_hits"] == ("user_hits" in record) == (" †" not in row["name"])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 
@@ -54,6 +55,17 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   rows = json.load(open(os.path.join(model_dir, "results", "test_nohistory_baselines.json")))
   assert rows["SASRec"]["train_seconds"] == sasrec["result"]["train_seconds"]
   assert rows["TIGER"]["exclude_history"] is True
+  # Every model's per-user hits under each protocol, for pairing records after the run is
+  # gone: they give each row's metrics again.
+  from tiger_jax import metrics, results
+  for name in ("test", "test_nohistory"):
+    hits = json.load(open(os.path.join(model_dir, "results", f"{name}_hits.json")))
+    rows = json.load(open(os.path.join(model_dir, "results", f"{name}_baselines.json")))
+    assert hits["users"] == 200 and set(hits) - {"users", "depth"} == set(rows)
+    for model, row in rows.items():
+      ranks = results.hit_ranks(hits, model)
+      assert metrics.recall_from_ranks(ranks, 10).mean() == pytest.approx(row["recall@10"])
+      assert metrics.ndcg_from_ranks(ranks, 5).mean() == pytest.approx(row["ndcg@5"])
   # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing else.
   import gin
   from tiger_jax import configurables  # noqa: F401  (the names config.gin binds)
@@ -75,7 +87,6 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
 def _check_recommend(model_dir):
   """The recommend API and command on that run: a test user's history gives the user's ranked
   list in the run's results; titles come from the item text; bad requests are one line."""
-  import pytest
   from tiger_jax.recommender import Recommender, RecommendError
   rec = Recommender.load(model_dir)
   assert rec.checkpoint == "latest" and rec.step == 12  # the run did not validate

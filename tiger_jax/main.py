@@ -73,15 +73,18 @@ def run_pipeline(config: PipelineConfig) -> dict:
   histories = [e.history for e in examples]
   train_seqs = data_lib.training_sequences(dataset)
   excluded = histories if c.exclude_history else None
+  tiger = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
+                                   exclude_history=c.exclude_history)
+  lists = {"TIGER": retrieval.load_ranked(RunDir(c.model_dir).ranked(tiger), np.asarray(targets))}
   for name, fn in (("most-popular", baselines.most_popular),
                    ("item-transition", baselines.item_transition),
                    (baselines.LAST_ITEMS_ROW, baselines.item_transition_last_items)):
-    rows[name] = metrics_lib.retrieval_metrics(
-        fn(train_seqs, dataset.num_items, histories, k=ranked_k(dataset)), targets,
-        histories=excluded)
+    lists[name] = fn(train_seqs, dataset.num_items, histories, k=ranked_k(dataset))
+    rows[name] = metrics_lib.retrieval_metrics(lists[name], targets, histories=excluded)
   if c.run_sasrec:  # the paper's comparator, same splits and metrics, full ranking
-    ranked, seconds = sasrec_ranked(dataset, train_seqs, c)
-    rows["SASRec"] = {**metrics_lib.retrieval_metrics(ranked, targets, histories=excluded),
+    lists["SASRec"], seconds = sasrec_ranked(dataset, train_seqs, c)
+    rows["SASRec"] = {**metrics_lib.retrieval_metrics(lists["SASRec"], targets,
+                                                      histories=excluded),
                       "train_seconds": seconds}
   if dataset.cold_items is not None and np.isin(targets, dataset.cold_items).any():
     # (catalog-only items of one's own item file are cold but never a target: no rows)
@@ -89,6 +92,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
   protocol = evaluate_lib.protocol_suffix(c.exclude_history)
   table = results.results_table(rows, dataset.name, c.split, c.exclude_history)
   io_utils.write_json(RunDir(c.model_dir).result(f"{c.split}{protocol}_baselines"), rows)
+  io_utils.write_json(RunDir(c.model_dir).result(f"{c.split}{protocol}_hits"),
+                      results.user_hits(lists, np.asarray(targets), excluded))
   with io_utils.atomic_open(RunDir(c.model_dir).result(f"results{protocol}", ".md")) as f:
     f.write(table)
   print(table)

@@ -6,10 +6,32 @@ import os
 from typing import Callable
 
 from absl import logging
+import numpy as np
 
-from tiger_jax import checkpoints, io_utils
+from tiger_jax import checkpoints, io_utils, metrics
 from tiger_jax.metrics import METRIC_NAMES
 from tiger_jax.run_dir import RunDir
+
+
+HIT_DEPTH = 20  # the ranks a hits record keeps: the beam's width, past every reported k
+
+
+def user_hits(lists: dict[str, np.ndarray], targets, histories=None) -> dict:
+  """Each model's per-user hits (`metrics.encode_hits`) in its top HIT_DEPTH, without each
+  user's own history items when `histories` are given (as its metrics read the lists): the
+  record that lets any two models on the same users be paired later, with no run kept."""
+  out = {"users": len(targets), "depth": HIT_DEPTH}
+  for name, ranked in lists.items():
+    ranked = np.asarray(ranked)
+    if histories is not None:
+      ranked = metrics.without_history(ranked, histories, HIT_DEPTH)
+    out[name] = metrics.encode_hits(metrics.hit_ranks(ranked[:, :HIT_DEPTH], targets))
+  return out
+
+
+def hit_ranks(hits: dict, model: str) -> np.ndarray:
+  """The [users] `metrics.hit_ranks` of one model of a `user_hits` record."""
+  return metrics.decode_hits(hits[model], hits["users"])
 
 
 def reuse_or_run(path: str, config: dict, run: Callable[[], dict]) -> dict:
