@@ -42,7 +42,10 @@ def load_records(paths: list[str]) -> list[dict]:
   for path in paths:
     try:
       with open(path) as f:
-        records.append({**json.load(f), "path": os.path.relpath(os.path.abspath(path), REPO)})
+        record = {**json.load(f), "path": os.path.relpath(os.path.abspath(path), REPO)}
+      if record["recipe"].endswith("_1_paper.gin"):  # the ladder's first row
+        record["label"] = "TIGER, the paper's model, the ladder's row 1"
+      records.append(record)
     except (OSError, json.JSONDecodeError) as e:
       raise SystemExit(f"error: {path}: not a results record ({e}); rewrite it with "
                        "`python -m studies.reproduce --record=...`") from None
@@ -63,10 +66,11 @@ def table(records: list[dict]) -> str:
       label = (f"{r['label']} (`{os.path.basename(r['recipe'])}`; step {t['checkpoint_step']:,} "
                f"of {budget}, best on validation)")
       lines.append(_row(name, label, t, _hours(t["train_seconds"])))
-    if not any(r["recipe"].endswith("_paper.gin") for r in mine):
-      recipe = f"gin_configs/recipes/{dataset}_paper.gin"
-      lines.append(f"| {name} | TIGER, the paper's model (`{os.path.basename(recipe)}`): not run "
-                   f"yet, `python -m studies.reproduce --gin_file={recipe}` | | | | | |")
+    recipe = f"gin_configs/recipes/{dataset}_paper.gin"
+    if not any(r["recipe"] == recipe for r in mine):
+      lines.append(f"| {name} | TIGER, the paper's model (`{os.path.basename(recipe)}`, 8 "
+                   f"trainer hours): not run yet, `python -m studies.reproduce --gin_file={recipe} "
+                   f"--gin.TrainerConfig.max_train_hours=8` | | | | | |")
     if mine:
       for model in BASELINES:
         if model in mine[0]["rows"]:
@@ -237,7 +241,11 @@ def rewrite(readme: str, text: str, sid_text: str | None = None,
 
 
 def default_records() -> list[str]:
-  return sorted(glob.glob(os.path.join(REPO, "records", "*.json")))
+  """records/*.json, then each dataset's ladder row 1 (the paper's model at the ladder's
+  budget, records/ladder/<dataset>/<dataset>_1_paper.json) where it has run."""
+  ladder = [os.path.join(REPO, "records", "ladder", d, f"{d}_1_paper.json") for d in PAPER]
+  return (sorted(glob.glob(os.path.join(REPO, "records", "*.json")))
+          + [p for p in ladder if os.path.exists(p)])
 
 
 def main(argv=None):

@@ -113,10 +113,11 @@ def tiny_run(tmp_path_factory):
 
 # The slowest tests first (measured with --durations), so that on two cores pytest-xdist
 # does not end the run with one worker alone on a long test while the other is idle.
-SLOWEST_FIRST = ("test_main_job_writes_results", "test_sigterm_saves_its_step_and_kill_9",
+SLOWEST_FIRST = ("test_main_job_writes_results", "test_the_cold_start_study_reports",
+                 "test_sigterm_saves_its_step_and_kill_9",
                  "test_restore_uses_the_runs_own_trainer_config",
-                 "test_kill_and_resume_gives_the_same_parameters",
-                 "test_standardization_keeps_the_rqvae", "test_bad_gin_input_is_one_error_line",
+                 "test_a_trained_run_evaluates_every_user",
+                 "test_bad_gin_input_is_one_error_line",
                  "test_sasrec_learns_a_sequential_rule", "test_sharded_on_8_devices",
                  "test_two_processes_train_to_identical_parameters",
                  "test_checkpoints_by_the_clock_and_asynchronous_writes")
@@ -126,12 +127,3 @@ def pytest_collection_modifyitems(items):
   rank = lambda item: next((i for i, name in enumerate(SLOWEST_FIRST) if name in item.name),
                            len(SLOWEST_FIRST))
   items.sort(key=rank)  # stable: the others keep their order
-
-
-@pytest.fixture
-def optimized_xla():
-  """XLA's optimizations back on, for a test whose time goes to running, not compiling."""
-  import jax
-  jax.config.update("jax_disable_most_optimizations", False)
-  yield
-  jax.config.update("jax_disable_most_optimizations", True)

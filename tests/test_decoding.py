@@ -77,8 +77,10 @@ def test_beam_covering_all_items_finds_the_exact_top_k(block_softmax, config):
                                  block_softmax)
   tokens = jnp.asarray(layout.item_tokens(ids))
   blocks = list(zip(layout.level_offsets, layout.level_sizes)) if block_softmax else None
+  every = np.asarray(model.score(params, jnp.repeat(x, len(ids), 0), jnp.tile(tokens, (3, 1)),
+                                 blocks)).reshape(3, len(ids))  # each input with each item
   for b in range(3):
-    brute = np.asarray(model.score(params, jnp.repeat(x[b:b + 1], len(ids), 0), tokens, blocks))
+    brute = every[b]
     order = np.argsort(-brute, kind="stable")
     np.testing.assert_array_equal(np.asarray(items[b, :len(ids)]), order)
     np.testing.assert_allclose(np.asarray(scores[b, :len(ids)]), brute[order], atol=1e-4)

@@ -66,18 +66,23 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
       ranks = results.hit_ranks(hits, model)
       assert metrics.recall_from_ranks(ranks, 10).mean() == pytest.approx(row["recall@10"])
       assert metrics.ndcg_from_ranks(ranks, 5).mean() == pytest.approx(row["ndcg@5"])
-  # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing else.
+  # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing
+  # else (what the evaluate command does with --gin_file=config.gin, in this process; the
+  # recommend command below starts from config.gin in its own).
   import gin
-  from tiger_jax import configurables  # noqa: F401  (the names config.gin binds)
+  from tiger_jax import configurables, evaluation
   gin.clear_config()
-  gin.parse_config_file(os.path.join(model_dir, "config.gin"))  # gin may wrap a long path
-  assert gin.query_parameter("%MODEL_DIR") == model_dir
-  assert gin.query_parameter("%DATA_DIR") is None
-  gin.clear_config()
-  out = _run("tiger_jax.evaluate", f"--gin_file={model_dir}/config.gin", "--split=validation",
-             "--max_examples=64")
-  result = json.loads(out[out.index("{"):])
-  # The default comes from config.gin's EXCLUDE_HISTORY, which the last run set.
+  try:
+    gin.parse_config_file(os.path.join(model_dir, "config.gin"))  # gin may wrap a long path
+    assert gin.query_parameter("%MODEL_DIR") == model_dir
+    assert gin.query_parameter("%DATA_DIR") is None
+    # The default comes from config.gin's EXCLUDE_HISTORY, which the last run set.
+    assert configurables.exclude_history() is True
+    result = evaluation.evaluate_checkpoint(configurables.experiment(), model_dir, "validation",
+                                            max_examples=64,
+                                            exclude_history=configurables.exclude_history())
+  finally:
+    gin.clear_config()
   assert result["users"] == 64 and result["exclude_history"] is True
   assert os.path.exists(os.path.join(model_dir, "results",
                                      "validation_nohistory_first64users.json"))
@@ -85,8 +90,9 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
 
 
 def _check_recommend(model_dir):
-  """The recommend API and command on that run: a test user's history gives the user's ranked
-  list in the run's results; titles come from the item text; bad requests are one line."""
+  """The recommend API on that run: a test user's history gives the user's ranked list in the
+  run's results; titles come from the item text; bad requests are one line (the command:
+  the cold-start test below)."""
   from tiger_jax.recommender import Recommender, RecommendError
   rec = Recommender.load(model_dir)
   assert rec.checkpoint == "latest" and rec.step == 12  # the run did not validate
@@ -121,14 +127,6 @@ def _check_recommend(model_dir):
     rec.recommend([[]])
   with pytest.raises(RecommendError, match="no item without training interactions"):
     rec.recommend(histories[:1], include_new_items=True)
-  # The command (one process: the table, an unknown id dropped with a warning).
-  proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
-                         f"--history={','.join(['nope'] + histories[0])}", "--skip_unknown",
-                         "--k=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "dropped 1 unknown item ids: nope" in proc.stderr
-  anonymous = rec.recommend(histories[:1], k=3)[0]  # no --user: the anonymous user's token
-  assert f"| 1 | {anonymous[0].item_id} | {anonymous[0].title[:70]} | " in proc.stdout
 
 
 def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):
@@ -199,8 +197,17 @@ def test_the_cold_start_study_reports_three_groups_with_settings_chosen_on_valid
     assert given == len(users) if settings["min_similarity"] is None else 0 < given < len(users)
   else:
     assert 0 < given <= len(users)
-  users = [u for u, a, b in zip(users, plain, new) if [r.item_id for r in a] != [r.item_id for r in b]]
+  # The command (one process): a history with an unknown id dropped with a warning, new
+  # items placed as in the library, the table's rows.
+  anonymous = rec.recommend(histories, k=20, include_new_items=True)  # no --user: no user token
+  u = next(u for u, recs in enumerate(anonymous) if any(r.new_item for r in recs))
   proc = subprocess.run([sys.executable, "-m", "tiger_jax.recommend", f"--model_dir={model_dir}",
-                         f"--user={users[0]}", "--include_new_items", "--k=20"], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0 and "| new item |" in proc.stdout, proc.stderr[-2000:]
+                         f"--history={','.join(['nope'] + histories[u])}", "--skip_unknown",
+                         "--include_new_items", "--k=20"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "dropped 1 unknown item ids: nope" in proc.stderr
+  for r in anonymous[u]:
+    score = "new item" if r.new_item else f"{r.score:.3f}"
+    title = (r.title or "-").replace("|", "/")[:70]
+    assert f"| {r.rank} | {r.item_id} | {title} | {score} | " in proc.stdout

@@ -211,7 +211,8 @@ def test_overfits_a_tiny_dataset():
   assert first > 3.0 and final < 0.05, (first, final)
 
 
-def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
+def test_a_trained_run_evaluates_every_user_as_the_direct_pass_does(tiny_run, tmp_path):
+  """(A killed run resumes to the very same steps: tests/test_preemption.py.)"""
   from tiger_jax import experiment as experiment_lib, trainer as trainer_lib
   data_dir, sid_dir = tiny_run
   exp = experiment_lib.experiment("tiger_resume_test", None, data_dir, sid_dir,
@@ -219,17 +220,14 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert exp.feature_lengths == {"inputs": 81, "targets": 5}  # derived from the ID length
   cfg = TrainerConfig(checkpoint_every=3, eval_every=0, log_every=2, num_buckets=2,
                       learning_rate=0.01, decay_start=2)
-  whole = trainer_lib.train(str(tmp_path / "a"), 6, 8, exp, cfg)
-  trainer_lib.train(str(tmp_path / "b"), 3, 8, exp, cfg)  # "killed" after step 3
-  resumed = trainer_lib.train(str(tmp_path / "b"), 6, 8, exp, cfg)
-  assert int(resumed.step) == 6
-  for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  trainer_lib.train(str(tmp_path / "a"), 3, 8, exp, cfg)  # "killed" after step 3
+  trainer_lib.train(str(tmp_path / "a"), 6, 8, exp, cfg)  # resumed there
   assert os.listdir(tmp_path / "a" / "train")  # TensorBoard event files
   assert sorted(os.listdir(tmp_path / "a" / "checkpoints"))[-1] == "6"
   # The evaluate path on that run: every test user, real items only, the JSON the CLI writes.
   import json
   from tiger_jax import evaluation as evaluate_lib, io_utils, results
+  assert evaluate_lib.saved_evaluation(str(tmp_path / "a"), "test", "latest") is None  # none yet
   result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", batch_size=32)
   written = json.load(open(tmp_path / "a" / "results" / "test.json"))
   assert written["users"] == 80 and written["checkpoint_step"] == 6 and written["beam"] == 20
@@ -265,9 +263,9 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   assert json.load(open(tmp_path / "a" / "results" / "test_beam3_first16users.json"))["users"] == 16
   with pytest.raises(ValueError, match=rf"beam size 2000 must be in 1\.\.{len(exp.ids)} "):
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=2000)
-  clock = json.load(open(tmp_path / "b" / "train_clock.json"))["steps"]  # resumed at step 3
+  clock = json.load(open(tmp_path / "a" / "train_clock.json"))["steps"]  # resumed at step 3
   assert set(clock) == {"3", "6"} and clock["6"] > clock["3"] > 0
-  assert results.train_seconds(str(tmp_path / "b")) == round(clock["6"], 1)
+  assert results.train_seconds(str(tmp_path / "a")) == round(clock["6"], 1)
   with pytest.raises(FileNotFoundError, match="best: no checkpoint to evaluate"):  # no validation
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", checkpoint="best")
   # A saved evaluation counts only while its checkpoint is the one `latest` names
@@ -275,7 +273,6 @@ def test_kill_and_resume_gives_the_same_parameters(tiny_run, tmp_path):
   from tiger_jax import checkpoints as checkpoints_lib, trainer as trainer_lib
   a = str(tmp_path / "a")
   assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
-  assert evaluate_lib.saved_evaluation(str(tmp_path / "b"), "test", "latest") is None  # none saved
   assert checkpoints_lib.checkpoint_step(a, "best") is None
   os.makedirs(tmp_path / "a" / "checkpoints" / "9.orbax-checkpoint-tmp-1")  # unfinished: no step
   assert evaluate_lib.saved_evaluation(a, "test", "latest") == written
