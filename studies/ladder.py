@@ -148,6 +148,12 @@ def main(argv=None):
     raise SystemExit(f"error: --sasrec_record={args.sasrec_record}: no such file")
   for name, r in {**below, **PAPER[args.dataset]}.items():
     lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " | | | |")
+  machines = {}
+  for i, f in enumerate(found):
+    if f is not None:
+      machines.setdefault(f["hardware"], []).append(str(i + 1))
+  lines += ["", "trained on: " + "; ".join(f"rows {', '.join(r)}: {h}" for h, r in machines.items())
+            + " (trainer hours are not comparable across machines)" * (len(machines) > 1)]
   if any(f is not None and "user_hits" not in f for f in found):
     lines += ["", "† its record predates per-user hits (`results.user_hits`): rerun the row to "
               "pair it with its neighbours"]
