@@ -59,3 +59,12 @@ def test_the_table_reads_committed_records_and_marks_rows_it_cannot_pair(tmp_pat
       record = json.load(open(ladder.row_record("beauty", recipe)))
       assert row["ndcg@10"] == record["rows"]["TIGER"]["ndcg@10"]
       assert row["per_user_hits"] == ("user_hits" in record) == (" †" not in row["name"])
+
+
+def test_a_sasrec_record_without_sasrec_or_missing_is_one_error_line(tmp_path):
+  import pytest
+  no_sasrec = ladder.row_record("beauty", ladder.recipes("beauty")[0])  # the rows leave it out
+  for path, message in ((no_sasrec, "the record has no SASRec row"),
+                        (str(tmp_path / "nope.json"), "no such file")):
+    with pytest.raises(SystemExit, match=f"^error: --sasrec_record=.*: {message}"):
+      ladder.main(["--dataset=beauty", f"--sasrec_record={path}"])
