@@ -11,7 +11,8 @@
     train/              metric logs (TensorBoard events)
     train_clock.json    training seconds by checkpointed step
     logs/               tracebacks of failed commands
-    results/            evaluations (<name>.json, <name>_ranked.npz), tables, records
+    results/            evaluations (<name>.json, <name>_ranked.npz), tables, records,
+                        every model's per-user hits (<split>_hits.json: results.user_hits)
 
 Every other module asks `RunDir(model_dir)` for these paths instead of joining names.
 """
