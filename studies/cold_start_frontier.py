@@ -141,10 +141,10 @@ def hit_rate_lines(record: dict, model_dir: str, dataset, is_cold: np.ndarray,
   lists = cold_start.scored(cold_start.insert_at(
       ranked, nearest, cold_start.tiered_positions(sim, edges, ranks)), is_cold, 0.1)
   groups = cold_start.group_users(targets, is_cold)
-  score = {g: (cold_start._recall(lists, targets, u), cold_start._ndcg(lists, targets, u))
-           for g, u in groups.items()}
-  alone = {g: (cold_start._recall(ranked, targets, u), cold_start._ndcg(ranked, targets, u))
-           for g, u in groups.items()}
+  def both(top, u):
+    return cold_start.recall_of_users(top, targets, u), cold_start.ndcg_of_users(top, targets, u)
+  score = {g: both(lists, u) for g, u in groups.items()}
+  alone = {g: both(ranked, u) for g, u in groups.items()}
   warm = max(1 - score["warm targets"][i] / alone["warm targets"][i] for i in (0, 1))
   return [
       "", "Hit rates on validation, all users: TIGER's item at each rank, and the nearest cold "

@@ -9,15 +9,21 @@
 #     --against=runs/ids_downstream/paper_old --split=validation --checkpoint=latest \
 #     --record=records/downstream/semantic_ids_beauty_paper.json
 #
-# Both recipes pin the old RQ-VAE schedule; the "new" run binds the default's fields back.
+# The "old" runs pin the old RQ-VAE schedule (beauty_paper.gin binds it; the best recipe, on
+# the default IDs since, gets it here, at its old 3,000 steps); the "new" run binds the
+# default's fields back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+old=(--gin.RQVAEConfig.beta=0.25 --gin.RQVAEConfig.batch_size=1024 --gin.RQVAEConfig.kmeans_init_items=1024
+     --gin.RQVAEConfig.epochs=3000 --gin.RQVAEConfig.reset_dead_codes=True --gin.RQVAEConfig.grad_clip=0.0
+     --gin.SemanticIdConfig.max_group=0)
 which=${1:?"say which recipe: paper or best"}
 case "$which" in
   paper) recipe=gin_configs/recipes/beauty_paper.gin
          extra=(--gin.TRAIN_STEPS=3000 --gin.RQVAEConfig.epochs=3000
                 --gin.TrainerConfig.checkpoint_every=250 --gin.TrainerConfig.eval_every=3000) ;;
-  best)  recipe=gin_configs/recipes/beauty_best.gin; extra=() ;;
+  best)  recipe=gin_configs/recipes/beauty_best.gin  # now on the default IDs, 1 trainer hour:
+         extra=(--gin.TRAIN_STEPS=3000 --gin.TrainerConfig.max_train_hours=0 "${old[@]}") ;;
   *) echo "error: $which: say paper or best" >&2; exit 2 ;;
 esac
 common=(--gin_file=$recipe "${extra[@]}" --gin.pipeline.split="'validation'"

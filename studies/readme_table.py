@@ -26,6 +26,11 @@ from studies.common import PAPER, REPO
 BEGIN, END = "<!-- readme_table:begin -->", "<!-- readme_table:end -->"
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 BASELINES = ("SASRec", "item-transition", "item-transition, last 3 items", "most-popular")
+# Issue #38's 8-hour rows (gin_configs/recipes/<dataset>_<stem>.gin), "not run yet" with their
+# command until their record is in records/: the paper's model, and the best recipe that keeps
+# no count memory.
+PENDING = (("paper_cpu", "TIGER, the paper's model"),
+           ("learned", "TIGER + item-level inputs, item embedding, recency, averaging (no counts)"))
 
 
 def _hours(seconds: float) -> str:
@@ -66,11 +71,12 @@ def table(records: list[dict]) -> str:
       label = (f"{r['label']} (`{os.path.basename(r['recipe'])}`; step {t['checkpoint_step']:,} "
                f"of {budget}, best on validation)")
       lines.append(_row(name, label, t, _hours(t["train_seconds"])))
-    recipe = f"gin_configs/recipes/{dataset}_paper.gin"
-    if not any(r["recipe"] == recipe for r in mine):
-      lines.append(f"| {name} | TIGER, the paper's model (`{os.path.basename(recipe)}`, 8 "
-                   f"trainer hours): not run yet, `python -m studies.reproduce --gin_file={recipe} "
-                   f"--gin.TrainerConfig.max_train_hours=8` | | | | | |")
+    for stem, label in PENDING:
+      recipe = f"gin_configs/recipes/{dataset}_{stem}.gin"
+      if not any(r["recipe"] == recipe for r in mine):
+        lines.append(f"| {name} | {label} (`{os.path.basename(recipe)}`, 8 trainer hours): not "
+                     f"run yet, `python -m studies.reproduce --gin_file={recipe} "
+                     f"--record=records/{dataset}_{stem}.json` | | | | | |")
     if mine:
       for model in BASELINES:
         if model in mine[0]["rows"]:
@@ -87,6 +93,10 @@ def table(records: list[dict]) -> str:
     for r in mine:
       source = " Transcribed from an earlier README; the record says why." if r.get(
           "provenance") else ""
+      if r.get("branched_from"):
+        b = r["branched_from"]
+        source += (f" Its run started as a copy of `{b['from']}` at step {b['step']:,} "
+                   "(`studies.learning_curve.branch`), the same recipe's training.")
       notes.append(f"- {name}, `{r['path']}`: `{r['command']}` (batch {r['batch_size']}, seed "
                    f"{r['seed']}; {r['hardware']}).{source}{_ids_note(r)}")
     checksums = {ids["sha1"] for r in mine if (ids := r["rows"]["TIGER"].get("semantic_ids"))}

@@ -27,8 +27,17 @@ from studies.common import PAPER, REPO, SHARED, command_line, hardware, relative
 
 flags.DEFINE_string("record", None, "Also write the results record here (e.g. records/X.json).")
 flags.DEFINE_string("label", None, "The TIGER row's name in the README's table (default: the "
-                    "recipe's file name).")
+                    "recipe's LABEL macro, else its file name).")
 FLAGS = flags.FLAGS
+
+
+def recipe_label(recipe: str) -> str:
+  """The row name a recipe gives itself (`LABEL = '...'`), else its file name."""
+  import gin
+  try:
+    return gin.query_parameter("%LABEL")
+  except ValueError:
+    return os.path.splitext(os.path.basename(recipe))[0]
 
 
 def main():
@@ -36,6 +45,7 @@ def main():
   from tiger_jax import configurables, evaluation as evaluate_lib, io_utils, main as main_lib
   from tiger_jax import results
   from tiger_jax.run_dir import RunDir
+  from studies import learning_curve
   start = time.time()
   category = gin.query_parameter("pipeline.category")
   if category not in PAPER:
@@ -48,12 +58,17 @@ def main():
   protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
   recipe = relative(FLAGS.gin_file[0]) if FLAGS.gin_file else ""
   record = {"dataset": category, "recipe": recipe,
-            "label": FLAGS.label or os.path.splitext(os.path.basename(recipe))[0],
+            "label": FLAGS.label or recipe_label(recipe),
             "command": command_line(), "exclude_history": pipeline.exclude_history,
             "seed": configurables.TrainerConfig().seed, "hardware": hardware(),
             "train_steps": gin.query_parameter("%TRAIN_STEPS"),
             "max_train_hours": configurables.TrainerConfig().max_train_hours,
             "batch_size": gin.query_parameter("%BATCH_SIZE"), "rows": rows,
+            # the trainer's validation passes: (step, trainer hours, R@10, N@10); a run started
+            # as a copy of another at one of its checkpoints (learning_curve.branch) says so
+            "validation_curve": learning_curve.tiger_curve(model_dir),
+            "branched_from": io_utils.read_json(os.path.join(model_dir, "branch.json"))
+                             if os.path.exists(os.path.join(model_dir, "branch.json")) else None,
             # per-user hits of every model: rows of two records pair with no run kept
             "user_hits": io_utils.read_json(RunDir(model_dir).result(
                 f"{pipeline.split}{protocol}_hits"))}

@@ -21,6 +21,35 @@ def test_the_ladder_recipes_come_in_row_order_with_their_titles_and_run_folders(
       assert binds(above) < binds(row)
 
 
+def test_the_readme_recipes_are_ladder_rows_and_name_their_rows():
+  """The best recipe is the ladder's last row with SASRec beside it; the 8-hour recipes are
+  rows 1 (the paper's model) and 5 (no count memories) at 8 trainer hours: the same bindings
+  but for the run folder, the label, the budget and SASRec. Each names its README row."""
+  import gin
+  from studies import readme_table, reproduce
+  from tiger_jax import cli, configurables  # noqa: F401  (the gin names)
+  recipes = "gin_configs/recipes/"
+  own = ("MODEL_DIR", "LABEL", "TRAIN_STEPS", "pipeline.run_sasrec", "TrainerConfig.max_train_hours")
+  binds = lambda p: {l.split("#")[0].strip() for l in open(p) if "=" in l and not l.startswith(
+      ("#", *own))}
+  for dataset in ("beauty", "toys"):
+    rows = ladder.recipes(dataset)
+    for stem, row, hours in (("best", rows[6], 1.0), ("learned", rows[4], 8.0),
+                             ("paper_cpu", rows[0], 8.0)):
+      recipe = f"{recipes}{dataset}_{stem}.gin"
+      assert binds(recipe) == binds(row), (recipe, binds(recipe) ^ binds(row))
+      assert ("pipeline.run_sasrec = False" in open(recipe).read()) == (stem != "best")
+      gin.clear_config()
+      try:
+        cli.parse_config([recipe], [])
+        assert gin.query_parameter("TrainerConfig.max_train_hours") == hours
+        label = reproduce.recipe_label(recipe)
+      finally:
+        gin.clear_config()
+      expected = dict(readme_table.PENDING).get(stem)
+      assert label == expected if expected else label.startswith("TIGER + "), (recipe, label)
+
+
 def test_rows_pair_with_the_row_above_from_their_hits_and_a_gap_breaks_the_chain():
   from tiger_jax import metrics
   rng = np.random.default_rng(0)

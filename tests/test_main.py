@@ -24,7 +24,7 @@ def _run(*args):
   return proc.stdout
 
 
-def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
+def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys):
   # (SIGTERM and resumption: tests/test_preemption.py, through the train binary; every
   # binary handles it in cli.run.)
   model_dir = str(tmp_path / "run")
@@ -38,10 +38,19 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   sasrec = json.load(open(os.path.join(model_dir, "results", "test_sasrec.json")))
   assert sasrec["config"]["epochs"] == 1 and "train_seconds" in sasrec["result"]  # for reruns
   # The same run under EXCLUDE_HISTORY: training and SASRec are reused, every model's list
-  # leaves out the user's history, and the results get their own names.
-  out = _run("tiger_jax.main", f"--gin.MODEL_DIR='{model_dir}'", *TINY,
-             "--gin.EXCLUDE_HISTORY=True")
-  assert "own history excluded" in out
+  # leaves out the user's history, and the results get their own names. (The main binary's
+  # pipeline in this process, under the run's own config.gin plus the binding, as
+  # `python -m tiger_jax.main --gin_file=MODEL_DIR/config.gin --gin.EXCLUDE_HISTORY=True`
+  # runs it: one interpreter start less.)
+  import gin
+  from tiger_jax import cli, configurables, main as main_lib
+  gin.clear_config()
+  try:
+    cli.parse_config([os.path.join(model_dir, "config.gin")], ["EXCLUDE_HISTORY=True"])
+    main_lib.run_pipeline(configurables.PipelineConfig())
+  finally:
+    gin.clear_config()
+  assert "own history excluded" in capsys.readouterr().out
   assert json.load(open(os.path.join(model_dir, "results", "test_sasrec.json"))) == sasrec
   from tiger_jax import data as data_lib
   from tiger_jax.io_utils import load_arrays
@@ -69,8 +78,7 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path):
   # MODEL_DIR/config.gin records MODEL_DIR, where the run's data are: evaluate needs nothing
   # else (what the evaluate command does with --gin_file=config.gin, in this process; the
   # recommend command below starts from config.gin in its own).
-  import gin
-  from tiger_jax import configurables, evaluation
+  from tiger_jax import evaluation
   gin.clear_config()
   try:
     gin.parse_config_file(os.path.join(model_dir, "config.gin"))  # gin may wrap a long path

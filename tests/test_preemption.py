@@ -3,14 +3,14 @@ checkpoint write loses nothing but the steps since the last complete one, and a 
 trains the very same steps as an uninterrupted one."""
 
 import glob
+import logging
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, run_until_logged
+from conftest import run_until_logged
 
 STEPS = 10
 
@@ -28,9 +28,10 @@ def _command(model_dir, data_dir, sid_dir, *extra):
           *(f"--gin.{b}" for b in _bindings(model_dir, data_dir, sid_dir)), *extra]
 
 
-def _train_in_process(model_dir, data_dir, sid_dir):
+def _train_in_process(model_dir, data_dir, sid_dir, *extra):
   """What `_command` runs, in this process (one interpreter start less): the train binary's
-  main() under the same gin config and the command line's default PRNG."""
+  main() under the same gin config (`extra`: more bindings) and the command line's default
+  PRNG."""
   import gin
   import jax
   from tiger_jax import cli, configurables
@@ -38,8 +39,8 @@ def _train_in_process(model_dir, data_dir, sid_dir):
   gin.clear_config()
   jax.config.update("jax_default_prng_impl", cli.FLAGS["prng_impl"].default)
   try:
-    cli.parse_config(["gin_configs/tiger_synthetic.gin"], _bindings(model_dir, data_dir, sid_dir),
-                     ("experiment", "train"))
+    cli.parse_config(["gin_configs/tiger_synthetic.gin"],
+                     _bindings(model_dir, data_dir, sid_dir) + list(extra), ("experiment", "train"))
     configurables.train(exp=configurables.experiment())
   finally:
     gin.clear_config()
@@ -61,7 +62,7 @@ def _losses(model_dir):
 
 
 def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one(tiny_run,
-                                                                                tmp_path):
+                                                                                tmp_path, caplog):
   from tiger_jax import preemption
   data_dir, sid_dir = tiny_run
   whole = str(tmp_path / "whole")
@@ -90,9 +91,10 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   assert code == -signal.SIGKILL and f"resumed from step {step}" in log
   done = [int(n) for n in os.listdir(os.path.join(run, "checkpoints")) if n.isdigit()]
   assert done and step < max(done) <= 7
-  out = subprocess.run(_command(run, data_dir, sid_dir, every), cwd=REPO, check=True,
-                       capture_output=True, text=True, timeout=300)
-  resumed_from = int(out.stderr.split("resumed from step ")[1].split()[0])
+  caplog.set_level(logging.INFO, logger="absl")
+  _train_in_process(run, data_dir, sid_dir, every.removeprefix("--gin."))  # (that command)
+  resumed = [r.getMessage() for r in caplog.records if "resumed from step" in r.getMessage()]
+  resumed_from = int(resumed[-1].split("resumed from step ")[1].split()[0])
   assert resumed_from in done and resumed_from > step
   # Every step, however often trained again after a stop, gave the uninterrupted run's loss:
   # the same data order and the same dropout draws.

@@ -221,13 +221,15 @@ def scored(lists: np.ndarray, is_cold: np.ndarray, epsilon: float,
   return metrics_lib.cap_cold(lists, is_cold, K, epsilon)
 
 
-def _ndcg(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+def ndcg_of_users(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+  """Mean NDCG@K of the rows `users` of the lists (0 for no user)."""
   if not len(users):
     return 0.0
   return float(metrics_lib.ndcg_at_k(lists[users], np.asarray(targets)[users], K))
 
 
-def _recall(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+def recall_of_users(lists: np.ndarray, targets: np.ndarray, users: np.ndarray) -> float:
+  """Mean Recall@K of the rows `users` of the lists (0 for no user)."""
   if not len(users):
     return 0.0
   return float(metrics_lib.recall_at_k(lists[users], np.asarray(targets)[users], K))
@@ -262,17 +264,18 @@ def choose(config: ColdStartConfig, item_vectors: np.ndarray, val: Split, is_col
     extra, _ = beam_knn(item_vectors, cold_histories, val.ranked[cold_users], cold_items, blend,
                         query, config.top_beams, slots)
     lists = insert_at(val.ranked[cold_users], extra, 0)
-    by_blend[blend] = _ndcg(scored(lists, is_cold, epsilon, cold_excluded),
+    by_blend[blend] = ndcg_of_users(scored(lists, is_cold, epsilon, cold_excluded),
                             val.targets[cold_users], every_cold_user)
   blend = max(config.blends, key=lambda b: (by_blend[b], b))  # ties: more content
   knn = scored(baselines.content_knn(item_vectors, cold_histories, K + 10, query=query),
                is_cold, epsilon, cold_excluded)
-  knn_cold = _ndcg(knn, val.targets[cold_users], every_cold_user)
+  knn_cold = ndcg_of_users(knn, val.targets[cold_users], every_cold_user)
   extra, similarity = beam_knn(item_vectors, val.histories, val.ranked, cold_items, blend, query,
                                config.top_beams, slots)
   base = scored(val.ranked, is_cold, epsilon, excluded)
   warm = groups["warm targets"]
-  beams = {"recall": _recall(base, val.targets, warm), "ndcg": _ndcg(base, val.targets, warm)}
+  beams = {"recall": recall_of_users(base, val.targets, warm),
+           "ndcg": ndcg_of_users(base, val.targets, warm)}
   candidates = {
       **_gate_candidates(config, val, extra, similarity, groups, is_cold, epsilon, excluded),
       **_tier_candidates(config, val, extra, similarity, base, groups, is_cold, epsilon, excluded)}
@@ -296,10 +299,10 @@ def _gate_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
                      is_cold, epsilon, excluded)
       candidates[f"{share:.0%} of users, rank {p}"] = {
           "share": share, "min_similarity": threshold, "position": p,
-          "cold targets: ndcg": _ndcg(lists, val.targets, groups["cold targets"]),
-          "warm targets: recall": _recall(lists, val.targets, groups["warm targets"]),
-          "warm targets: ndcg": _ndcg(lists, val.targets, groups["warm targets"]),
-          "all users: ndcg": _ndcg(lists, val.targets, groups["all users"])}
+          "cold targets: ndcg": ndcg_of_users(lists, val.targets, groups["cold targets"]),
+          "warm targets: recall": recall_of_users(lists, val.targets, groups["warm targets"]),
+          "warm targets: ndcg": ndcg_of_users(lists, val.targets, groups["warm targets"]),
+          "all users: ndcg": ndcg_of_users(lists, val.targets, groups["all users"])}
   return candidates
 
 
@@ -329,10 +332,10 @@ def _tier_candidates(config: ColdStartConfig, val: Split, extra: np.ndarray,
         "share": float((positions >= 0).mean()), "min_similarity": None, "position": None,
         "weight": weight, "tier_edges": [float(e) for e in edges],
         "tier_positions": [int(r) for r in placement(beam, cold, weight)],
-        "cold targets: ndcg": _ndcg(lists, val.targets, groups["cold targets"]),
-        "warm targets: recall": _recall(lists, val.targets, groups["warm targets"]),
-        "warm targets: ndcg": _ndcg(lists, val.targets, groups["warm targets"]),
-        "all users: ndcg": _ndcg(lists, val.targets, groups["all users"])}
+        "cold targets: ndcg": ndcg_of_users(lists, val.targets, groups["cold targets"]),
+        "warm targets: recall": recall_of_users(lists, val.targets, groups["warm targets"]),
+        "warm targets: ndcg": ndcg_of_users(lists, val.targets, groups["warm targets"]),
+        "all users: ndcg": ndcg_of_users(lists, val.targets, groups["all users"])}
   return candidates
 
 
