@@ -217,7 +217,8 @@ def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
           "recipe = cli.find_gin_file('gin_configs/recipes/beauty_best.gin')\n"
           "gin.parse_config_files_and_bindings([recipe], [])  # includes two levels deep\n"
           "print(tiger_jax.__file__, path, batch, recipe,\n"
-          "      gin.query_parameter('FollowerConfig.sources'), gin.query_parameter('%TRAIN_STEPS'))")
+          "      gin.query_parameter('FollowerConfig.sources'),\n"
+          "      gin.query_parameter('TrainerConfig.max_train_hours'))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")},
                        timeout=120).stdout.split()
@@ -225,4 +226,4 @@ def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
   assert out[0].startswith(site) and out[1] == f"{site}/tiger_jax/gin_configs/main_synthetic.gin"
   assert out[2] == "128"  # main_synthetic.gin's, over base.gin's include
   assert out[3] == f"{site}/tiger_jax/gin_configs/recipes/beauty_best.gin"
-  assert out[4:] == ["3", "3000"]  # the recipe's
+  assert out[4:] == ["3", "1.0"]  # the recipe's

@@ -91,7 +91,7 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   assert code == -signal.SIGKILL and f"resumed from step {step}" in log
   done = [int(n) for n in os.listdir(os.path.join(run, "checkpoints")) if n.isdigit()]
   assert done and step < max(done) <= 7
-  caplog.set_level(logging.INFO, logger="absl")
+  caplog.set_level(logging.INFO)  # the trainer logs through the standard logging module
   _train_in_process(run, data_dir, sid_dir, every.removeprefix("--gin."))  # (that command)
   resumed = [r.getMessage() for r in caplog.records if "resumed from step" in r.getMessage()]
   resumed_from = int(resumed[-1].split("resumed from step ")[1].split()[0])
