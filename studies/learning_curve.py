@@ -173,8 +173,9 @@ def validation_users(model_dir: str, eval_users: int) -> np.ndarray:
 
 def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int,
                      exclude_history: bool = False) -> dict:
-  """SASRec after every epoch, and the most-popular and item-transition lines, on `users`
-  (exclude_history: each list without the user's own history items, as EXCLUDE_HISTORY)."""
+  """SASRec after every epoch, and the most-popular and item-transition (last item, last 3
+  items) lines, on `users` (exclude_history: each list without the user's own history items,
+  as EXCLUDE_HISTORY)."""
   from tiger_jax import baselines, data as data_lib, metrics, sasrec
   dataset = data_lib.load(data_dir)
   examples = {e.user: e for e in data_lib.iter_examples(dataset, "validation")}
@@ -188,7 +189,8 @@ def reference_curves(data_dir: str, users: np.ndarray, sasrec_epochs: int,
     return {k: m[k] for k in KEYS}
 
   out = {name: scores(fn(train_seqs, dataset.num_items, histories, k=width)) for name, fn in (
-      ("most-popular", baselines.most_popular), ("item-transition", baselines.item_transition))}
+      ("most-popular", baselines.most_popular), ("item-transition", baselines.item_transition),
+      (baselines.LAST_ITEMS_ROW, baselines.item_transition_last_items))}
   curve = []
 
   def on_epoch(epoch, model, params, seconds):

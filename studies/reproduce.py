@@ -40,6 +40,27 @@ def recipe_label(recipe: str) -> str:
     return os.path.splitext(os.path.basename(recipe))[0]
 
 
+def validation_floors(model_dir: str) -> dict:
+  """The users of the trainer's validation pass (the first `train.eval_examples` of the split)
+  and the counting floors on them, beside the validation curve (`studies.readme_figure`)."""
+  import inspect
+  import gin
+  from studies import learning_curve
+  from tiger_jax import io_utils, trainer
+  from tiger_jax.run_dir import RunDir
+  try:
+    users = gin.query_parameter("train.eval_examples")
+  except ValueError:  # not bound: train's default
+    users = inspect.signature(trainer.train).parameters["eval_examples"].default
+  if not users or not os.path.exists(RunDir(model_dir).config_json):
+    return {}
+  ids = learning_curve.validation_users(model_dir, users)
+  data_dir = io_utils.read_json(RunDir(model_dir).config_json)["data_dir"]
+  lines = learning_curve.reference_curves(data_dir, ids, sasrec_epochs=0)
+  return {"validation_users": int(len(ids)),
+          "validation_lines": {k: v for k, v in lines.items() if k != "SASRec"}}
+
+
 def main():
   import gin
   from tiger_jax import configurables, evaluation as evaluate_lib, io_utils, main as main_lib
@@ -67,6 +88,7 @@ def main():
             # the trainer's validation passes: (step, trainer hours, R@10, N@10); a run started
             # as a copy of another at one of its checkpoints (learning_curve.branch) says so
             "validation_curve": learning_curve.tiger_curve(model_dir),
+            **validation_floors(model_dir),
             "branched_from": io_utils.read_json(os.path.join(model_dir, "branch.json"))
                              if os.path.exists(os.path.join(model_dir, "branch.json")) else None,
             # per-user hits of every model: rows of two records pair with no run kept

@@ -140,3 +140,25 @@ def test_the_launch_scripts_refuse_bad_input_in_one_line():
                           timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("error:"), (script, proc.stderr)
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_readme_figure_draws_each_records_validation_curve_and_floors(tmp_path, monkeypatch):
+  """One panel per dataset from the records alone: each record's validation curve (kept by
+  studies.reproduce) and the floors on the same users."""
+  import json
+  from studies import readme_figure, readme_table
+  points = [{"step": s, "hours": s / 1000, "recall@10": 0.05, "ndcg@10": 0.01 * s / 1000}
+            for s in (1000, 2000)]
+  paths = []
+  for dataset in ("beauty", "toys"):
+    record = {"dataset": dataset, "label": "TIGER", "recipe": f"r/{dataset}_x.gin",
+              "hardware": "cpu", "validation_curve": points, "validation_users": 64,
+              "validation_lines": {"most-popular": {"recall@10": 0.01, "ndcg@10": 0.005}}}
+    paths.append(str(tmp_path / f"{dataset}.json"))
+    json.dump(record, open(paths[-1], "w"))
+  monkeypatch.setattr(readme_table, "default_records", lambda: paths)
+  monkeypatch.setattr(readme_figure, "OUT", str(tmp_path / "fig.png"))
+  got = readme_figure.curves(json.load(open(paths[0])))
+  assert got == (points, {"most-popular": {"recall@10": 0.01, "ndcg@10": 0.005}}, None, 64)
+  readme_figure.main()
+  assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
