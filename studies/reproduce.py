@@ -28,7 +28,24 @@ from studies.common import PAPER, REPO, SHARED, command_line, hardware, relative
 flags.DEFINE_string("record", None, "Also write the results record here (e.g. records/X.json).")
 flags.DEFINE_string("label", None, "The TIGER row's name in the README's table (default: the "
                     "recipe's LABEL macro, else its file name).")
+flags.DEFINE_string("branch_from", None, "RUN_DIR@STEP (STEP a number or 'latest'): start "
+                    "MODEL_DIR as a copy of that run at that checkpoint (data, Semantic IDs, "
+                    "the checkpoint, best/ up to it, the clock), e.g. an 8-hour recipe from the "
+                    "ladder row whose first hour it is; the record says so. A no-op on resume.")
 FLAGS = flags.FLAGS
+
+
+def latest_step(spec: str) -> str:
+  """'RUN_DIR@latest' -> 'RUN_DIR@<its newest checkpoint step>'; other specs as they are."""
+  from tiger_jax.run_dir import RunDir
+  run, _, step = spec.rpartition("@")
+  if step != "latest":
+    return spec
+  folder = RunDir(run).checkpoints
+  steps = sorted(int(s) for s in os.listdir(folder) if s.isdigit()) if os.path.isdir(folder) else []
+  if not steps:
+    raise SystemExit(f"error: --branch_from={spec}: no checkpoint in {folder}")
+  return f"{run}@{steps[-1]}"
 
 
 def recipe_label(recipe: str) -> str:
@@ -74,8 +91,10 @@ def main():
   with gin.unlock_config():
     gin.bind_parameter("pipeline.source_dir", os.path.join(SHARED, category))
   pipeline = configurables.PipelineConfig()
-  rows = main_lib.run_pipeline(pipeline)
   model_dir = gin.query_parameter("%MODEL_DIR")
+  if FLAGS.branch_from:
+    learning_curve.branch(latest_step(FLAGS.branch_from), model_dir)
+  rows = main_lib.run_pipeline(pipeline)
   protocol = evaluate_lib.protocol_suffix(pipeline.exclude_history)
   recipe = relative(FLAGS.gin_file[0]) if FLAGS.gin_file else ""
   record = {"dataset": category, "recipe": recipe,

@@ -97,3 +97,29 @@ def test_a_sasrec_record_without_sasrec_or_missing_is_one_error_line(tmp_path):
                         (str(tmp_path / "nope.json"), "no such file")):
     with pytest.raises(SystemExit, match=f"^error: --sasrec_record=.*: {message}"):
       ladder.main(["--dataset=beauty", f"--sasrec_record={path}"])
+
+
+def test_an_8_hour_recipe_branches_from_the_latest_checkpoint_of_its_ladder_row(tmp_path):
+  """studies.reproduce --branch_from=RUN@latest names the source run's newest checkpoint, and
+  learning_curve.branch starts the new run as a copy of it (what it copies, and a resume)."""
+  import json
+  import os
+  import pytest
+  from studies import learning_curve, reproduce
+  src = tmp_path / "row"
+  for d in ("data", "semantic_ids", "checkpoints/500", "checkpoints/1000", "best/500",
+            "best/1500"):
+    os.makedirs(src / d)
+  (src / "train_clock.json").write_text('{"steps": {"1000": 3600.0}}')
+  spec = reproduce.latest_step(f"{src}@latest")
+  assert spec == f"{src}@1000" and reproduce.latest_step(f"{src}@500") == f"{src}@500"
+  learning_curve.branch(spec, str(tmp_path / "long"))
+  long = tmp_path / "long"
+  assert sorted(os.listdir(long / "checkpoints")) == ["1000"]
+  assert os.listdir(long / "best") == ["500"]  # the best up to the branch step only
+  assert json.load(open(long / "branch.json"))["step"] == 1000
+  assert json.load(open(long / "train_clock.json")) == {"steps": {"1000": 3600.0}}
+  learning_curve.branch(f"{src}@500", str(long))  # a resumed branch: left as it is
+  assert json.load(open(long / "branch.json"))["step"] == 1000
+  with pytest.raises(SystemExit, match="no checkpoint"):
+    reproduce.latest_step(f"{tmp_path / 'nothing'}@latest")
