@@ -13,7 +13,9 @@ above on R@10 and N@10 (mean, standard error, z: `metrics.paired_difference`) fr
 records' per-user hits (`results.user_hits`), so no run folder needs to survive; a difference
 within two standard errors is marked as not measurable. Under the rows: the floors (from the
 last row's record) and SASRec (from --sasrec_record, default the dataset's best recipe's
-record: the rows leave SASRec out, `pipeline.run_sasrec = False`), and the paper.
+record: the rows leave SASRec out, `pipeline.run_sasrec = False`), each paired against the
+last row that ran where both records keep hits (against SASRec: the moonshot's test), and the
+paper.
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ def _ranks(record: dict, model: str) -> np.ndarray | None:
   return results.hit_ranks(hits, model) if hits and model in hits else None
 
 
+def _diff(d: dict | None) -> str:
+  """'+0.0072 ± 0.0011 (z +6.6)' for a paired difference, '-' for none."""
+  if d is None:
+    return "-"
+  return (f"{d['difference']:+.4f} ± {d['se']:.4f} (z {d['z']:+.1f}"
+          f"{'' if d['measurable'] else ', not measurable'})")
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--dataset", required=True, choices=sorted(PAPER))
@@ -124,17 +134,14 @@ def main(argv=None):
                checkpoint_step=tiger.get("checkpoint_step"), train_hours=round(hours, 3),
                semantic_ids=tiger.get("semantic_ids"), hardware=f["hardware"],
                per_user_hits="user_hits" in f)
-    diffs = []
-    for m in (f"recall@{K}", f"ndcg@{K}"):
-      d = row.get(f"vs_above_{m}")
-      diffs.append("-" if d is None else f"{d['difference']:+.4f} ± {d['se']:.4f} (z {d['z']:+.1f}"
-                   f"{'' if d['measurable'] else ', not measurable'})")
+    diffs = [_diff(row.get(f"vs_above_{m}")) for m in (f"recall@{K}", f"ndcg@{K}")]
     if "user_hits" not in f:
       row["name"] += " †"
     lines.append(f"| {i + 1}. {row['name']} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS)
                  + f" | {hours:.2f} ({row['checkpoint_step']}) | {diffs[0]} | {diffs[1]} |")
   below = {name: {m: r[m] for m in METRICS} for name, r in done[-1]["rows"].items()
            if name in ("most-popular", "item-transition, last 3 items")}
+  below_ranks = {name: _ranks(done[-1], name) for name in below}
   sasrec = args.sasrec_record or os.path.join(REPO, "records", f"{args.dataset}_best.json")
   if os.path.exists(sasrec):
     record = io_utils.read_json(sasrec)
@@ -142,12 +149,25 @@ def main(argv=None):
       raise SystemExit(f"error: --sasrec_record={sasrec}: the record has no SASRec row")
     if record["rows"]["SASRec"].get("users", record["rows"]["TIGER"]["users"]) != users:
       raise SystemExit(f"error: --sasrec_record={sasrec}: not the ladder's {users:,} users")
-    below[f"SASRec (the tuned default; {os.path.relpath(sasrec, REPO)})"] = {
-        m: record["rows"]["SASRec"][m] for m in METRICS}
+    name = f"SASRec (the tuned default; {os.path.relpath(sasrec, REPO)})"
+    below[name] = {m: record["rows"]["SASRec"][m] for m in METRICS}
+    below_ranks[name] = _ranks(record, "SASRec")
   elif args.sasrec_record:
     raise SystemExit(f"error: --sasrec_record={args.sasrec_record}: no such file")
+  # The last row that ran against each row below it, paired over users where both kept hits
+  # (against SASRec: the moonshot's test).
+  last = max(i for i, f in enumerate(found) if f is not None)
+  mine = _ranks(found[last], "TIGER")
+  for name, theirs in below_ranks.items():
+    if mine is not None and theirs is not None:
+      vs = ladder_rows([name, "last"], [theirs, mine])[1]
+      below[name]["last_row_vs_this"] = {"row": last + 1, **{
+          m: vs[f"vs_above_{m}"] for m in (f"recall@{K}", f"ndcg@{K}")}}
   for name, r in {**below, **PAPER[args.dataset]}.items():
-    lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " | | | |")
+    vs = r.get("last_row_vs_this")
+    diffs = " | |" if vs is None else "".join(
+        f" | row {vs['row']} {_diff(vs[m])}" for m in (f"recall@{K}", f"ndcg@{K}"))
+    lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + f" |{diffs} |")
   machines = {}
   for i, f in enumerate(found):
     if f is not None:

@@ -88,6 +88,16 @@ def test_the_table_reads_committed_records_and_marks_rows_it_cannot_pair(tmp_pat
       record = json.load(open(ladder.row_record("beauty", recipe)))
       assert row["ndcg@10"] == record["rows"]["TIGER"]["ndcg@10"]
       assert row["per_user_hits"] == ("user_hits" in record) == (" †" not in row["name"])
+  # Below the rows, the last row that ran is paired against each floor (and SASRec) whose
+  # record keeps hits: its paired difference is the difference of the two rows' metrics.
+  last = max(i for i, r in enumerate(table["rows"]) if "ndcg@10" in r)
+  floor = table["below"]["item-transition, last 3 items"]
+  if table["rows"][last]["per_user_hits"]:
+    vs = floor["last_row_vs_this"]
+    assert vs["row"] == last + 1
+    assert abs(vs["ndcg@10"]["difference"]
+               - (table["rows"][last]["ndcg@10"] - floor["ndcg@10"])) < 1e-9
+    assert f"row {last + 1} {vs['ndcg@10']['difference']:+.4f}" in out
 
 
 def test_a_sasrec_record_without_sasrec_or_missing_is_one_error_line(tmp_path):
