@@ -95,7 +95,8 @@ def _diff(d: dict | None) -> str:
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--dataset", required=True, choices=sorted(PAPER))
-  p.add_argument("--record", default="", help="also write the table's rows here as JSON")
+  p.add_argument("--record", default="", help="also write the table's rows here as JSON, and "
+                 "the table as markdown beside it (the same name, .md)")
   p.add_argument("--sasrec_record", default="", help="a results record on the same data whose "
                  "SASRec row goes below the ladder (default: records/<dataset>_best.json)")
   args = p.parse_args(argv)
@@ -179,10 +180,12 @@ def main(argv=None):
               "pair it with its neighbours"]
   lines += ["", f"hardware: {hardware()}; command: `{command_line()}`"]
   print("\n".join(lines))
-  if args.record:
+  if args.record:  # the JSON, and the table beside it as markdown (what the README links)
     io_utils.write_json(args.record, {"dataset": args.dataset, "command": command_line(),
                                       "hardware": hardware(), "users": users,
                                       "rows": rows, "below": below})
+    with io_utils.atomic_open(os.path.splitext(args.record)[0] + ".md") as f:
+      f.write(f"# The ladder on {args.dataset.capitalize()}\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def test_the_table_reads_committed_records_and_marks_rows_it_cannot_pair(tmp_pat
   out = capsys.readouterr().out
   table = json.load(open(tmp_path / "ladder.json"))
   assert len(table["rows"]) == len(paths) == 7
+  assert (tmp_path / "ladder.md").read_text().endswith(out)  # the table, as markdown beside it
   for recipe, row, line in zip(paths, table["rows"], out.splitlines()[4:]):
     exists = ladder.os.path.exists(ladder.row_record("beauty", recipe))
     assert ("not run yet" in line) != exists
