@@ -134,3 +134,31 @@ def test_an_8_hour_recipe_branches_from_the_latest_checkpoint_of_its_ladder_row(
   assert json.load(open(long / "branch.json"))["step"] == 1000
   with pytest.raises(SystemExit, match="no checkpoint"):
     reproduce.latest_step(f"{tmp_path / 'nothing'}@latest")
+
+
+def test_two_record_rows_pair_by_their_hits_and_bad_sides_are_one_error_line(tmp_path, capsys):
+  import json
+  import pytest
+  from studies import pair_records
+  from tiger_jax import metrics, results
+  rng = np.random.default_rng(1)
+  targets = rng.integers(0, 30, 300)
+  lists = {m: rng.integers(0, 30, (300, 20)) for m in ("TIGER", "SASRec")}
+  lists["TIGER"][:100, 0] = targets[:100]  # a third of the users hit at rank 1
+  hits = results.user_hits(lists, targets, None)
+  path = tmp_path / "r.json"
+  json.dump({"exclude_history": True, "user_hits": hits}, open(path, "w"))
+  pair_records.main([f"{path}:TIGER", f"{path}:SASRec"])
+  out = capsys.readouterr().out
+  expected = metrics.paired_difference(metrics.user_ndcg(lists["TIGER"], targets, 10),
+                                       metrics.user_ndcg(lists["SASRec"], targets, 10))
+  assert "300 users, history left out" in out
+  assert (f"| ndcg@10 | {expected['a']:.4f} | {expected['b']:.4f} | "
+          f"{expected['difference']:+.4f} |") in out
+  json.dump({"user_hits": hits}, open(tmp_path / "kept.json", "w"))
+  for a, b, message in ((f"{path}:BERT4Rec", f"{path}:TIGER", "no per-user hits of 'BERT4Rec'"),
+                        ("nowhere.json:TIGER", f"{path}:TIGER", "no such record"),
+                        (f"{path}:TIGER", f"{tmp_path / 'kept.json'}:SASRec",
+                         "different protocols")):
+    with pytest.raises(SystemExit, match=f"^error: .*{message}"):
+      pair_records.main([a, b])
