@@ -39,7 +39,8 @@ def main() -> None:
   import matplotlib.pyplot as plt
   from tiger_jax import io_utils
   records = [r for r in readme_table.load_records(readme_table.default_records())
-             if r.get("validation_curve") or r.get("learning_curve")]
+             if (r.get("validation_curve") or r.get("learning_curve"))
+             and not r.get("exclude_history")]  # the table's rows: the paper's protocol
   if not records:
     raise SystemExit("error: no record in records/ keeps a validation curve")
   datasets = sorted({r["dataset"] for r in records}, key=list(PAPER).index)
@@ -57,11 +58,12 @@ def main() -> None:
                 label="SASRec")
       lines = lines or floors
     for j, (name, value) in enumerate(lines.items()):
-      ax.axhline(value["ndcg@10"], ls=("--", ":")[j % 2], color="0.3", label=name)
+      ax.axhline(value["ndcg@10"], ls=("--", ":", "-.")[j % 3], color="0.3", label=name)
     count = ", ".join(f"{u:,}" for u in sorted(u for u in users if u)) or "the"
     ax.set_title(f"{dataset}: validation, {count} fixed users", fontsize=9)
     ax.set_xlabel("training hours (the trainer's clock)")
     ax.set_ylabel("validation NDCG@10")
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   machines = sorted({r["hardware"] for r in records})
