@@ -37,15 +37,15 @@ FLAGS = flags.FLAGS
 
 def latest_step(spec: str) -> str:
   """'RUN_DIR@latest' -> 'RUN_DIR@<its newest checkpoint step>'; other specs as they are."""
+  from tiger_jax import checkpoints
   from tiger_jax.run_dir import RunDir
   run, _, step = spec.rpartition("@")
   if step != "latest":
     return spec
-  folder = RunDir(run).checkpoints
-  steps = sorted(int(s) for s in os.listdir(folder) if s.isdigit()) if os.path.isdir(folder) else []
-  if not steps:
-    raise SystemExit(f"error: --branch_from={spec}: no checkpoint in {folder}")
-  return f"{run}@{steps[-1]}"
+  newest = checkpoints.checkpoint_step(run, "latest")
+  if newest is None:
+    raise SystemExit(f"error: --branch_from={spec}: no checkpoint in {RunDir(run).checkpoints}")
+  return f"{run}@{newest}"
 
 
 def recipe_label(recipe: str) -> str:
