@@ -53,19 +53,26 @@ def title(recipe: str) -> str:
     return f.readline().lstrip("# ").rstrip().rstrip(".")
 
 
+def paired(a: np.ndarray, b: np.ndarray, k: int = K) -> dict:
+  """{'recall@k', 'ndcg@k': A minus B paired over users} from two models' per-user hit ranks
+  (`metrics.paired_difference`, with `measurable`: |z| >= 2)."""
+  from tiger_jax import metrics
+  out = {}
+  for m, fn in ((f"recall@{k}", metrics.recall_from_ranks), (f"ndcg@{k}", metrics.ndcg_from_ranks)):
+    d = metrics.paired_difference(fn(a, k), fn(b, k))
+    out[m] = {**d, "measurable": abs(d["z"]) >= 2}
+  return out
+
+
 def ladder_rows(names: list[str], ranks: list[np.ndarray | None]) -> list[dict]:
   """Per row (its per-user `metrics.hit_ranks`, or None where it has none) the paired
   differences on R@K and N@K against the row above (`metrics.paired_difference`) with
   `measurable`: |z| >= 2; a row without ranks breaks the chain."""
-  from tiger_jax import metrics
   rows, above = [], None
   for name, r in zip(names, ranks):
     row = {"name": name}
     if r is not None and above is not None:
-      for m, fn in ((f"recall@{K}", metrics.recall_from_ranks),
-                    (f"ndcg@{K}", metrics.ndcg_from_ranks)):
-        d = metrics.paired_difference(fn(r, K), fn(above, K))
-        row[f"vs_above_{m}"] = {**d, "measurable": abs(d["z"]) >= 2}
+      row.update({f"vs_above_{m}": d for m, d in paired(r, above).items()})
     above = r
     rows.append(row)
   return rows
@@ -161,9 +168,7 @@ def main(argv=None):
   mine = _ranks(found[last], "TIGER")
   for name, theirs in below_ranks.items():
     if mine is not None and theirs is not None:
-      vs = ladder_rows([name, "last"], [theirs, mine])[1]
-      below[name]["last_row_vs_this"] = {"row": last + 1, **{
-          m: vs[f"vs_above_{m}"] for m in (f"recall@{K}", f"ndcg@{K}")}}
+      below[name]["last_row_vs_this"] = {"row": last + 1, **paired(mine, theirs)}
   for name, r in {**below, **PAPER[args.dataset]}.items():
     vs = r.get("last_row_vs_this")
     diffs = " | |" if vs is None else "".join(

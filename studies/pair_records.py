@@ -39,7 +39,8 @@ def load_side(spec: str) -> tuple[dict, str]:
 
 def pair(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> dict:
   """{metric: paired difference of A minus B} at k."""
-  from tiger_jax import metrics, results
+  from studies import ladder
+  from tiger_jax import results
   (ra, ma), (rb, mb) = a, b
   if ra.get("exclude_history", False) != rb.get("exclude_history", False):
     raise SystemExit("error: the two records score different protocols (exclude_history)")
@@ -49,9 +50,7 @@ def pair(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> dict:
   depth = min(ra["user_hits"]["depth"], rb["user_hits"]["depth"])
   if not 1 <= k <= depth:
     raise SystemExit(f"error: --k={k}: the hits go to rank {depth}")
-  ranks_a, ranks_b = results.hit_ranks(ra["user_hits"], ma), results.hit_ranks(rb["user_hits"], mb)
-  return {f"{name}@{k}": metrics.paired_difference(fn(ranks_a, k), fn(ranks_b, k))
-          for name, fn in (("recall", metrics.recall_from_ranks), ("ndcg", metrics.ndcg_from_ranks))}
+  return ladder.paired(results.hit_ranks(ra["user_hits"], ma), results.hit_ranks(rb["user_hits"], mb), k)
 
 
 def main(argv=None) -> None:
