@@ -78,3 +78,50 @@ def test_early_stopping_keeps_the_best_validation_pass_and_stops_after_patience(
   assert all(a["seconds"] <= b["seconds"] for a, b in zip(curve, curve[1:]))
   with pytest.raises(ValueError, match="SASRecConfig.dropout_rate must be in"):
     sasrec.SASRecConfig(dropout_rate=1.0)
+
+
+def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, caplog):
+  """SIGTERM between validation passes saves that epoch and raises Preempted; the same call
+  goes on from the saved state (optimizer, best pass, data order, dropout draws) and returns
+  exactly the uninterrupted run's parameters and validation curve."""
+  import dataclasses
+  import logging
+  import os
+  import signal
+  import jax
+  import pytest
+  from tiger_jax import preemption
+  rng = np.random.default_rng(2)
+  seqs = [rng.integers(0, 25, rng.integers(3, 9)) for _ in range(96)]
+  histories, targets = [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
+  config = sasrec.SASRecConfig(max_len=8, emb_dim=16, epochs=8, batch_size=32,
+                               dropout_rate=0.3, validate_every=2, patience=3)
+
+  def validate(model, params):
+    ranked = sasrec.recommend(model, params, histories, k=10)
+    return metrics.retrieval_metrics(ranked, targets, ks=(10,))["ndcg@10"]
+
+  whole_curve, whole_info = [], {}
+  _, whole = sasrec.train(seqs, 25, config, validate=validate, curve=whole_curve,
+                          info=whole_info)
+  state = str(tmp_path / "sasrec" / "state.msgpack")
+  stop_after = lambda n: lambda epoch, *_: epoch == n and os.kill(os.getpid(), signal.SIGTERM)
+  with pytest.raises(preemption.Preempted, match="at step 3: .*run the same command"):
+    sasrec.train(seqs, 25, config, validate=validate, state_path=state, on_epoch=stop_after(3))
+  assert os.listdir(tmp_path / "sasrec") == ["state.msgpack"]  # written whole, then renamed
+  caplog.set_level(logging.INFO)
+  curve, info = [], {}
+  _, resumed = sasrec.train(seqs, 25, config, validate=validate, curve=curve, info=info,
+                            state_path=state)
+  assert any("resuming after epoch 3" in r.getMessage() for r in caplog.records)
+  assert [(c["epoch"], c["score"]) for c in curve] == [(c["epoch"], c["score"])
+                                                       for c in whole_curve]
+  assert {k: info[k] for k in ("epochs", "best_epoch")} == {
+      k: whole_info[k] for k in ("epochs", "best_epoch")}
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(whole)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # A state saved for another config is not used: training starts over.
+  caplog.clear()
+  other = dataclasses.replace(config, learning_rate=3e-3, epochs=2)
+  sasrec.train(seqs, 25, other, validate=validate, state_path=state)
+  assert any("another SASRec config" in r.getMessage() for r in caplog.records)

@@ -163,14 +163,17 @@ def sasrec_ranked(dataset, train_seqs, c: PipelineConfig) -> tuple[np.ndarray, f
   ranked_path = results.sasrec_ranked_path(c.model_dir, c.split)
 
   def run() -> dict:
-    t = time.time()
     validate = sasrec_validation(dataset) if config.patience else None
-    model, params = sasrec.train(train_seqs, dataset.num_items, config, validate=validate)
-    seconds = round(time.time() - t, 1)
+    state, info = RunDir(c.model_dir).sasrec_state(c.split), {}
+    model, params = sasrec.train(train_seqs, dataset.num_items, config, validate=validate,
+                                 state_path=state, info=info)
     full_histories = [s[:-1] if c.split == "test" else s[:-2] for s in dataset.sequences]
     io_utils.write_npz(ranked_path, ranked=sasrec.recommend(model, params, full_histories,
                                                             k=ranked_k(dataset)))
-    return {"train_seconds": seconds}
+    if io_utils.exists(state):
+      io_utils.remove(state)  # its lists are saved: the state has served
+    return {"train_seconds": info["wall_seconds"], "epochs": info["epochs"],
+            "best_epoch": info["best_epoch"]}
 
   key = {**dataclasses.asdict(config), "num_items": dataset.num_items,
          "train_sequences": len(train_seqs), "k": ranked_k(dataset)}

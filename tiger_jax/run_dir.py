@@ -10,6 +10,7 @@
     corrupt_checkpoints/ steps that did not restore, set aside
     train/              metric logs (TensorBoard events)
     train_clock.json    training seconds by checkpointed step
+    sasrec/             the pipeline's SASRec while it trains (<split>_state.msgpack: resumable)
     logs/               tracebacks of failed commands
     results/            evaluations (<name>.json, <name>_ranked.npz), tables, records,
                         every model's per-user hits (<split>_hits.json: results.user_hits)
@@ -65,6 +66,10 @@ class RunDir:
   @property
   def train_clock(self) -> str:
     return self._join("train_clock.json")
+
+  def sasrec_state(self, split: str) -> str:
+    """The pipeline's SASRec training state for `split` (sasrec.train's state_path)."""
+    return self._join("sasrec", f"{split}_state.msgpack")
 
   @property
   def logs(self) -> str:

@@ -10,15 +10,20 @@ training sequences (today's common practice; the original used sampled BCE).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
+import zlib
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from tiger_jax import io_utils, preemption
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +133,32 @@ def sampled_logits(model: SASRec, params, hidden: jax.Array, labels: jax.Array, 
   return jnp.concatenate([positive[:, None], negative], 1), jnp.zeros_like(labels)
 
 
+def _save_state(path: str, arrays: dict, meta: dict) -> None:
+  """One file (msgpack, written whole then renamed): the arrays and the loop's counters."""
+  blob = flax.serialization.msgpack_serialize(
+      {"arrays": flax.serialization.to_state_dict(jax.device_get(arrays)),
+       "meta": json.dumps(meta)})
+  with io_utils.atomic_open(path, "wb") as f:
+    f.write(blob)
+
+
+def _load_state(path: str, arrays: dict, key: dict) -> tuple[dict, dict] | None:
+  """(arrays shaped like `arrays`, meta) saved by a run with the same `key`, else None."""
+  if not path or not io_utils.exists(path):
+    return None
+  with io_utils.open_file(path, "rb") as f:
+    saved = flax.serialization.msgpack_restore(f.read())
+  meta = json.loads(saved["meta"])
+  if meta.get("key") != key:
+    logging.warning("%s was saved for another SASRec config or data: training from scratch", path)
+    return None
+  return flax.serialization.from_state_dict(arrays, saved["arrays"]), meta
+
+
 def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecConfig = SASRecConfig(),
           on_epoch: Callable[[int, SASRec, Any, float], None] | None = None,
           validate: Callable[[SASRec, Any], float] | None = None,
-          curve: list | None = None):
+          curve: list | None = None, state_path: str | None = None, info: dict | None = None):
   """Trains on training sequences (validation and test items removed); returns (model, params).
 
   on_epoch(epoch, model, params, train_seconds), when given, runs after every
@@ -142,6 +169,14 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   the best pass, and training stops after `config.patience` passes without a better one.
   `curve`, when given, receives {'epoch', 'seconds', 'score'} per pass. Validation time is
   not training time.
+
+  state_path, when given, makes training resumable: the whole state (parameters, optimizer,
+  best pass, random streams, counters) is saved there after every validation pass (every
+  epoch without `validate`), and on SIGTERM or a first Ctrl-C at the end of the epoch, which
+  then raises `preemption.Preempted`. A later call with the same config and data goes on from
+  it and returns what one uninterrupted call would have. `info`, when given, receives
+  {'epochs', 'best_epoch', 'train_seconds', 'wall_seconds'}, seconds summed over resumes
+  (train: validation excluded; wall: included).
   """
   model = SASRec(config, num_items)
   seqs = [s for s in train_sequences if len(s) >= 2]
@@ -177,52 +212,94 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   start = time.time()
   paused = 0.0  # seconds spent in on_epoch and validate
   best, since_best = None, 0  # (score, epoch, params) of the best validation pass
-  for epoch in range(config.epochs):
-    perm = order_rng.permutation(n)
-    losses = []
-    for i in range(0, n - b + 1, b):
-      idx = perm[i:i + b]
-      # Trim the batch's all-pad columns and gather its real positions; both sizes are
-      # rounded up (to 10 columns, 256 positions) so that few shapes compile.
-      width = min(config.max_len, -(-int(lengths[idx].max()) // 10) * 10)
-      x, y = inputs[idx, -width:], targets[idx, -width:]
-      real = np.flatnonzero((x > 0) & (y > 0))
-      size = -(-max(len(real), 1) // 256) * 256
-      positions = np.zeros(size, np.int32)
-      positions[:len(real)] = real
-      valid = (np.arange(size) < len(real)).astype(np.float32)
-      rng, sub = jax.random.split(rng)
-      params, opt_state, loss = step(params, opt_state, x, y, positions, valid, sub)
-      losses.append(loss)
-    if on_epoch is not None:
-      jax.block_until_ready(params)
-      t = time.time()
-      on_epoch(epoch + 1, model, params, t - start - paused)
-      paused += time.time() - t
-    if validate is not None and ((epoch + 1) % config.validate_every == 0
-                                 or epoch + 1 == config.epochs):
-      jax.block_until_ready(params)
-      t = time.time()
-      score = float(validate(model, params))
-      if curve is not None:
-        curve.append({"epoch": epoch + 1, "seconds": round(t - start - paused, 1),
-                      "score": score})
-      if best is None or score > best[0]:
-        best, since_best = (score, epoch + 1, params), 0
-      else:
-        since_best += 1
-      paused += time.time() - t
-      logging.info("SASRec epoch %d: validation %.4f (best %.4f at epoch %d)", epoch + 1,
-                   score, best[0], best[1])
-      if config.patience and since_best >= config.patience:
-        logging.info("SASRec: no better validation in %d passes; stopping at epoch %d, "
-                     "keeping epoch %d", since_best, epoch + 1, best[1])
+  first_epoch, before = 0, 0.0  # where a saved state left off; its wall seconds
+  key = {**dataclasses.asdict(config), "num_items": num_items,
+         "data_crc32": zlib.crc32(padded.tobytes())}
+  loaded = _load_state(state_path, {"params": params, "opt_state": opt_state, "rng": rng,
+                                    "best_params": params}, key)
+  if loaded is not None:
+    arrays, meta = loaded
+    params, opt_state, rng = arrays["params"], arrays["opt_state"], arrays["rng"]
+    order_rng.bit_generator.state = meta["order_rng"]
+    first_epoch, since_best, before = meta["epoch"], meta["since_best"], meta["wall_seconds"]
+    start -= meta["train_seconds"]
+    if meta["best_epoch"]:
+      best = (meta["best_score"], meta["best_epoch"], arrays["best_params"])
+    logging.info("SASRec: resuming after epoch %d from %s", first_epoch, state_path)
+  saved_curve = meta["curve"] if loaded is not None else []  # validation passes so far
+
+  def save(epoch: int) -> None:
+    _save_state(state_path, {"params": params, "opt_state": opt_state, "rng": rng,
+                             "best_params": params if best is None else best[2]},
+                {"key": key, "epoch": epoch, "since_best": since_best,
+                 "best_score": best[0] if best else None, "best_epoch": best[1] if best else 0,
+                 "order_rng": order_rng.bit_generator.state, "curve": saved_curve,
+                 "train_seconds": time.time() - start - paused,
+                 "wall_seconds": before + time.time() - wall_start})
+
+  wall_start, done = time.time(), first_epoch
+  with preemption.SignalWatch(enabled=state_path is not None) as watch:
+    for epoch in range(first_epoch, config.epochs):
+      perm = order_rng.permutation(n)
+      losses = []
+      for i in range(0, n - b + 1, b):
+        idx = perm[i:i + b]
+        # Trim the batch's all-pad columns and gather its real positions; both sizes are
+        # rounded up (to 10 columns, 256 positions) so that few shapes compile.
+        width = min(config.max_len, -(-int(lengths[idx].max()) // 10) * 10)
+        x, y = inputs[idx, -width:], targets[idx, -width:]
+        real = np.flatnonzero((x > 0) & (y > 0))
+        size = -(-max(len(real), 1) // 256) * 256
+        positions = np.zeros(size, np.int32)
+        positions[:len(real)] = real
+        valid = (np.arange(size) < len(real)).astype(np.float32)
+        rng, sub = jax.random.split(rng)
+        params, opt_state, loss = step(params, opt_state, x, y, positions, valid, sub)
+        losses.append(loss)
+      done = epoch + 1
+      if on_epoch is not None:
+        jax.block_until_ready(params)
+        t = time.time()
+        on_epoch(epoch + 1, model, params, t - start - paused)
+        paused += time.time() - t
+      stop = False
+      if validate is not None and ((epoch + 1) % config.validate_every == 0
+                                   or epoch + 1 == config.epochs):
+        jax.block_until_ready(params)
+        t = time.time()
+        score = float(validate(model, params))
+        saved_curve.append({"epoch": epoch + 1, "seconds": round(t - start - paused, 1),
+                            "score": score})
+        if best is None or score > best[0]:
+          best, since_best = (score, epoch + 1, params), 0
+        else:
+          since_best += 1
+        paused += time.time() - t
+        logging.info("SASRec epoch %d: validation %.4f (best %.4f at epoch %d)", epoch + 1,
+                     score, best[0], best[1])
+        stop = bool(config.patience and since_best >= config.patience)
+        if stop:
+          logging.info("SASRec: no better validation in %d passes; stopping at epoch %d, "
+                       "keeping epoch %d", since_best, epoch + 1, best[1])
+      if (epoch + 1) % max(1, config.epochs // 10) == 0:
+        rate = (epoch + 1 - first_epoch) / max(time.time() - wall_start, 1e-9)
+        logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
+                     config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
+                     (config.epochs - epoch - 1) / rate)
+      if stop:
         break
-    if (epoch + 1) % max(1, config.epochs // 10) == 0:
-      rate = (epoch + 1) / (time.time() - start - paused)
-      logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
-                   config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
-                   (config.epochs - epoch - 1) / rate)
+      if state_path and (watch.requested is not None or validate is None
+                         or len(saved_curve) and saved_curve[-1]["epoch"] == epoch + 1):
+        save(epoch + 1)
+        if watch.requested is not None:
+          raise preemption.Preempted(epoch + 1, state_path)
+  if curve is not None:
+    curve[:] = saved_curve
+  if info is not None:
+    info.update(epochs=done,
+                best_epoch=best[1] if best else None,
+                train_seconds=round(time.time() - start - paused, 1),
+                wall_seconds=round(before + time.time() - wall_start, 1))
   return model, (params if best is None else best[2])
 
 
