@@ -24,7 +24,7 @@ def _run(*args):
   return proc.stdout
 
 
-def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys):
+def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys, monkeypatch):
   # (SIGTERM and resumption: tests/test_preemption.py, through the train binary; every
   # binary handles it in cli.run.)
   model_dir = str(tmp_path / "run")
@@ -48,9 +48,16 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys):
   try:
     cli.parse_config([os.path.join(model_dir, "config.gin")], ["EXCLUDE_HISTORY=True"])
     main_lib.run_pipeline(configurables.PipelineConfig())
+    assert "own history excluded" in capsys.readouterr().out
+    # Run again, it decodes nothing: the saved evaluation of the same step serves.
+    saved = json.load(open(os.path.join(model_dir, "results", "test_nohistory.json")))
+    with monkeypatch.context() as patch:
+      patch.setattr(main_lib.evaluate_lib, "evaluate_checkpoint", None)  # not called
+      main_lib.run_pipeline(configurables.PipelineConfig())
+    assert "own history excluded" in capsys.readouterr().out
   finally:
     gin.clear_config()
-  assert "own history excluded" in capsys.readouterr().out
+  assert json.load(open(os.path.join(model_dir, "results", "test_nohistory.json"))) == saved
   assert json.load(open(os.path.join(model_dir, "results", "test_sasrec.json"))) == sasrec
   from tiger_jax import data as data_lib
   from tiger_jax.io_utils import load_arrays

@@ -62,10 +62,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
   if checkpoint == "auto":
     checkpoint = "best" if checkpoints_lib.checkpoint_step(c.model_dir, "best") is not None \
         else "latest"
-  result = evaluate_lib.evaluate_checkpoint(exp, c.model_dir, c.split, c.beam_size,
-                                            c.eval_batch_size, dtype=c.decode_dtype,
-                                            checkpoint=checkpoint,
-                                            exclude_history=c.exclude_history)
+  result = tiger_evaluation(exp, c, checkpoint)
   dataset = data_lib.load(data_dir)
   rows = {"TIGER": {**result, "train_seconds": results.train_seconds(c.model_dir)}}
   examples = list(data_lib.iter_examples(dataset, c.split))
@@ -133,6 +130,25 @@ def cold_rows(exp, dataset, c: PipelineConfig, checkpoint: str, data_dir: str, t
   if settings:  # what `recommend --include_new_items` uses
     io_utils.write_json(RunDir(c.model_dir).result(cold_start.SETTINGS_FILE), settings)
   return rows
+
+
+def tiger_evaluation(exp, c: PipelineConfig, checkpoint: str) -> dict:
+  """TIGER's evaluation of the split: the saved one when it was decoded from the step that
+  `checkpoint` names now, with the same decoding dtype and Semantic IDs (a rerun of a finished
+  pipeline, e.g. to add SASRec, decodes nothing); otherwise decoded and saved."""
+  name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
+                                  exclude_history=c.exclude_history)
+  saved = evaluate_lib.saved_evaluation(c.model_dir, name, checkpoint)
+  if (saved is not None and saved.get("dtype") == (c.decode_dtype or exp.model.config.dtype)
+      and saved.get("semantic_ids", {}).get("sha1") == sid_pipeline.summary(
+          exp.semantic_id_dir)["sha1"]):
+    logging.info("reusing %s: decoded from step %d", RunDir(c.model_dir).result(name),
+                 saved["checkpoint_step"])
+    return saved
+  return evaluate_lib.evaluate_checkpoint(exp, c.model_dir, c.split, c.beam_size,
+                                          c.eval_batch_size, dtype=c.decode_dtype,
+                                          checkpoint=checkpoint,
+                                          exclude_history=c.exclude_history)
 
 
 # The baselines' and SASRec's lists: the metrics' deepest k, plus room for the history
