@@ -19,6 +19,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 from studies.common import PAPER, REPO
@@ -27,10 +28,19 @@ BEGIN, END = "<!-- readme_table:begin -->", "<!-- readme_table:end -->"
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 BASELINES = ("SASRec", "item-transition", "item-transition, last 3 items", "most-popular")
 # Issue #38's 8-hour rows (gin_configs/recipes/<dataset>_<stem>.gin), "not run yet" with their
-# command until their record is in records/: the paper's model, and the best recipe that keeps
-# no count memory.
-PENDING = (("paper_cpu", "TIGER, the paper's model"),
-           ("learned", "TIGER + item-level inputs, item embedding, recency, averaging (no counts)"))
+# command and their recipe's LABEL until their record is in records/: the paper's model, and the
+# best recipe that keeps no count memory.
+PENDING = ("paper_cpu", "learned")
+
+
+def declared_label(recipe: str) -> str:
+  """The recipe's `LABEL = "..."` line (what `studies.reproduce` names its row), read without
+  parsing the recipe; else its file name."""
+  with open(os.path.join(REPO, recipe)) as f:
+    for line in f:
+      if match := re.fullmatch(r'LABEL\s*=\s*"(.*)"\s*', line.rstrip("\n")):
+        return match.group(1)
+  return os.path.splitext(os.path.basename(recipe))[0]
 
 
 def _hours(seconds: float) -> str:
@@ -71,10 +81,10 @@ def table(records: list[dict]) -> str:
       label = (f"{r['label']} (`{os.path.basename(r['recipe'])}`; step {t['checkpoint_step']:,} "
                f"of {budget}, best on validation)")
       lines.append(_row(name, label, t, _hours(t["train_seconds"])))
-    for stem, label in PENDING:
+    for stem in PENDING:
       recipe = f"gin_configs/recipes/{dataset}_{stem}.gin"
       if not any(r["recipe"] == recipe for r in mine):
-        lines.append(f"| {name} | {label} (`{os.path.basename(recipe)}`, 8 trainer hours): not "
+        lines.append(f"| {name} | {declared_label(recipe)} (`{os.path.basename(recipe)}`, 8 trainer hours): not "
                      f"run yet, `python -m studies.reproduce --gin_file={recipe} "
                      f"--record=records/{dataset}_{stem}.json` | | | | | |")
     if mine:
