@@ -34,12 +34,16 @@ def _setup(num_items=20, seed=0, **config):
 
 
 def _search(model, params, layout, x, beams, trie, block_softmax=True, exclude=None):
-  enc = model.encode(params, x)
-  cache = model.init_cache(params, enc, x)
-  step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position, block)
-  return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
-                              layout.level_sizes, trie,
-                              block_softmax=block_softmax, exclude=exclude)
+  """The search under jit, as the Retriever runs it (one compile instead of many eager ops)."""
+  def search(params, x, exclude):
+    enc = model.encode(params, x)
+    cache = model.init_cache(params, enc, x)
+    step = lambda tok, c, position, block: model.decode_step(params, c, enc, x, tok, position,
+                                                             block)
+    return decoding.beam_search(step, cache, x.shape[0], beams, layout.level_offsets,
+                                layout.level_sizes, trie,
+                                block_softmax=block_softmax, exclude=exclude)
+  return jax.jit(search)(params, x, exclude)
 
 
 def test_trie_children_by_hand():
