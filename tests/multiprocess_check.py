@@ -10,7 +10,9 @@ so the test can check both processes ended with the same ones.
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+# 2 fake devices, beside the flags the test session set (tests/conftest.py)
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=2").strip()
 
 import jax  # noqa: E402
 

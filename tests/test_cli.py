@@ -136,8 +136,7 @@ def test_bad_gin_input_is_one_error_line(tmp_path):
   `error:` line, no traceback, nothing written."""
   from tiger_jax import configurables
   from tiger_jax.errors import ConfigError
-  main_calls = ("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig",
-                "RQVAEConfig", "experiment", "train", "SASRecConfig")
+  from tiger_jax.main import CALLS as main_calls
   (tmp_path / "open.gin").write_text("TRAIN_STEPS = (\n")
   try:
     for files, bindings, message in (

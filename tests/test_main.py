@@ -24,6 +24,23 @@ def _run(*args):
   return proc.stdout
 
 
+def _pipeline_in_process(gin_file, *bindings):
+  """The main binary's pipeline in this process, its gin file and --gin bindings parsed as the
+  command line parses them, under its PRNG (one interpreter start less than `_run`)."""
+  import gin
+  import jax
+  from tiger_jax import cli, configurables, main as main_lib
+  gin.clear_config()
+  prng = jax.config.jax_default_prng_impl
+  try:
+    jax.config.update("jax_default_prng_impl", cli.FLAGS["prng_impl"].default)
+    cli.parse_config([gin_file], [b.removeprefix("--gin.") for b in bindings], main_lib.CALLS)
+    return main_lib.run_pipeline(configurables.PipelineConfig())
+  finally:
+    jax.config.update("jax_default_prng_impl", prng)
+    gin.clear_config()
+
+
 def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys, monkeypatch):
   # (SIGTERM and resumption: tests/test_preemption.py, through the train binary; every
   # binary handles it in cli.run.)
@@ -44,20 +61,19 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys, 
   # runs it: one interpreter start less.)
   import gin
   from tiger_jax import cli, configurables, main as main_lib
+  _pipeline_in_process(os.path.join(model_dir, "config.gin"), "EXCLUDE_HISTORY=True")
+  assert "own history excluded" in capsys.readouterr().out
+  # Run again, the pipeline decodes nothing: the saved evaluation of the same step serves.
+  saved = json.load(open(os.path.join(model_dir, "results", "test_nohistory.json")))
   gin.clear_config()
   try:
     cli.parse_config([os.path.join(model_dir, "config.gin")], ["EXCLUDE_HISTORY=True"])
-    main_lib.run_pipeline(configurables.PipelineConfig())
-    assert "own history excluded" in capsys.readouterr().out
-    # Run again, it decodes nothing: the saved evaluation of the same step serves.
-    saved = json.load(open(os.path.join(model_dir, "results", "test_nohistory.json")))
     with monkeypatch.context() as patch:
       patch.setattr(main_lib.evaluate_lib, "evaluate_checkpoint", None)  # not called
-      main_lib.run_pipeline(configurables.PipelineConfig())
-    assert "own history excluded" in capsys.readouterr().out
+      exp = configurables.experiment()
+      assert main_lib.tiger_evaluation(exp, configurables.PipelineConfig(), "latest") == saved
   finally:
     gin.clear_config()
-  assert json.load(open(os.path.join(model_dir, "results", "test_nohistory.json"))) == saved
   assert json.load(open(os.path.join(model_dir, "results", "test_sasrec.json"))) == sasrec
   from tiger_jax import data as data_lib
   from tiger_jax.io_utils import load_arrays
@@ -155,13 +171,15 @@ def test_a_rerun_reuses_a_stage_result_only_for_the_same_config(tmp_path):
   assert len(calls) == 2
 
 
-def test_the_cold_start_study_reports_three_groups_with_settings_chosen_on_validation(tmp_path):
+def test_the_cold_start_study_reports_three_groups_with_settings_chosen_on_validation(tmp_path,
+                                                                                    capsys):
   """gin_configs/main_synthetic_cold_start.gin: 5% of items never in training; the table
   gets every model on cold-target, warm-target and all users, and validation is decoded to
   choose the KNN query and the mechanism's settings."""
   model_dir = str(tmp_path / "cold")
-  out = _run("tiger_jax.main", "--gin_file=gin_configs/main_synthetic_cold_start.gin",
-             f"--gin.MODEL_DIR='{model_dir}'", *TINY, "--gin.pipeline.run_sasrec=False")
+  _pipeline_in_process("gin_configs/main_synthetic_cold_start.gin", f"MODEL_DIR='{model_dir}'",
+                       *TINY, "pipeline.run_sasrec=False")
+  out = capsys.readouterr().out
   assert "TIGER + beam-KNN" in out and "cold targets (eps=0.1)" in out
   assert os.path.exists(os.path.join(model_dir, "results", "validation_ranked.npz"))
   rows = json.load(open(os.path.join(model_dir, "results", "test_baselines.json")))

@@ -30,6 +30,9 @@ from tiger_jax import checkpoints as checkpoints_lib
 from tiger_jax.run_dir import RunDir
 
 DEFAULT_GIN = "gin_configs/main_synthetic.gin"
+# The configurables the pipeline calls itself: a --gin binding of any other is an error.
+CALLS = ("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig", "RQVAEConfig",
+         "experiment", "train", "SASRecConfig", "InteractionsConfig")
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
@@ -208,5 +211,4 @@ if __name__ == "__main__":
   import sys
   if not any(a.startswith("--gin_file") for a in sys.argv[1:]):
     sys.argv.insert(1, f"--gin_file={DEFAULT_GIN}")
-  cli.run(main, calls=("pipeline", "TrainerConfig", "SyntheticConfig", "SemanticIdConfig", "RQVAEConfig",
-                   "experiment", "train", "SASRecConfig", "InteractionsConfig"))
+  cli.run(main, calls=CALLS)
