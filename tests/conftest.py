@@ -114,13 +114,14 @@ def tiny_run(tmp_path_factory):
 # The slowest tests first (measured with --durations), so that on two cores pytest-xdist
 # does not end the run with one worker alone on a long test while the other is idle.
 SLOWEST_FIRST = ("test_main_job_writes_results", "test_the_cold_start_study_reports",
+                 "test_a_trained_run_evaluates_every_user",
+                 "test_checkpoints_by_the_clock_and_asynchronous_writes",
                  "test_sigterm_saves_its_step_and_kill_9",
                  "test_restore_uses_the_runs_own_trainer_config",
-                 "test_a_trained_run_evaluates_every_user",
-                 "test_bad_gin_input_is_one_error_line",
-                 "test_sasrec_learns_a_sequential_rule", "test_sharded_on_8_devices",
-                 "test_two_processes_train_to_identical_parameters",
-                 "test_checkpoints_by_the_clock_and_asynchronous_writes")
+                 "test_sharded_on_8_devices", "test_two_processes_train_to_identical_parameters",
+                 "test_cli_prepares_shared_beauty",
+                 "test_an_installed_package_ships_and_finds_its_gin_configs",
+                 "test_an_unexpected_error_is_one_line", "test_bad_gin_input_is_one_error_line")
 
 
 def pytest_collection_modifyitems(items):
