@@ -2,6 +2,7 @@
 against the row above."""
 
 import numpy as np
+import pytest
 
 from studies import ladder
 
@@ -162,3 +163,29 @@ def test_two_record_rows_pair_by_their_hits_and_bad_sides_are_one_error_line(tmp
                          "different protocols")):
     with pytest.raises(SystemExit, match=f"^error: .*{message}"):
       pair_records.main([a, b])
+
+
+def test_pairs_by_group_split_the_users_by_their_test_example():
+  """Users grouped by their target's training count, their history's length, or whether the
+  target followed the last history item in training; each group's paired difference is the
+  two models' difference on those users alone, and the groups add up to all users."""
+  from studies import pair_by_group
+  seqs = [np.array(s) for s in ([1, 2, 3, 9, 4], [2, 3, 5, 6, 7, 8, 3], [5, 6, 1, 2, 1, 5],
+                                [7, 8, 9, 7, 8, 9, 7, 8, 9, 7, 8, 9, 6])]
+  # The training sequences (the last two items out) hold item 4 never, items 3, 5 and 6 twice.
+  assert pair_by_group.user_groups(seqs, "target_popularity") == ["0", "1-4", "1-4", "1-4"]
+  assert pair_by_group.user_groups(seqs, "history_length") == ["<5", "5-7", "5-7", "12-20"]
+  # 9 -> 4 never in training; 8 -> 3 only in a test pair; 1 -> 5 not; 9 -> 6 not, 9 -> 7 is.
+  assert pair_by_group.user_groups(seqs, "seen_transition") == ["never follows it"] * 4
+  seqs[3][-1] = 7
+  assert pair_by_group.user_groups(seqs, "seen_transition")[3] == "follows the last item in training"
+  groups = ["a"] * 300 + ["b"] * 100
+  a = np.where(np.arange(400) < 300, 0, -1)  # hit ranks, 0-based: A first in group a only
+  b = np.where(np.arange(400) % 2 == 0, 0, -1)  # B first for every other user
+  rows = pair_by_group.grouped_pairs(a, b, groups, 10)
+  assert list(rows) == ["a", "b", "all users"] and rows["a"]["users"] == 300
+  assert rows["a"]["recall@10"]["difference"] == pytest.approx(0.5)
+  assert rows["b"]["recall@10"]["difference"] == pytest.approx(-0.5)
+  assert rows["all users"]["ndcg@10"]["difference"] == pytest.approx(0.75 - 0.5)
+  with pytest.raises(SystemExit, match="--by=nope: choose one of target_popularity"):
+    pair_by_group.user_groups(seqs, "nope")
