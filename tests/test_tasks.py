@@ -86,6 +86,11 @@ def test_task_yields_the_expected_examples_for_a_hand_made_user(tmp_path):
   batch = next(batches)
   assert batch["inputs"].shape == (8, 81) and set(map(tuple, batch["targets"].tolist())) <= {
       tuple(t) for _, t in want}
+  # The shuffle buffer holds one epoch of the 22 training examples, not the task's 10,000
+  # (seqio repeats before it shuffles: those would be filled before the first batch).
+  assert task.shuffle_buffer_size == 10_000
+  assert (input_pipeline.shuffle_buffer_size(task), input_pipeline.shuffle_buffer_size(task, 2)) \
+      == (22, 11)
   with pytest.raises(ValueError, match="histories='suffixes'"):
     next(input_pipeline.train_batches(task, lengths, 8, seed=0, histories="suffixes"))
   seqio.TaskRegistry.remove("tiger_handmade_test")
