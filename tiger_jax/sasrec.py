@@ -213,6 +213,7 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
   paused = 0.0  # seconds spent in on_epoch and validate
   best, since_best = None, 0  # (score, epoch, params) of the best validation pass
   first_epoch, before = 0, 0.0  # where a saved state left off; its wall seconds
+  saved_curve = []  # the validation passes so far
   key = {**dataclasses.asdict(config), "num_items": num_items,
          "data_crc32": zlib.crc32(padded.tobytes())}
   loaded = _load_state(state_path, {"params": params, "opt_state": opt_state, "rng": rng,
@@ -222,11 +223,11 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
     params, opt_state, rng = arrays["params"], arrays["opt_state"], arrays["rng"]
     order_rng.bit_generator.state = meta["order_rng"]
     first_epoch, since_best, before = meta["epoch"], meta["since_best"], meta["wall_seconds"]
+    saved_curve = meta["curve"]
     start -= meta["train_seconds"]
     if meta["best_epoch"]:
       best = (meta["best_score"], meta["best_epoch"], arrays["best_params"])
     logging.info("SASRec: resuming after epoch %d from %s", first_epoch, state_path)
-  saved_curve = meta["curve"] if loaded is not None else []  # validation passes so far
 
   def save(epoch: int) -> None:
     _save_state(state_path, {"params": params, "opt_state": opt_state, "rng": rng,
@@ -281,13 +282,13 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
         if stop:
           logging.info("SASRec: no better validation in %d passes; stopping at epoch %d, "
                        "keeping epoch %d", since_best, epoch + 1, best[1])
+      if stop:
+        break
       if (epoch + 1) % max(1, config.epochs // 10) == 0:
-        rate = (epoch + 1 - first_epoch) / max(time.time() - wall_start, 1e-9)
+        rate = (epoch + 1) / (time.time() - start - paused)  # (start: shifted on resume)
         logging.info("SASRec epoch %d/%d: loss %.4f, %.1fs/epoch, ETA %.0fs", epoch + 1,
                      config.epochs, float(np.mean(jax.device_get(losses))), 1 / rate,
                      (config.epochs - epoch - 1) / rate)
-      if stop:
-        break
       if state_path and (watch.requested is not None or validate is None
                          or len(saved_curve) and saved_curve[-1]["epoch"] == epoch + 1):
         save(epoch + 1)
