@@ -108,16 +108,24 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
   return out
 
 
-def saved_evaluation(model_dir: str, name: str, checkpoint: str) -> dict | None:
+def saved_evaluation(model_dir: str, name: str, checkpoint: str, dtype: str | None = None,
+                     ids: np.ndarray | None = None) -> dict | None:
   """MODEL_DIR/results/<name>.json (with its <name>_ranked.npz beside it) when it was decoded
-  from the step that `checkpoint` ('latest', 'best') names now; None when it is missing or
-  stale (the run has trained on, or validation picked another step, since)."""
+  from the step that `checkpoint` ('latest', 'best') names now, and, where given, in activation
+  `dtype` and on the Semantic IDs `ids`; None when it is missing or stale (the run has trained
+  on, validation picked another step, or the decoding differs since)."""
   path = RunDir(model_dir).result(name)
   if not (io_utils.exists(path) and io_utils.exists(RunDir(model_dir).ranked(name))):
     return None
   saved = io_utils.read_json(path)
   current = checkpoints_lib.checkpoint_step(model_dir, checkpoint)
-  return saved if current is not None and saved.get("checkpoint_step") == current else None
+  if current is None or saved.get("checkpoint_step") != current:
+    return None
+  if dtype is not None and saved.get("dtype") != dtype:
+    return None
+  if ids is not None and saved.get("semantic_ids", {}).get("sha1") != sid_pipeline.checksum(ids):
+    return None
+  return saved
 
 
 def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: str = "test",

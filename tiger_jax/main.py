@@ -141,10 +141,10 @@ def tiger_evaluation(exp, c: PipelineConfig, checkpoint: str) -> dict:
   pipeline, e.g. to add SASRec, decodes nothing); otherwise decoded and saved."""
   name = evaluate_lib.result_name(c.split, c.beam_size, checkpoint=checkpoint,
                                   exclude_history=c.exclude_history)
-  saved = evaluate_lib.saved_evaluation(c.model_dir, name, checkpoint)
-  if (saved is not None and saved.get("dtype") == (c.decode_dtype or exp.model.config.dtype)
-      and saved.get("semantic_ids", {}).get("sha1") == sid_pipeline.summary(
-          exp.semantic_id_dir)["sha1"]):
+  saved = evaluate_lib.saved_evaluation(c.model_dir, name, checkpoint,
+                                        dtype=c.decode_dtype or exp.model.config.dtype,
+                                        ids=exp.ids)
+  if saved is not None:
     logging.info("reusing %s: decoded from step %d", RunDir(c.model_dir).result(name),
                  saved["checkpoint_step"])
     return saved
