@@ -34,12 +34,25 @@ HISTORY_EDGES = (5, 8, 12, 21)  # items: <5 | 5-7 | 8-11 | 12-20 | 21+
 GROUPINGS = ("target_popularity", "history_length", "seen_transition")
 
 
-def _binned(values: np.ndarray, edges: tuple[int, ...]) -> list[str]:
-  """Each value's bin name: below edges[0] ('0' when that is 1), lo-hi between, last+."""
+def _bin_names(edges: tuple[int, ...]) -> list[str]:
+  """The bins' names in order: below edges[0] ('0' when that is 1), lo-hi between, last+."""
   names = ["0" if edges[0] == 1 else f"<{edges[0]}"]
   names += [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges, edges[1:])]
-  names.append(f"{edges[-1]}+")
+  return names + [f"{edges[-1]}+"]
+
+
+def _binned(values: np.ndarray, edges: tuple[int, ...]) -> list[str]:
+  names = _bin_names(edges)
   return [names[i] for i in np.searchsorted(edges, values, side="right")]
+
+
+SEEN, UNSEEN = "follows the last item in training", "never follows it"
+
+
+def group_order(by: str) -> list[str]:
+  """The groups of `user_groups(..., by)` in the order a table lists them."""
+  return {"target_popularity": _bin_names(POPULARITY_EDGES),
+          "history_length": _bin_names(HISTORY_EDGES), "seen_transition": [SEEN, UNSEEN]}[by]
 
 
 def user_groups(sequences: list[np.ndarray], by: str) -> list[str]:
@@ -52,29 +65,23 @@ def user_groups(sequences: list[np.ndarray], by: str) -> list[str]:
     return _binned(np.array([len(s) - 1 for s in sequences]), HISTORY_EDGES)
   if by == "seen_transition":
     pairs = {(int(a), int(b)) for s in train for a, b in zip(s[:-1], s[1:])}
-    return ["follows the last item in training" if (int(s[-2]), int(s[-1])) in pairs
-            else "never follows it" for s in sequences]
+    return [SEEN if (int(s[-2]), int(s[-1])) in pairs else UNSEEN for s in sequences]
   raise SystemExit(f"error: --by={by}: choose one of {', '.join(GROUPINGS)}")
 
 
 def grouped_pairs(ranks_a: np.ndarray, ranks_b: np.ndarray, groups: list[str],
-                  k: int) -> dict[str, dict]:
-  """{group: {'users': n, metric: paired difference}}, the groups in order, then 'all users'
-  (a group of fewer than 2 users is left out)."""
+                  k: int, order: list[str] | None = None) -> dict[str, dict]:
+  """{group: {'users': n, metric: paired difference}}, the groups in `order` (default: sorted),
+  then 'all users' (a group of fewer than 2 users is left out)."""
   from studies import ladder
   groups = np.asarray(groups)
-  order = sorted(set(groups.tolist()), key=_group_key)
+  order = sorted(set(groups.tolist())) if order is None else order
   out = {}
   for g in (*order, "all users"):
     mask = np.ones(len(groups), bool) if g == "all users" else groups == g
     if mask.sum() >= 2:
       out[g] = {"users": int(mask.sum()), **ladder.paired(ranks_a[mask], ranks_b[mask], k)}
   return out
-
-
-def _group_key(name: str):
-  head = name.split("-")[0].strip("<+")
-  return (0, int(head) - name.startswith("<")) if head.isdigit() else (1, name)
 
 
 def table(rows: dict[str, dict], a: str, b: str, by: str, k: int, protocol: str) -> str:
@@ -105,7 +112,7 @@ def main(argv=None) -> None:
   p.add_argument("--record", default=None, help="also write the table here (.md)")
   args = p.parse_args(argv)
   a, b = pair_records.load_side(args.a), pair_records.load_side(args.b)
-  pair_records.pair(a, b, args.k)  # the same users and protocol, or one error line
+  pair_records.check_pairable(a, b, args.k)
   record = a[0]
   data_dir = args.data_dir or os.path.join(REPO, "..", "shared", "data", "amazon2014",
                                            record["dataset"])
@@ -120,7 +127,7 @@ def main(argv=None) -> None:
                      f"{users:,}: not the records' dataset")
   rows = grouped_pairs(results.hit_ranks(record["user_hits"], a[1]),
                        results.hit_ranks(b[0]["user_hits"], b[1]),
-                       user_groups(sequences, args.by), args.k)
+                       user_groups(sequences, args.by), args.k, group_order(args.by))
   protocol = ("history left out" if record.get("exclude_history") else "history kept") + \
       f", {record['dataset']} test"
   text = table(rows, args.a, args.b, args.by, args.k, protocol)

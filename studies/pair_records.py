@@ -37,11 +37,10 @@ def load_side(spec: str) -> tuple[dict, str]:
   return record, model
 
 
-def pair(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> dict:
-  """{metric: paired difference of A minus B} at k."""
-  from studies import ladder
-  from tiger_jax import results
-  (ra, ma), (rb, mb) = a, b
+def check_pairable(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> None:
+  """One error line unless both sides cover the same users under the same protocol, with hits
+  at least k deep."""
+  (ra, _), (rb, _) = a, b
   if ra.get("exclude_history", False) != rb.get("exclude_history", False):
     raise SystemExit("error: the two records score different protocols (exclude_history)")
   if ra["user_hits"]["users"] != rb["user_hits"]["users"]:
@@ -50,7 +49,16 @@ def pair(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> dict:
   depth = min(ra["user_hits"]["depth"], rb["user_hits"]["depth"])
   if not 1 <= k <= depth:
     raise SystemExit(f"error: --k={k}: the hits go to rank {depth}")
-  return ladder.paired(results.hit_ranks(ra["user_hits"], ma), results.hit_ranks(rb["user_hits"], mb), k)
+
+
+def pair(a: tuple[dict, str], b: tuple[dict, str], k: int = 10) -> dict:
+  """{metric: paired difference of A minus B} at k."""
+  from studies import ladder
+  from tiger_jax import results
+  check_pairable(a, b, k)
+  (ra, ma), (rb, mb) = a, b
+  return ladder.paired(results.hit_ranks(ra["user_hits"], ma),
+                       results.hit_ranks(rb["user_hits"], mb), k)
 
 
 def main(argv=None) -> None:

@@ -84,8 +84,8 @@ def table(records: list[dict]) -> str:
     for stem in PENDING:
       recipe = f"gin_configs/recipes/{dataset}_{stem}.gin"
       if not any(r["recipe"] == recipe for r in mine):
-        lines.append(f"| {name} | {declared_label(recipe)} (`{os.path.basename(recipe)}`, 8 trainer hours): not "
-                     f"run yet, `python -m studies.reproduce --gin_file={recipe} "
+        lines.append(f"| {name} | {declared_label(recipe)} (`{os.path.basename(recipe)}`, 8 "
+                     f"trainer hours): not run yet, `python -m studies.reproduce --gin_file={recipe} "
                      f"--record=records/{dataset}_{stem}.json` | | | | | |")
     if mine:
       for model in BASELINES:
