@@ -4,7 +4,7 @@ Library code takes plain dataclasses and arguments; only the binaries
 (`main.py`, `train.py`, `evaluate.py`, `semantic_ids/__main__.py`) build them
 through these names. Gin files bind `experiment`, `train`, `pipeline`,
 `T5Config` (and its mechanisms' `ItemInputsConfig`, `TransitionConfig`,
-`FollowerConfig`), `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
+`FollowerConfig`, `ItemHeadConfig`), `TrainerConfig`, `SemanticIdConfig`, `RQVAEConfig`, `SASRecConfig`,
 `SyntheticConfig` (the embedded catalog's size), `InteractionsConfig` (how to read one's own
 log), `ColdStartConfig` (the cold-start mechanism) and the macros of gin_configs/base.gin.
 """
@@ -26,6 +26,7 @@ T5Config = gin.external_configurable(network.T5Config, "T5Config")
 ItemInputsConfig = gin.external_configurable(network.ItemInputsConfig, "ItemInputsConfig")
 TransitionConfig = gin.external_configurable(network.TransitionConfig, "TransitionConfig")
 FollowerConfig = gin.external_configurable(network.FollowerConfig, "FollowerConfig")
+ItemHeadConfig = gin.external_configurable(network.ItemHeadConfig, "ItemHeadConfig")
 TrainerConfig = gin.external_configurable(trainer.TrainerConfig, "TrainerConfig")
 SemanticIdConfig = gin.external_configurable(methods.SemanticIdConfig, "SemanticIdConfig")
 RQVAEConfig = gin.external_configurable(rqvae.RQVAEConfig, "RQVAEConfig")

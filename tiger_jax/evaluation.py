@@ -109,11 +109,12 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
 
 
 def saved_evaluation(model_dir: str, name: str, checkpoint: str, dtype: str | None = None,
-                     ids: np.ndarray | None = None) -> dict | None:
+                     ids: np.ndarray | None = None, settings: dict | None = None) -> dict | None:
   """MODEL_DIR/results/<name>.json (with its <name>_ranked.npz beside it) when it was decoded
   from the step that `checkpoint` ('latest', 'best') names now, and, where given, in activation
-  `dtype` and on the Semantic IDs `ids`; None when it is missing or stale (the run has trained
-  on, validation picked another step, or the decoding differs since)."""
+  `dtype`, on the Semantic IDs `ids` and with the retriever's `settings` (`Retriever.settings`:
+  the item head's blend); None when it is missing or stale (the run has trained on,
+  validation picked another step, or the decoding differs since)."""
   path = RunDir(model_dir).result(name)
   if not (io_utils.exists(path) and io_utils.exists(RunDir(model_dir).ranked(name))):
     return None
@@ -124,6 +125,8 @@ def saved_evaluation(model_dir: str, name: str, checkpoint: str, dtype: str | No
   if dtype is not None and saved.get("dtype") != dtype:
     return None
   if ids is not None and saved.get("semantic_ids", {}).get("sha1") != sid_pipeline.checksum(ids):
+    return None
+  if settings is not None and saved.get("decoding", {}) != settings:
     return None
   return saved
 
@@ -154,6 +157,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
                 dtype=retriever.model.config.dtype, exclude_history=exclude_history,
+                **({"decoding": retriever.settings()} if retriever.settings() else {}),
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
                 semantic_ids=sid_pipeline.summary(exp.semantic_id_dir))
   name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)

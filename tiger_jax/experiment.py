@@ -18,7 +18,7 @@ import numpy as np
 
 import tasks
 from tiger_jax import baselines, io_utils, network, partitioning
-from tiger_jax.network import followers
+from tiger_jax.network import followers, item_head
 from tiger_jax import data as data_lib
 from tiger_jax.data import DataError
 from tiger_jax.models import EncoderDecoderModel
@@ -73,9 +73,19 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
                                      id_length=layout.id_length)
   model = EncoderDecoderModel(network.Transformer(model_config), label_smoothing=label_smoothing,
                               level_blocks=layout.level_blocks if per_level_heads else None,
-                              memory=follower_memory(data_dir, item_tokens, model_config))
+                              memory=model_memory(data_dir, item_tokens, model_config))
   mesh = partitioning.make_mesh(*mesh_shape)
   return Experiment(task, layout, ids, model, mesh, lengths, data_dir, semantic_id_dir)
+
+
+def model_memory(data_dir: str, item_tokens: np.ndarray,
+                 config: network.T5Config) -> dict[str, Any] | None:
+  """The model's 'memory' collection: the followers' counts and the item head's item tokens,
+  where the config asks for them; None where it asks for neither."""
+  memory = dict(follower_memory(data_dir, item_tokens, config) or {})
+  if config.item_head is not None:
+    memory.update(item_head.memory_variables(item_head.item_memory(item_tokens)))
+  return memory or None
 
 
 def follower_memory(data_dir: str, item_tokens: np.ndarray,

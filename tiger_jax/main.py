@@ -143,7 +143,8 @@ def tiger_evaluation(exp, c: PipelineConfig, checkpoint: str) -> dict:
                                   exclude_history=c.exclude_history)
   saved = evaluate_lib.saved_evaluation(c.model_dir, name, checkpoint,
                                         dtype=c.decode_dtype or exp.model.config.dtype,
-                                        ids=exp.ids)
+                                        ids=exp.ids, settings=retrieval.decoding_settings(
+                                            exp.model.config, c.beam_size))
   if saved is not None:
     logging.info("reusing %s: decoded from step %d", RunDir(c.model_dir).result(name),
                  saved["checkpoint_step"])

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from tiger_jax import network
+from tiger_jax.network import item_head
 from tiger_jax.tokens import EOS_ID, PAD_ID
 
 Batch = Mapping[str, jax.Array]
@@ -57,19 +58,41 @@ class EncoderDecoderModel:
 
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: jax.Array | None) -> tuple[jax.Array, dict]:
     """Token cross-entropy over non-pad targets (over each level's block with
-    level_blocks); returns (loss, metrics)."""
+    level_blocks), plus the item head's weighted cross-entropy (T5Config.item_head); returns
+    (loss, metrics)."""
     targets = batch["targets"]
-    logits = self.module.apply(
+    head = self.config.item_head
+    out = self.module.apply(
         self.variables(params), batch["inputs"], shift_right(targets),
         deterministic=dropout_rng is None, level_blocks=self.level_blocks,
+        with_item_logits=head is not None,
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
+    logits, item_logits = out if head is not None else (out, None)
     xent, log_z, correct = self._token_losses(logits, targets)
     weights = (targets[:, :xent.shape[1]] > 0).astype(jnp.float32)
     total = jnp.sum((xent + self.z_loss * log_z ** 2) * weights)
     num_tokens = jnp.maximum(weights.sum(), 1.0)
     accuracy = jnp.sum(correct * weights) / num_tokens
-    return total / num_tokens, {"loss": jnp.sum(xent * weights) / num_tokens,
-                                "token_accuracy": accuracy, "num_tokens": weights.sum()}
+    loss = total / num_tokens
+    metrics = {"loss": jnp.sum(xent * weights) / num_tokens, "token_accuracy": accuracy,
+               "num_tokens": weights.sum()}
+    if head is not None:
+      item_loss, item_accuracy = self._item_losses(item_logits, targets)
+      loss = loss + head.weight * item_loss
+      metrics.update(item_loss=item_loss, item_accuracy=item_accuracy)
+    return loss, metrics
+
+  def _item_losses(self, item_logits: jax.Array, targets: jax.Array):
+    """The item head's mean cross-entropy over the rows whose target is an item, and its
+    top-1 accuracy."""
+    index = item_head.item_index(self.memory[item_head.NAME],
+                                 targets[:, :self.config.id_length])
+    real = (index >= 0).astype(jnp.float32)
+    labels = jax.nn.one_hot(index, item_logits.shape[-1])
+    xent = optax.softmax_cross_entropy(item_logits, labels)
+    rows = jnp.maximum(real.sum(), 1.0)
+    return (jnp.sum(xent * real) / rows,
+            jnp.sum((item_logits.argmax(-1) == index) * real) / rows)
 
   def _token_losses(self, logits: jax.Array, targets: jax.Array):
     """(cross-entropy, log-partition, correct) per target position: [b, T] from logits
@@ -126,19 +149,45 @@ class EncoderDecoderModel:
     """
     logits = self.module.apply(self.variables(params), inputs, shift_right(targets),
                                level_blocks=blocks)
-    if blocks is None:
-      logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
-    else:
-      logp = jnp.stack([
-          jnp.take_along_axis(jax.nn.log_softmax(logits[:, l, start:start + size]),
-                              targets[:, l, None] - start, -1)[:, 0]
-          for l, (start, size) in enumerate(blocks)], 1)
-      targets = targets[:, :len(blocks)]
-    return jnp.sum(logp * (targets > 0), -1)
+    return sequence_log_prob(logits, targets, blocks)
+
+  def item_log_probs(self, params: Any, encoded: jax.Array, inputs: jax.Array) -> jax.Array:
+    """The item head's log-probability of every item [batch, items] (T5Config.item_head)."""
+    logits = self.module.apply(self.variables(params), encoded, inputs,
+                               method=network.Transformer.item_logits)
+    return jax.nn.log_softmax(logits)
+
+  def score_candidates(self, params: Any, encoded: jax.Array, inputs: jax.Array,
+                       candidates: jax.Array,
+                       blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:
+    """Log-probability [batch, M] of each row's M candidate IDs [batch, M, L] (tokens) under
+    the decoder, teacher-forced on the row's encoding (computed once, `encode`); `blocks` as
+    in `score`."""
+    batch, m, length = candidates.shape
+    flat = candidates.reshape(batch * m, length)
+    logits = self.module.apply(
+        self.variables(params), jnp.repeat(encoded, m, 0), jnp.repeat(inputs, m, 0),
+        shift_right(flat), level_blocks=blocks, method=network.Transformer.decode)
+    return sequence_log_prob(logits, flat, blocks).reshape(batch, m)
+
+
+def sequence_log_prob(logits: jax.Array, targets: jax.Array,
+                      blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:
+  """Teacher-forced logits [batch, T, vocab] of targets [batch, T] -> each sequence's
+  log-probability [batch] (pad ignored); with `blocks` position l's softmax is over its block."""
+  if blocks is None:
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
+  else:
+    logp = jnp.stack([
+        jnp.take_along_axis(jax.nn.log_softmax(logits[:, l, start:start + size]),
+                            targets[:, l, None] - start, -1)[:, 0]
+        for l, (start, size) in enumerate(blocks)], 1)
+    targets = targets[:, :len(blocks)]
+  return jnp.sum(logp * (targets > 0), -1)
 
 
 def unbox(tree: Any) -> Any:
   return nn.meta.unbox(tree)
 
 
-__all__ = ["EncoderDecoderModel", "shift_right", "EOS_ID", "PAD_ID", "unbox"]
+__all__ = ["EncoderDecoderModel", "sequence_log_prob", "shift_right", "EOS_ID", "PAD_ID", "unbox"]

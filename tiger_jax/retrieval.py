@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax import decoding, io_utils, metrics as metrics_lib
+from tiger_jax.network import item_head
 from tiger_jax.network.inputs import history_items
 from tiger_jax.models import EncoderDecoderModel
 from tiger_jax.tokens import TokenLayout
@@ -33,30 +34,90 @@ class Retriever:
   inputs; `decoding.beam_search`'s exclude says where their beams go). In the Amazon
   5-core data no target is in its history, yet the model spends top-10 places on
   them: bench/decode_variants.py.
+
+  A model with an item head (T5Config.item_head) ranks the beams and the head's top items
+  together (`blend_candidates`); `item_head=False` keeps the beams alone.
   """
 
   def __init__(self, model: EncoderDecoderModel, layout: TokenLayout, ids: np.ndarray,
                beam_size: int = DEFAULT_BEAM, constrained: bool = True,
                batch_sharding: jax.sharding.Sharding | None = None, block_softmax: bool = True,
-               dtype: str | None = None, exclude_history: bool = False):
+               dtype: str | None = None, exclude_history: bool = False,
+               item_head: bool = True):
     if dtype is not None and dtype != model.config.dtype:  # e.g. bfloat16 activations, f32 params
       model = model.with_dtype(dtype)
     self.model, self.layout, self.ids = model, layout, np.asarray(ids)
     self.beam_size, self.constrained, self.block_softmax = beam_size, constrained, block_softmax
     self.exclude_history = exclude_history
+    self.item_head = item_head and model.config.item_head is not None and constrained
     self.trie = decoding.Trie.build(self.ids) if constrained else None
+    self._candidates_fn = None
     self._fn = jax.jit(self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None)
 
   def _retrieve(self, params: Any, inputs: jax.Array):
+    encoded, codes, scores, items = self._beams(params, inputs)
+    if not self.item_head:
+      return codes, scores, items
+    return self._with_item_head(params, encoded, inputs, scores, items)
+
+  def _beams(self, params: Any, inputs: jax.Array):
+    """(the encoding, the beams' codes, log-probabilities and items)."""
     model, layout, k = self.model, self.layout, self.beam_size
     encoded = model.encode(params, inputs)
     cache = model.init_cache(params, encoded, inputs)
     step = lambda tokens, cache, position, block: model.decode_step(
         params, cache, encoded, inputs, tokens, position, block)
     exclude = history_codes(inputs, layout) if self.exclude_history else None
-    return decoding.beam_search(step, cache, inputs.shape[0], k, layout.level_offsets,
-                                layout.level_sizes, self.trie,
-                                block_softmax=self.block_softmax, exclude=exclude)
+    codes, scores, items = decoding.beam_search(
+        step, cache, inputs.shape[0], k, layout.level_offsets, layout.level_sizes, self.trie,
+        block_softmax=self.block_softmax, exclude=exclude)
+    return encoded, codes, scores, items
+
+  def _with_item_head(self, params: Any, encoded: jax.Array, inputs: jax.Array,
+                      scores: jax.Array, items: jax.Array):
+    """The beams joined by the item head's top items, ranked by log p(ID) + blend * log
+    p_head(item) (network/item_head.py): (codes, those scores, items), `beam_size` each."""
+    union = self._head_candidates(params, encoded, inputs, scores, items)
+    items, scores = blend_candidates(*union, self.model.config.item_head.blend, self.beam_size)
+    return jnp.asarray(self.ids)[jnp.maximum(items, 0)], scores, items
+
+  def _head_candidates(self, params: Any, encoded: jax.Array, inputs: jax.Array,
+                       scores: jax.Array, items: jax.Array):
+    """The beams' items [batch, K] and the head's top M ones (M: ItemHeadConfig.candidates,
+    else K) not among them: (items [batch, K + M], -1 for none; their log p(ID) under the
+    decoder; their log p under the head, -inf for none or an excluded item)."""
+    model, layout, head = self.model, self.layout, self.model.config.item_head
+    head_logp = model.item_log_probs(params, encoded, inputs)
+    if self.exclude_history:
+      head_logp = item_head.exclude_items(head_logp, model.memory[item_head.NAME],
+                                          history_items(inputs, layout.id_length))
+    ids = jnp.asarray(self.ids)
+    _, head_items = jax.lax.top_k(head_logp, head.candidates or self.beam_size)
+    offsets = jnp.asarray(layout.level_offsets)[:ids.shape[1]]
+    blocks = layout.level_blocks if self.block_softmax else None
+    head_gen = model.score_candidates(params, encoded, inputs, ids[head_items] + offsets, blocks)
+    in_beams = (head_items[:, :, None] == items[:, None, :]).any(-1)
+    union = jnp.concatenate([items, jnp.where(in_beams, -1, head_items)], 1)
+    gen = jnp.concatenate([scores, head_gen], 1)
+    head_of = jnp.take_along_axis(head_logp, jnp.maximum(union, 0), 1)
+    return union, gen, jnp.where(union >= 0, head_of, -jnp.inf)
+
+  def candidates(self, params: Any, inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """inputs [batch, in_len] -> the union the item head's decoding ranks (`_head_candidates`):
+    (items, log p(ID), head log p), each [batch, K + M]; `blend_candidates` ranks it for any
+    blend (studies/item_head_blend.py picks the blend on validation from one decode)."""
+    if not self.item_head:
+      raise ValueError("candidates needs a model with an item head (T5Config.item_head)")
+    if self._candidates_fn is None:
+      def fn(params, inputs):
+        encoded, _, scores, items = self._beams(params, inputs)
+        return self._head_candidates(params, encoded, inputs, scores, items)
+      self._candidates_fn = jax.jit(fn)
+    return tuple(np.asarray(x) for x in self._candidates_fn(params, inputs))
+
+  def settings(self) -> dict:
+    """What, beyond beam, dtype and history, decides the lists (`decoding_settings`)."""
+    return decoding_settings(self.model.config, self.beam_size) if self.item_head else {}
 
   def tokens(self, params: Any, inputs: np.ndarray) -> np.ndarray:
     """inputs [batch, in_len] -> the beams' Semantic-ID tokens [batch, beam, id_length], best
@@ -70,6 +131,28 @@ class Retriever:
     if not self.constrained:
       items = decoding.lookup_items(np.asarray(codes), self.ids)
     return np.asarray(items), np.asarray(scores)
+
+
+def decoding_settings(config, beam_size: int) -> dict:
+  """What of a model's config, beyond beam, dtype and history, decides its ranked lists (a
+  results file records it; a saved evaluation with other settings is stale): the item head's
+  blend and candidates; {} without a head."""
+  head = config.item_head
+  if head is None:
+    return {}
+  return {"item_head": {"blend": head.blend, "candidates": head.candidates or beam_size}}
+
+
+def blend_candidates(items: jax.Array, gen: jax.Array, head: jax.Array, blend: float,
+                     k: int) -> tuple[jax.Array, jax.Array]:
+  """Candidates [batch, C] (-1: none), their log p(ID) and head log p (-inf: none or
+  excluded) -> the top k by log p(ID) + blend * head log p: (items [batch, k], -1 where fewer;
+  their scores, -inf there). Works on jax and numpy arrays alike."""
+  items, gen, head = map(jnp.asarray, (items, gen, head))
+  total = jnp.where((items >= 0) & (head > -jnp.inf), gen + blend * head, -jnp.inf)
+  scores, order = jax.lax.top_k(total, k)
+  top = jnp.take_along_axis(items, order, 1)
+  return jnp.where(jnp.isfinite(scores), top, -1), scores
 
 
 def history_codes(inputs: jax.Array, layout: TokenLayout) -> jax.Array:

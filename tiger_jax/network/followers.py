@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax.errors import ConfigError
-from tiger_jax.network.hashing import item_keys
+from tiger_jax.network.hashing import distinct_key_seed, item_keys
 from tiger_jax.network.inputs import recent_items
 from tiger_jax.network.t5 import DecoderCall, Mechanism, T5Config
 
@@ -89,13 +89,8 @@ def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
   (-1: none) and their counts [items, F] (`baselines.followers`): {"keys": [items] uint32,
   sorted; "tokens": [items, F, L] and "counts": [items, F] int32, rows in key order; "seed":
   the keys' hash seed}, as jax arrays (made once here, not at each trace of a step)."""
-  for seed in range(max_seeds):
-    keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
-    if len(np.unique(keys)) == len(keys):
-      break
-  else:
-    raise ValueError(f"follower_memory: no seed below {max_seeds} gives {len(item_tokens)} "
-                     "items distinct keys (are two items' tokens the same?)")
+  seed = distinct_key_seed(item_tokens, max_seeds)
+  keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
   order = np.argsort(keys, kind="stable")
   real = follower_items >= 0
   tokens = np.where(real[..., None], item_tokens[np.maximum(follower_items, 0)], 0)

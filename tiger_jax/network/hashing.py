@@ -13,6 +13,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def fmix32(h: jax.Array) -> jax.Array:
@@ -56,6 +57,17 @@ def item_keys(tokens: jax.Array, seed: jax.Array | int) -> jax.Array:
   the tokens seeded by `seed` (the follower memory picks a seed that keeps its items apart)."""
   start = jnp.broadcast_to(jnp.asarray(seed, jnp.uint32), (*tokens.shape[:-1], 1))
   return hash_chain(start, tokens)[..., 0]
+
+
+def distinct_key_seed(item_tokens: np.ndarray, max_seeds: int = 64) -> int:
+  """The first seed below max_seeds under which `item_keys` gives the items [items, L]
+  distinct keys (lookups by key then find each item exactly)."""
+  for seed in range(max_seeds):
+    keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
+    if len(np.unique(keys)) == len(keys):
+      return seed
+  raise ValueError(f"no seed below {max_seeds} gives {len(item_tokens)} items distinct keys "
+                   "(are two items' tokens the same?)")
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:

@@ -99,9 +99,10 @@ class T5Config:
   item_inputs: Mechanism | None = None  # network/item_inputs.py: ItemInputsConfig
   transition: Mechanism | None = None  # network/transition.py: TransitionConfig
   followers: Mechanism | None = None  # network/followers.py: FollowerConfig
+  item_head: Mechanism | None = None  # network/item_head.py: ItemHeadConfig
 
   def __post_init__(self):
-    for name in ("item_inputs", "transition", "followers"):
+    for name in ("item_inputs", "transition", "followers", "item_head"):
       value = getattr(self, name)
       if value is not None and not isinstance(value, Mechanism):
         raise ConfigError(f"T5Config.{name}={value!r}: a mechanism's config (e.g. "
@@ -467,6 +468,7 @@ class Transformer(nn.Module):
     self.embed = embedding(c, c.vocab_size, "token_embedder")
     self.encoder = Encoder(c, self.embed)
     self.decoder = Decoder(c, self.embed)
+    self.item_head = c.item_head.module(c) if c.item_head is not None else None
 
   def encode(self, input_tokens: jax.Array, deterministic: bool = True) -> jax.Array:
     return self.encoder(input_tokens, deterministic)
@@ -478,11 +480,20 @@ class Transformer(nn.Module):
     return self.decoder(encoded, input_tokens, decoder_input_tokens, deterministic, decode,
                         decode_position, logits_block, level_blocks)
 
+  def item_logits(self, encoded: jax.Array, input_tokens: jax.Array) -> jax.Array:
+    """The item head's logits over all items [batch, items] (T5Config.item_head)."""
+    return self.item_head(encoded, input_tokens)
+
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool = True,
-               level_blocks: Sequence[tuple[int, int]] | None = None) -> jax.Array:
-    """[batch, in_len], [batch, out_len] -> logits [batch, out_len, vocab]. In training
+               level_blocks: Sequence[tuple[int, int]] | None = None,
+               with_item_logits: bool = False):
+    """[batch, in_len], [batch, out_len] -> logits [batch, out_len, vocab]; with_item_logits
+    (T5Config.item_head): (logits, the head's item logits [batch, items]). In training
     (deterministic=False) a mechanism may treat the row's own target as unseen."""
     encoded = self.encode(input_tokens, deterministic)
-    return self.decode(encoded, input_tokens, decoder_input_tokens, deterministic,
-                       level_blocks=level_blocks)
+    logits = self.decode(encoded, input_tokens, decoder_input_tokens, deterministic,
+                         level_blocks=level_blocks)
+    if self.item_head is not None and (with_item_logits or self.is_initializing()):
+      item_logits = self.item_logits(encoded, input_tokens)
+    return (logits, item_logits) if with_item_logits else logits
