@@ -84,18 +84,23 @@ def test_the_loss_adds_the_heads_weighted_cross_entropy():
 
 @pytest.mark.parametrize("exclude_history", [False, True])
 def test_decoding_ranks_beams_and_head_items_by_the_blend(exclude_history):
-  histories = [[3, 7], [5], [0, 1, 2], []]
-  for blend in (0.0, 1.0, 1e4):
+  histories, k = [[3, 7], [5], [0, 1, 2], []], 5
+  for blend in (0.0, 1.0):
     head = network.ItemHeadConfig(buckets=64, blend=blend, candidates=6)
     ids, layout, model, params = _setup(head, item_inputs=network.ItemInputsConfig())
     x = _inputs(layout, ids, histories)
-    k = 5
-    got, scores = retrieval.Retriever(model, layout, ids, k, exclude_history=exclude_history)(
-        params, x)
+    retriever = retrieval.Retriever(model, layout, ids, k, exclude_history=exclude_history)
+    got, scores = retriever(params, x)
     beams, _ = retrieval.Retriever(model, layout, ids, k, exclude_history=exclude_history,
                                    item_head=False)(params, x)
     encoded = model.encode(params, jnp.asarray(x))
     logp = np.asarray(model.item_log_probs(params, encoded, jnp.asarray(x)))
+    # one decode of the union serves every blend (how the blend is picked on validation)
+    union = retriever.candidates(params, x)
+    again, again_scores = retrieval.blend_candidates(*union, blend, k)
+    np.testing.assert_array_equal(again, got)
+    np.testing.assert_allclose(again_scores, scores, rtol=1e-6)
+    head_alone = np.asarray(retrieval.blend_candidates(*union, 1e4, k)[0])
     for b, h in enumerate(histories):
       assert len(set(got[b])) == k and (got[b] >= 0).all()
       if exclude_history:
@@ -108,18 +113,11 @@ def test_decoding_ranks_beams_and_head_items_by_the_blend(exclude_history):
                                  rtol=1e-4, atol=1e-3)
       assert (np.diff(scores[b]) <= 1e-5).all()
       head_order = [i for i in np.argsort(-logp[b]) if not (exclude_history and i in h)]
+      assert head_alone[b].tolist() == head_order[:k]  # a large blend: the head's own order
       if blend == 0.0:  # the decoder alone: the beams stay, unless a head item beats them
         assert got[b][0] == beams[b][0] or got[b][0] in head_order[:6]
-      if blend == 1e4:  # the head alone
-        assert got[b].tolist() == head_order[:k]
-    # one decode of the union serves every blend (how the blend is picked on validation)
-    union = retrieval.Retriever(model, layout, ids, k,
-                                exclude_history=exclude_history).candidates(params, x)
-    again, again_scores = retrieval.blend_candidates(*union, blend, k)
-    np.testing.assert_array_equal(again, got)
-    np.testing.assert_allclose(again_scores, scores, rtol=1e-6)
   assert retrieval.decoding_settings(model.config, k) == {
-      "item_head": {"blend": 1e4, "candidates": 6}}
+      "item_head": {"blend": 1.0, "candidates": 6}}
   assert retrieval.decoding_settings(network.T5Config(), k) == {}
 
 
