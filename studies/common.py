@@ -44,6 +44,20 @@ def command_line() -> str:
 
 
 @functools.cache
+def check_trained_run(model_dir: str) -> None:
+  """One error line unless --model_dir holds a run's config.gin."""
+  if not os.path.exists(RunDir(model_dir).config_gin):
+    raise SystemExit(f"error: --model_dir={model_dir}: no config.gin; give a trained run")
+
+
+def number_list(flag: str, text: str) -> list[float]:
+  """'0,0.5,1' -> [0.0, 0.5, 1.0]; one error line naming --flag otherwise."""
+  try:
+    return [float(x) for x in text.split(",")]
+  except ValueError:
+    raise SystemExit(f"error: --{flag}={text}: give comma-separated numbers") from None
+
+
 def run_experiment(model_dir: str):
   """A finished run's experiment, from its config.gin (parsed once per process: gin locks
   its config after the first parse)."""

@@ -21,8 +21,7 @@ import shutil
 
 import numpy as np
 
-from studies.common import REPO, run_experiment, write_table
-from tiger_jax.run_dir import RunDir
+from studies.common import REPO, check_trained_run, number_list, run_experiment, write_table
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
@@ -59,12 +58,8 @@ def main():
   p.add_argument("--batch_size", type=int, default=64)
   p.add_argument("--record", default=None, help="also copy the table here (a .md path)")
   args = p.parse_args()
-  if not os.path.exists(RunDir(args.model_dir).config_gin):
-    raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
-  try:
-    blends = [float(b) for b in args.blends.split(",")]
-  except ValueError:
-    raise SystemExit(f"error: --blends={args.blends}: comma-separated numbers") from None
+  check_trained_run(args.model_dir)
+  blends = number_list("blends", args.blends)
   if any(b < 0 for b in blends):
     raise SystemExit(f"error: --blends={args.blends}: 0 or more each")
   from tiger_jax import experiment, input_pipeline, metrics as metrics_lib, retrieval

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from studies.common import run_experiment, write_table
+from studies.common import check_trained_run, number_list, run_experiment, write_table
 from tiger_jax.run_dir import RunDir
 
 KEYS = ("recall@10", "ndcg@10")
@@ -60,12 +60,8 @@ def main():
   p.add_argument("--beam", type=int, default=50, help="beams decoded: the candidates reranked")
   p.add_argument("--betas", default="0,0.1,0.2,0.3,0.5,0.7,1.0")
   args = p.parse_args()
-  if not os.path.exists(RunDir(args.model_dir).config_gin):
-    raise SystemExit(f"error: --model_dir={args.model_dir}: no config.gin; give a trained run")
-  try:
-    betas = [float(b) for b in args.betas.split(",")]
-  except ValueError:
-    raise SystemExit(f"error: --betas={args.betas}: give comma-separated numbers") from None
+  check_trained_run(args.model_dir)
+  betas = number_list("betas", args.betas)
   from tiger_jax import data as data_lib, metrics
   dataset = data_lib.load(RunDir(args.model_dir).data)
   counts = np.bincount(np.concatenate(data_lib.training_sequences(dataset)),
