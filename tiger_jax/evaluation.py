@@ -145,7 +145,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size, constrained,
                                   batch_sharding=trainer.batch_sharding, dtype=dtype,
                                   exclude_history=exclude_history)
-  ranked = {}
+  ranked, settings = {}, retriever.settings()
   with trainer.context():
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
       result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
@@ -157,7 +157,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,
                 dtype=retriever.model.config.dtype, exclude_history=exclude_history,
-                **({"decoding": retriever.settings()} if retriever.settings() else {}),
+                **({"decoding": settings} if settings else {}),
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
                 semantic_ids=sid_pipeline.summary(exp.semantic_id_dir))
   name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)

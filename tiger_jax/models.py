@@ -12,6 +12,7 @@ import optax
 
 from tiger_jax import network
 from tiger_jax.network import item_head
+from tiger_jax.network.memory import MEMORY
 from tiger_jax.tokens import EOS_ID, PAD_ID
 
 Batch = Mapping[str, jax.Array]
@@ -48,7 +49,7 @@ class EncoderDecoderModel:
 
   def variables(self, params: Any, **collections: Any) -> dict[str, Any]:
     """What `module.apply` takes: the parameters, the memory (if any) and `collections`."""
-    return {"params": params, **({"memory": self.memory} if self.memory else {}), **collections}
+    return {"params": params, **({MEMORY: self.memory} if self.memory else {}), **collections}
 
   def init(self, rng: jax.Array, input_len: int, target_len: int) -> Any:
     """Variables (boxed with logical axis names) for the given feature lengths."""

@@ -8,6 +8,7 @@
   transition.py  a learned transition table on the decoder's inputs (TransitionConfig)
   followers.py   the follower prior and copy over training counts (FollowerConfig)
   item_head.py   an item-level next-item head on the encoder (ItemHeadConfig)
+  memory.py      the memory collection: data the mechanisms read (counts, item tokens)
 
 A mechanism is a frozen dataclass subclassing `t5.Mechanism`, set as a field of `T5Config`;
 the model calls its hooks (encoder positions and inputs, decoder inputs, logits). The item

@@ -27,12 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax.errors import ConfigError
-from tiger_jax.network.hashing import distinct_key_seed, item_keys
+from tiger_jax.network.hashing import distinct_keys, find_key, item_keys
 from tiger_jax.network.inputs import recent_items
+from tiger_jax.network.memory import read_memory
 from tiger_jax.network.t5 import DecoderCall, Mechanism, T5Config
-
-MEMORY = "memory"  # the variable collection that holds the counts
-
 
 @dataclasses.dataclass(frozen=True)
 class FollowerConfig(Mechanism):
@@ -89,8 +87,7 @@ def follower_memory(item_tokens: np.ndarray, follower_items: np.ndarray,
   (-1: none) and their counts [items, F] (`baselines.followers`): {"keys": [items] uint32,
   sorted; "tokens": [items, F, L] and "counts": [items, F] int32, rows in key order; "seed":
   the keys' hash seed}, as jax arrays (made once here, not at each trace of a step)."""
-  seed = distinct_key_seed(item_tokens, max_seeds)
-  keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
+  seed, keys = distinct_keys(item_tokens, max_seeds)
   order = np.argsort(keys, kind="stable")
   real = follower_items >= 0
   tokens = np.where(real[..., None], item_tokens[np.maximum(follower_items, 0)], 0)
@@ -108,10 +105,8 @@ def memory_variables(memory: dict[str, jax.Array]) -> dict[str, dict]:
 def lookup_followers(memory: dict, item_tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Items' tokens [..., L] -> their followers' tokens [..., F, L] and counts [..., F] (all
   zero for an all-zero (absent) item or one the memory lacks)."""
-  key = item_keys(item_tokens, memory["seed"])
-  keys = memory["keys"]
-  i = jnp.clip(jnp.searchsorted(keys, key), 0, keys.shape[0] - 1)
-  found = (keys[i] == key) & (item_tokens > 0).any(-1)
+  i, found = find_key(memory["keys"], item_keys(item_tokens, memory["seed"]))
+  found = found & (item_tokens > 0).any(-1)
   return memory["tokens"][i], jnp.where(found[..., None], memory["counts"][i], 0)
 
 
@@ -234,14 +229,11 @@ class FollowerPrior(nn.Module):
   config: T5Config
 
   def _memory(self) -> dict[str, jax.Array]:
-    names = ("keys", "tokens", "counts", "seed")
-    if all(self.has_variable(MEMORY, n) for n in names):
-      return {n: self.get_variable(MEMORY, n) for n in names}
-    if self.is_initializing():
-      return _empty_memory(self.config.id_length)
-    raise ValueError("FollowerConfig needs the followers' counts: build the model with "
-                     "experiment(), which reads them from the run's training sequences "
-                     "(EncoderDecoderModel.memory)")
+    return read_memory(self, ("keys", "tokens", "counts", "seed"),
+                       lambda: _empty_memory(self.config.id_length),
+                       "FollowerConfig needs the followers' counts: build the model with "
+                       "experiment(), which reads them from the run's training sequences "
+                       "(EncoderDecoderModel.memory)")
 
   def counts(self, call: DecoderCall) -> tuple[int, jax.Array]:
     """(the first position's index, counts [rows, positions, sources, block size]), one

@@ -59,15 +59,22 @@ def item_keys(tokens: jax.Array, seed: jax.Array | int) -> jax.Array:
   return hash_chain(start, tokens)[..., 0]
 
 
-def distinct_key_seed(item_tokens: np.ndarray, max_seeds: int = 64) -> int:
-  """The first seed below max_seeds under which `item_keys` gives the items [items, L]
-  distinct keys (lookups by key then find each item exactly)."""
+def distinct_keys(item_tokens: np.ndarray, max_seeds: int = 64) -> tuple[int, np.ndarray]:
+  """(the first seed below max_seeds under which `item_keys` gives the items [items, L]
+  distinct keys, those keys [items]): lookups by key then find each item exactly."""
   for seed in range(max_seeds):
     keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
     if len(np.unique(keys)) == len(keys):
-      return seed
+      return seed, keys
   raise ValueError(f"no seed below {max_seeds} gives {len(item_tokens)} items distinct keys "
                    "(are two items' tokens the same?)")
+
+
+def find_key(sorted_keys: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Keys [...] in sorted_keys [n] -> (their positions [...], clipped into range; whether
+  the key is there)."""
+  i = jnp.clip(jnp.searchsorted(sorted_keys, key), 0, sorted_keys.shape[0] - 1)
+  return i, sorted_keys[i] == key
 
 
 def dropout_keep(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:

@@ -29,10 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax.errors import ConfigError
-from tiger_jax.network.hashing import distinct_key_seed, item_buckets, item_keys
+from tiger_jax.network.hashing import distinct_keys, find_key, item_buckets, item_keys
+from tiger_jax.network.memory import read_memory
 from tiger_jax.network.t5 import Mechanism, Projection, RMSNorm, T5Config, embedding, encoder_mask
 
-MEMORY = "memory"
 NAME = "item_head"  # the Transformer's attribute: the head's parameter and memory scope
 
 
@@ -62,8 +62,7 @@ def item_memory(item_tokens: np.ndarray) -> dict[str, jax.Array]:
   """The head's memory from the items' tokens [items, L] (row = item index): {"tokens"
   [items, L]; "keys" [items] uint32 sorted, "index" [items] (the item of each key), "seed"}."""
   item_tokens = np.asarray(item_tokens)
-  seed = distinct_key_seed(item_tokens)
-  keys = np.asarray(item_keys(jnp.asarray(item_tokens), seed))
+  seed, keys = distinct_keys(item_tokens)
   order = np.argsort(keys, kind="stable")
   return {"tokens": jnp.asarray(item_tokens, jnp.int32), "keys": jnp.asarray(keys[order]),
           "index": jnp.asarray(order, jnp.int32), "seed": jnp.uint32(seed)}
@@ -76,11 +75,9 @@ def memory_variables(memory: dict[str, jax.Array]) -> dict[str, dict]:
 
 def item_index(memory: dict, tokens: jax.Array) -> jax.Array:
   """Items' tokens [..., L] -> their item indices [...] (-1: all-zero, or no such item)."""
-  key = item_keys(tokens, memory["seed"])
-  keys = memory["keys"]
-  i = jnp.clip(jnp.searchsorted(keys, key), 0, keys.shape[0] - 1)
+  i, found = find_key(memory["keys"], item_keys(tokens, memory["seed"]))
   index = memory["index"][i]
-  found = (keys[i] == key) & (memory["tokens"][index] == tokens).all(-1)
+  found = found & (memory["tokens"][index] == tokens).all(-1)
   return jnp.where(found & (tokens > 0).any(-1), index, -1)
 
 
@@ -105,16 +102,14 @@ class ItemHead(nn.Module):
   config: T5Config
 
   def _memory(self) -> dict[str, jax.Array]:
-    names = ("tokens", "keys", "index", "seed")
-    if all(self.has_variable(MEMORY, n) for n in names):
-      return {n: self.get_variable(MEMORY, n) for n in names}
-    if self.is_initializing():  # one item, traceable (init may run under jit)
+    def one_item():  # traceable (init may run under jit)
       tokens = jnp.arange(1, 1 + self.config.id_length, dtype=jnp.int32)[None]
       return {"tokens": tokens, "keys": item_keys(tokens, 0), "index": jnp.zeros(1, jnp.int32),
               "seed": jnp.uint32(0)}
-    raise ValueError("ItemHeadConfig needs the items' tokens: build the model with "
-                     "experiment(), which reads them from the Semantic IDs "
-                     "(EncoderDecoderModel.memory)")
+    return read_memory(self, ("tokens", "keys", "index", "seed"), one_item,
+                       "ItemHeadConfig needs the items' tokens: build the model with "
+                       "experiment(), which reads them from the Semantic IDs "
+                       "(EncoderDecoderModel.memory)")
 
   @nn.compact
   def __call__(self, encoded: jax.Array, input_tokens: jax.Array) -> jax.Array:
