@@ -70,51 +70,55 @@ def test_the_loss_adds_the_heads_weighted_cross_entropy():
   targets[:, :4] = layout.item_tokens(ids[[9, 4, 11]])
   batch = {"inputs": jnp.asarray(x), "targets": jnp.asarray(targets)}
   model = dataclasses.replace(model, z_loss=0.0)  # the loss: token cross-entropy + the head's
-  loss, metrics = model.loss_fn(params, batch, None)
-  logp = model.item_log_probs(params, model.encode(params, batch["inputs"]), batch["inputs"])
+  # (one compile each: the loss with its gradients, and the head's log-probabilities)
+  (loss, metrics), grads = jax.jit(jax.value_and_grad(
+      lambda p: model.loss_fn(p, batch, None), has_aux=True))(params)
+  logp = jax.jit(lambda p, x: model.item_log_probs(p, model.encode(p, x), x))(
+      params, batch["inputs"])
   expected = -float(jnp.mean(logp[jnp.arange(3), jnp.asarray([9, 4, 11])]))
   np.testing.assert_allclose(float(metrics["item_loss"]), expected, rtol=1e-5)
   np.testing.assert_allclose(float(loss), float(metrics["loss"]) + 2.0 * expected, rtol=1e-5)
-  grads = jax.grad(lambda p: model.loss_fn(p, batch, None)[0])(params)
   for name in ("code_embedder", "item_embedder", "projection"):
     assert float(jnp.abs(grads["item_head"][name][
         "embedding" if "embedder" in name else "kernel"]).sum()) > 0, name
 
 
-@pytest.mark.parametrize("exclude_history", [False, True])
-def test_decoding_ranks_beams_and_head_items_by_the_blend(exclude_history):
+def test_decoding_ranks_beams_and_head_items_by_the_blend():
   histories, k = [[3, 7], [5], [0, 1, 2], []], 5
-  for blend in (0.0, 1.0):
-    head = network.ItemHeadConfig(buckets=64, blend=blend, candidates=6)
-    ids, layout, model, params = _setup(head, item_inputs=network.ItemInputsConfig())
-    x = _inputs(layout, ids, histories)
+  head = network.ItemHeadConfig(buckets=64, blend=1.0, candidates=6)
+  ids, layout, model, params = _setup(head, item_inputs=network.ItemInputsConfig())
+  x = _inputs(layout, ids, histories)
+  encoded = model.encode(params, jnp.asarray(x))
+  logp = np.asarray(model.item_log_probs(params, encoded, jnp.asarray(x)))
+  score = jax.jit(lambda tokens: model.score_candidates(  # exact log p(ID), teacher-forced
+      params, encoded, jnp.asarray(x), tokens, layout.level_blocks))
+  for exclude_history in (False, True):
     retriever = retrieval.Retriever(model, layout, ids, k, exclude_history=exclude_history)
     got, scores = retriever(params, x)
     beams, _ = retrieval.Retriever(model, layout, ids, k, exclude_history=exclude_history,
                                    item_head=False)(params, x)
-    encoded = model.encode(params, jnp.asarray(x))
-    logp = np.asarray(model.item_log_probs(params, encoded, jnp.asarray(x)))
     # one decode of the union serves every blend (how the blend is picked on validation)
     union = retriever.candidates(params, x)
-    again, again_scores = retrieval.blend_candidates(*union, blend, k)
-    np.testing.assert_array_equal(again, got)
-    np.testing.assert_allclose(again_scores, scores, rtol=1e-6)
-    head_alone = np.asarray(retrieval.blend_candidates(*union, 1e4, k)[0])
-    for b, h in enumerate(histories):
-      assert len(set(got[b])) == k and (got[b] >= 0).all()
-      if exclude_history:
-        assert not set(got[b].tolist()) & set(h)
-      # each item's score: its exact log p(ID) (teacher-forced) + blend * the head's log p
-      tokens = layout.item_tokens(ids[got[b]])
-      gen = model.score_candidates(params, encoded[b:b + 1], jnp.asarray(x[b:b + 1]),
-                                   jnp.asarray(tokens)[None], layout.level_blocks)[0]
-      np.testing.assert_allclose(scores[b], np.asarray(gen) + blend * logp[b, got[b]],
+    np.testing.assert_array_equal(union[0][:, :k], beams)  # the beams, then the head's items
+    for blend in (1.0, 0.0):  # the Retriever's own blend, and the decoder alone
+      top, top_scores = map(np.asarray, retrieval.blend_candidates(*union, blend, k))
+      if blend == head.blend:
+        np.testing.assert_array_equal(top, got)
+        np.testing.assert_allclose(top_scores, scores, rtol=1e-6)
+      # each item's score: its exact log p(ID) + blend * the head's log p
+      gen = np.asarray(score(layout.item_tokens(ids[top])))
+      np.testing.assert_allclose(top_scores, gen + blend * np.take_along_axis(logp, top, 1),
                                  rtol=1e-4, atol=1e-3)
-      assert (np.diff(scores[b]) <= 1e-5).all()
-      head_order = [i for i in np.argsort(-logp[b]) if not (exclude_history and i in h)]
-      assert head_alone[b].tolist() == head_order[:k]  # a large blend: the head's own order
-      if blend == 0.0:  # the decoder alone: the beams stay, unless a head item beats them
-        assert got[b][0] == beams[b][0] or got[b][0] in head_order[:6]
+      head_alone = np.asarray(retrieval.blend_candidates(*union, 1e4, k)[0])
+      for b, h in enumerate(histories):
+        assert len(set(top[b])) == k and (top[b] >= 0).all()
+        assert (np.diff(top_scores[b]) <= 1e-5).all()
+        if exclude_history:
+          assert not set(top[b].tolist()) & set(h)
+        head_order = [i for i in np.argsort(-logp[b]) if not (exclude_history and i in h)]
+        assert head_alone[b].tolist() == head_order[:k]  # a large blend: the head's own order
+        if blend == 0.0:  # the decoder alone: the beams stay, unless a head item beats them
+          assert top[b][0] == beams[b][0] or top[b][0] in head_order[:6]
   assert retrieval.decoding_settings(model.config, k) == {
       "item_head": {"blend": 1.0, "candidates": 6}}
   assert retrieval.decoding_settings(network.T5Config(), k) == {}

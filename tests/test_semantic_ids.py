@@ -53,7 +53,7 @@ def test_straight_through_gradients_reach_the_encoder():
     _, _, losses = model.apply({"params": p}, x)
     return losses["reconstruction"]
 
-  grads = jax.grad(recon_only)(params)
+  grads = jax.jit(jax.grad(recon_only))(params)
   enc = jax.tree.leaves(grads["encoder"])
   assert all(float(jnp.abs(g).sum()) > 0 for g in enc)  # through the argmin, by STE
   assert float(jnp.abs(grads["codebooks"]).sum()) == 0  # codebooks learn from their own loss
@@ -61,7 +61,7 @@ def test_straight_through_gradients_reach_the_encoder():
   def codebook_only(p):
     return model.apply({"params": p}, x)[2]["codebook"]
 
-  assert float(jnp.abs(jax.grad(codebook_only)(params)["codebooks"]).sum()) > 0
+  assert float(jnp.abs(jax.jit(jax.grad(codebook_only))(params)["codebooks"]).sum()) > 0
 
 
 def test_kmeans_places_centres_on_data():

@@ -19,7 +19,8 @@ def test_transition_embedding_is_keyed_by_the_last_item_and_the_decoded_prefix()
   model, params = _model(id_length=3, transition=TransitionConfig(buckets=4096), dropout_rate=0.0)
   # The table rows a batch trains are exactly the hashes of (last item, prefix of p codes)
   # at each decoder position p = 0..3 (the 4th code is a target only).
-  grad = jax.grad(lambda p: model.loss_fn(p, {"inputs": x, "targets": y}, None)[0])(params)
+  grad = jax.jit(jax.grad(lambda p: model.loss_fn(p, {"inputs": x, "targets": y}, None)[0]))(
+      params)
   trained = np.flatnonzero(np.abs(grad["decoder"]["transition_embedder"]["embedding"]).sum(-1))
   keys = [jnp.concatenate([inputs.last_item(x, 3), y[:, :p]], 1) for p in range(4)]
   expected = np.unique(np.concatenate([np.asarray(hashing.item_buckets(k, 4096, 2)).ravel()
