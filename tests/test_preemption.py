@@ -81,6 +81,7 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   line = next(x for x in log.splitlines() if "preempted at step" in x)
   step = int(line.split("preempted at step ")[1].split(":")[0])
   assert 3 <= step < 6 and "run the same command to continue" in line
+  assert "In call to configurable" not in log  # one line, without gin's call-site lines
   assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [str(step)]
   # The same command goes on, now writing a checkpoint at every step (asynchronously, so a
   # write is in flight at any moment), and is killed with kill -9 at step 7: the next run
