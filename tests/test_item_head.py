@@ -83,6 +83,29 @@ def test_the_loss_adds_the_heads_weighted_cross_entropy():
         "embedding" if "embedder" in name else "kernel"]).sum()) > 0, name
 
 
+def test_a_tied_head_scores_items_by_the_encoders_input_vectors():
+  """tied: no tables of the head's own; each item's output vector is what the encoder reads
+  for it (its codes' token-embedder rows + its item-table rows): the head's logits are an
+  untied head's whose tables hold the encoder's, and its loss trains the encoder's tables."""
+  inputs = network.ItemInputsConfig(item_level=True, embed_buckets=64)
+  ids, layout, tied, params = _setup(network.ItemHeadConfig(tied=True), item_inputs=inputs)
+  assert set(params["item_head"]) == {"projection", "norm"}
+  _, _, untied, own = _setup(network.ItemHeadConfig(buckets=64), item_inputs=inputs)
+  own = {**params, "item_head": {
+      **params["item_head"], "code_embedder": params["token_embedder"],
+      "item_embedder": params["encoder"]["item_embedder"]}}
+  x = jnp.asarray(_inputs(layout, ids, [[3, 7], [5]]))
+  logits = lambda model, p: model.item_log_probs(p, model.encode(p, x), x)
+  np.testing.assert_allclose(logits(tied, params), logits(untied, own), rtol=1e-5, atol=1e-5)
+  # item 9 is in no history: its item-table rows learn only through the tied output
+  rows = lambda items: set(np.asarray(item_head.item_buckets(
+      jnp.asarray(layout.item_tokens(ids[items])), 64, 2)).ravel().tolist())
+  assert not rows([9]) & rows([3, 7, 5])
+  grads = jax.jit(jax.grad(lambda p: -logits(tied, p)[:, 9].sum()))(params)
+  table = np.abs(np.asarray(grads["encoder"]["item_embedder"]["embedding"])).sum(-1)
+  assert all(table[r] > 0 for r in rows([9]))
+
+
 def test_decoding_ranks_beams_and_head_items_by_the_blend():
   histories, k = [[3, 7], [5], [0, 1, 2], []], 5
   head = network.ItemHeadConfig(buckets=64, blend=1.0, candidates=6)

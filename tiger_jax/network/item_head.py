@@ -44,6 +44,10 @@ class ItemHeadConfig(Mechanism):
   hashes: int = 2
   blend: float = 1.0  # decoding: rank by log p(ID) + blend * log p_head(item)
   candidates: int = 0  # the head's top items that join the beams (0: as many as the beam)
+  # True: each item's output vector is its encoder input vector, SASRec's tied embeddings: the
+  # shared token embedder's rows of its codes plus the encoder's item table's rows
+  # (ItemInputsConfig.embed_buckets, where it has one); `buckets`, `hashes` then unused.
+  tied: bool = False
 
   def __post_init__(self):
     if self.weight < 0 or self.blend < 0:
@@ -112,15 +116,33 @@ class ItemHead(nn.Module):
                        "(EncoderDecoderModel.memory)")
 
   @nn.compact
-  def __call__(self, encoded: jax.Array, input_tokens: jax.Array) -> jax.Array:
+  def __call__(self, encoded: jax.Array, input_tokens: jax.Array,
+               transformer: nn.Module | None = None) -> jax.Array:
+    """transformer: the model (its token embedder and encoder tables, for `tied`)."""
     c, o = self.config, self.options
     last = last_position(input_tokens, c)
     h = jnp.take_along_axis(encoded, last[:, None, None], 1)[:, 0]
     h = h + Projection((c.emb_dim,), (c.emb_dim,), ("embed", "mlp"), c, name="projection")(h)
     h = RMSNorm(c, name="norm")(h)
     tokens = self._memory()["tokens"]
-    items = embedding(c, c.vocab_size, "code_embedder")(tokens).sum(-2)
-    if o.buckets:
-      rows = item_buckets(tokens, o.buckets, o.hashes)
-      items = items + embedding(c, o.buckets, "item_embedder")(rows).sum(-2)
+    if o.tied:
+      items = input_vectors(transformer, tokens)
+    else:
+      items = embedding(c, c.vocab_size, "code_embedder")(tokens).sum(-2)
+      if o.buckets:
+        rows = item_buckets(tokens, o.buckets, o.hashes)
+        items = items + embedding(c, o.buckets, "item_embedder")(rows).sum(-2)
     return jnp.dot(h.astype(jnp.float32), items.astype(jnp.float32).T) / math.sqrt(c.emb_dim)
+
+
+def input_vectors(transformer: nn.Module, tokens: jax.Array) -> jax.Array:
+  """Items' tokens [items, L] -> the vectors the encoder reads for them [items, embed] (item
+  inputs: network/item_inputs.py; recency aside): the sum of their codes' rows of the shared
+  token embedder, plus their rows of the encoder's item table where it has one."""
+  vectors = transformer.embed(tokens).sum(-2)
+  inputs = transformer.config.item_inputs
+  if inputs is not None and getattr(inputs, "embed_buckets", 0):
+    table = nn.meta.unbox(transformer.encoder.variables["params"]["item_embedder"]["embedding"])
+    rows = item_buckets(tokens, inputs.embed_buckets, inputs.embed_hashes)
+    vectors = vectors + jnp.asarray(table)[rows].astype(vectors.dtype).sum(-2)
+  return vectors

@@ -482,7 +482,7 @@ class Transformer(nn.Module):
 
   def item_logits(self, encoded: jax.Array, input_tokens: jax.Array) -> jax.Array:
     """The item head's logits over all items [batch, items] (T5Config.item_head)."""
-    return self.item_head(encoded, input_tokens)
+    return self.item_head(encoded, input_tokens, self)
 
   def __call__(self, input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                deterministic: bool = True,
