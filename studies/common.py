@@ -43,7 +43,6 @@ def command_line() -> str:
   return cli.shell_join([*head, *sys.argv[1:]])
 
 
-@functools.cache
 def check_trained_run(model_dir: str) -> None:
   """One error line unless --model_dir holds a run's config.gin."""
   if not os.path.exists(RunDir(model_dir).config_gin):
@@ -58,6 +57,7 @@ def number_list(flag: str, text: str) -> list[float]:
     raise SystemExit(f"error: --{flag}={text}: give comma-separated numbers") from None
 
 
+@functools.cache
 def run_experiment(model_dir: str):
   """A finished run's experiment, from its config.gin (parsed once per process: gin locks
   its config after the first parse)."""

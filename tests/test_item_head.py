@@ -200,3 +200,19 @@ def test_the_blend_study_ranks_the_union_for_each_blend():
   results = {"blend 0": {"ndcg@10": 0.1, "recall@10": 0.2},
              "blend 1": {"ndcg@10": 0.3, "recall@10": 0.1}, "beams alone": {"ndcg@10": 0.9}}
   assert item_head_blend.best_blend(results) == "blend 1"
+
+
+def test_a_study_parses_its_runs_config_once_and_reuses_the_experiment(tmp_path, monkeypatch):
+  """studies.common.run_experiment: gin locks its config after the first parse, so a study
+  that asks twice (the popularity prior: validation, then test) gets the first experiment."""
+  import gin
+  from studies import common
+  from tiger_jax import configurables
+  (tmp_path / "config.gin").write_text("TRAIN_STEPS = 3\n")
+  made = []
+  monkeypatch.setattr(configurables, "experiment", lambda: made.append(object()) or made[-1])
+  try:
+    first = common.run_experiment(str(tmp_path))
+    assert common.run_experiment(str(tmp_path)) is first and len(made) == 1
+  finally:
+    gin.clear_config()
