@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tiger_jax.errors import ConfigError
+from tiger_jax.network import item_inputs
 from tiger_jax.network.hashing import distinct_keys, find_key, item_buckets, item_keys
 from tiger_jax.network.memory import read_memory
 from tiger_jax.network.t5 import Mechanism, Projection, RMSNorm, T5Config, embedding, encoder_mask
@@ -141,8 +142,8 @@ def input_vectors(transformer: nn.Module, tokens: jax.Array) -> jax.Array:
   token embedder, plus their rows of the encoder's item table where it has one."""
   vectors = transformer.embed(tokens).sum(-2)
   inputs = transformer.config.item_inputs
-  if inputs is not None and getattr(inputs, "embed_buckets", 0):
+  if inputs is not None and inputs.embed_buckets:
     table = nn.meta.unbox(transformer.encoder.variables["params"]["item_embedder"]["embedding"])
-    rows = item_buckets(tokens, inputs.embed_buckets, inputs.embed_hashes)
+    rows = item_inputs.table_rows(inputs, tokens)
     vectors = vectors + jnp.asarray(table)[rows].astype(vectors.dtype).sum(-2)
   return vectors

@@ -79,6 +79,12 @@ def item_recency(tokens: jax.Array, config: T5Config) -> jax.Array:
   return jnp.where(real & (pos >= 1), recency, -1).astype(jnp.int32)
 
 
+def table_rows(options: ItemInputsConfig, item_tokens: jax.Array) -> jax.Array:
+  """Items' tokens [..., L] -> their rows of the encoder's item table [..., embed_hashes]
+  (`embed_buckets` > 0); the tied item head (network/item_head.py) reads the same rows."""
+  return item_buckets(item_tokens, options.embed_buckets, options.embed_hashes)
+
+
 class ItemInputs(nn.Module):
   """The encoder's input vectors under ItemInputsConfig (in the encoder's scope)."""
   options: ItemInputsConfig
@@ -92,7 +98,7 @@ class ItemInputs(nn.Module):
       items = history_items(x, c.id_length).sum(2)
       if o.embed_buckets:  # + the sum of the item's rows of the item table
         table = embedding(c, o.embed_buckets, "item_embedder")
-        rows = item_buckets(history_items(tokens, c.id_length), o.embed_buckets, o.embed_hashes)
+        rows = table_rows(o, history_items(tokens, c.id_length))
         item_vectors = table(rows).astype(c.dtype).sum(-2)
         if o.embed_dropout:  # in training, keep or drop each item's whole vector
           item_vectors = item_vectors * Dropout(o.embed_dropout, name="item_embed_dropout")(
