@@ -132,6 +132,23 @@ def test_the_cold_start_block_shows_knn_the_prefix_rule_and_the_mechanism_on_col
   assert "not run yet" in readme_table.cold_start_table(None)
 
 
+def test_each_recipe_has_its_own_run_folder_and_its_command_names_the_recipe_itself():
+  """Two recipes on one MODEL_DIR would resume each other's checkpoints; a usage line that names
+  another recipe (a copy's leftover) runs the wrong model."""
+  import glob
+  folders = {}
+  for path in sorted(glob.glob(os.path.join(REPO, "gin_configs", "recipes", "**", "*.gin"),
+                               recursive=True)):
+    recipe, text = os.path.relpath(path, REPO), open(path).read()
+    folder = re.findall(r"^MODEL_DIR = '([^']+)'", text, re.M)
+    assert len(folder) == 1, f"{recipe}: one MODEL_DIR binding"
+    assert folder[0] not in folders, f"{recipe} and {folders.get(folder[0])} share {folder[0]}"
+    folders[folder[0]] = recipe
+    for named in re.findall(r"--gin_file=([\w/.-]*\w)", text):
+      assert named in (recipe, "THIS"), f"{recipe}: its command runs {named}"
+  assert len(folders) > 30
+
+
 def test_the_launch_scripts_refuse_bad_input_in_one_line():
   for script, args in (("studies/run_recipes.sh", ["gin_configs/recipes/no_such.gin"]),
                        ("studies/run_recipes.sh", []),
