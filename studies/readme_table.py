@@ -7,7 +7,9 @@ Each record (records/<name>.json, written by `python -m studies.reproduce --reco
 one recipe's test rows on one dataset: TIGER, SASRec, the item-transition floors and
 most-popular. Per dataset the table shows the records' TIGER rows, then the first record's
 baselines, then the paper's figures, and under it the command, hardware, seed and Semantic IDs
-(checksum and quality) of each record; rows standing on different IDs are flagged. A second
+(checksum and quality) of each record; rows standing on different IDs are flagged; a record's
+other seeds (records/seeds/*.json: the same recipe at another `TrainerConfig.seed`) follow its
+note, each paired with it over users, and the mean over its seeds. A second
 block, the Semantic-ID table, comes from records/semantic_ids/*.json
 (`bench/semantic_id_seeds.py --record=...`), and a third, the cold-start table, from
 records/cold_start/beauty.json. `tests/test_repo.py` fails when the README's block differs from what this prints.
@@ -67,8 +69,9 @@ def load_records(paths: list[str]) -> list[dict]:
   return records
 
 
-def table(records: list[dict]) -> str:
-  """Markdown: per dataset the TIGER rows, the baselines, the paper; then each record's source."""
+def table(records: list[dict], seeds: list[dict] = ()) -> str:
+  """Markdown: per dataset the TIGER rows, the baselines, the paper; then each record's source
+  and its other seeds among `seeds`."""
   lines = ["| data | model | R@5 | R@10 | N@5 | N@10 | training |", "|---|---|---|---|---|---|---|"]
   notes = []
   for dataset in PAPER:
@@ -108,7 +111,7 @@ def table(records: list[dict]) -> str:
         source += (f" Its run started as a copy of `{b['from']}` at step {b['step']:,} "
                    "(`studies.learning_curve.branch`), the same recipe's training.")
       notes.append(f"- {name}, `{r['path']}`: `{r['command']}` (batch {r['batch_size']}, seed "
-                   f"{r['seed']}; {r['hardware']}).{source}{_ids_note(r)}")
+                   f"{r['seed']}; {r['hardware']}).{source}{_ids_note(r)}{_seeds_note(r, seeds)}")
     checksums = {ids["sha1"] for r in mine if (ids := r["rows"]["TIGER"].get("semantic_ids"))}
     if len(checksums) > 1:
       notes.append(f"- {name}: these rows stand on {len(checksums)} different sets of Semantic "
@@ -127,6 +130,31 @@ def _ids_note(record: dict) -> str:
                f"{ids['items_in_collision']:.1%} of items in collision groups, largest group "
                f"{ids['largest_group']}")
   return f" Semantic IDs sha1 {ids['sha1'][:10]} ({ids.get('method', '?')}{quality})."
+
+
+def _seeds_note(record: dict, seeds: list[dict]) -> str:
+  """The record's TIGER row at its other seeds: the same recipe, dataset and protocol at another
+  TrainerConfig.seed, each paired over users against it (`studies.pair_records`), and the
+  mean over all its seeds."""
+  from studies import pair_records
+  others = sorted((s for s in seeds if s["recipe"] == record["recipe"]
+                   and s["dataset"] == record["dataset"] and s["seed"] != record["seed"]
+                   and bool(s.get("exclude_history")) == bool(record.get("exclude_history"))),
+                  key=lambda s: s["seed"])
+  if not others:
+    return ""
+  parts = []
+  for s in others:
+    t = s["rows"]["TIGER"]
+    d = pair_records.pair((s, "TIGER"), (record, "TIGER"))
+    parts.append(f"seed {s['seed']} (`{s['path']}`, step {t['checkpoint_step']:,}): R@10 "
+                 f"{t['recall@10']:.4f}, N@10 {t['ndcg@10']:.4f}, minus seed {record['seed']} "
+                 + ", ".join(f"{d[m]['difference']:+.4f} (z {d[m]['z']:+.1f})"
+                             for m in ("recall@10", "ndcg@10")))
+  mean = {m: sum(r["rows"]["TIGER"][m] for r in [record, *others]) / (1 + len(others))
+          for m in ("recall@10", "ndcg@10")}
+  return (f" Other seeds: {'; '.join(parts)}; the mean of {1 + len(others)} seeds: R@10 "
+          f"{mean['recall@10']:.4f}, N@10 {mean['ndcg@10']:.4f}.")
 
 
 SID_BEGIN, SID_END = "<!-- semantic_ids_table:begin -->", "<!-- semantic_ids_table:end -->"
@@ -268,13 +296,18 @@ def default_records() -> list[str]:
           + [p for p in ladder if os.path.exists(p)])
 
 
+def default_seed_records() -> list[str]:
+  """records/seeds/*.json: the README rows' recipes at other seeds."""
+  return sorted(glob.glob(os.path.join(REPO, "records", "seeds", "*.json")))
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--records", default="", help="comma-separated record files (default: records/*.json)")
   p.add_argument("--readme", default="", help="rewrite this README's table in place")
   args = p.parse_args(argv)
   paths = [x for x in args.records.split(",") if x] or default_records()
-  text = table(load_records(paths))
+  text = table(load_records(paths), load_records(default_seed_records()))
   sid_text = semantic_id_table(load_semantic_id_records(default_semantic_id_records()))
   cold_text = cold_start_table(load_cold_start_record())
   print(text)

@@ -80,7 +80,8 @@ def test_readme_table_is_what_the_records_generate():
   readme = open(os.path.join(REPO, "README.md")).read()
   records = readme_table.load_records(readme_table.default_records())
   assert records, "no results records in records/"
-  expected = readme_table.table(records)
+  expected = readme_table.table(records,
+                                readme_table.load_records(readme_table.default_seed_records()))
   assert readme_table.block(readme) == expected, (
       "README.md's results block differs from the records: run "
       "`python -m studies.readme_table --readme=README.md`")
@@ -112,6 +113,37 @@ def test_a_table_of_runs_on_different_semantic_ids_says_so():
          "collision groups, largest group 7)." in same and "different sets" not in same
   mixed = readme_table.table([record("a" * 40, "one"), record("b" * 40, "two")])
   assert "these rows stand on 2 different sets of Semantic IDs (aaaaaaaaaa, bbbbbbbbbb)" in mixed
+
+
+def test_a_rows_other_seeds_follow_its_note_paired_with_it_and_averaged():
+  import numpy as np
+  from studies import readme_table
+  from tiger_jax import results
+  targets = np.arange(40)
+  lists = np.full((40, 20), 99)
+
+  def record(seed, hit_users, recipe="gin_configs/recipes/x.gin", exclude=False):
+    ranked = lists.copy()
+    ranked[:hit_users, 0] = targets[:hit_users]  # the first users' targets at rank 1
+    hits = results.user_hits({"TIGER": ranked}, targets)
+    tiger = {"recall@5": hit_users / 40, "recall@10": hit_users / 40, "ndcg@5": hit_users / 40,
+             "ndcg@10": hit_users / 40, "checkpoint_step": 10 * (seed + 1), "train_seconds": 60}
+    return {"dataset": "beauty", "label": "x", "recipe": recipe, "train_steps": 10,
+            "rows": {"TIGER": tiger}, "path": f"records/s{seed}.json", "command": "c",
+            "batch_size": 8, "seed": seed, "hardware": "cpu", "user_hits": hits,
+            "exclude_history": exclude}
+
+  main = record(0, 10)
+  seeds = [record(1, 6), record(2, 20, recipe="gin_configs/recipes/y.gin"), record(3, 4, exclude=True)]
+  text = readme_table.table([main], seeds)
+  note = [l for l in text.splitlines() if l.startswith("- Beauty, `records/s0.json`")][0]
+  se = np.std(np.r_[np.zeros(6), -np.ones(4), np.zeros(30)], ddof=1) / np.sqrt(40)
+  assert note.endswith(
+      f" Other seeds: seed 1 (`records/s1.json`, step 20): R@10 0.1500, N@10 0.1500, minus seed"
+      f" 0 -0.1000 (z {-0.1 / se:+.1f}), -0.1000 (z {-0.1 / se:+.1f}); the mean of 2 seeds: "
+      f"R@10 0.2000, N@10 0.2000."), note
+  assert "s2.json" not in text and "s3.json" not in text  # another recipe, another protocol
+  assert "Other seeds" not in readme_table.table([main])
 
 
 def test_the_cold_start_block_shows_knn_the_prefix_rule_and_the_mechanism_on_cold_targets():
