@@ -4,6 +4,8 @@ r"""One recipe end to end on real data, its results record, next to the paper's 
   python -m studies.reproduce --gin_file=gin_configs/recipes/toys_paper.gin --gin.TRAIN_STEPS=8000
   python -m studies.reproduce --gin_file=... --record=records/beauty_best.json   # keep the record
   python -m studies.reproduce --gin_file=... --gin.EXCLUDE_HISTORY=True   # no history items
+  python -m studies.reproduce --gin_file=gin_configs/recipes/beauty_best.gin --seed=1 \
+      --record=records/seeds/beauty_best_seed1.json    # a second seed of a README row
 
 Runs data -> Semantic IDs -> training -> constrained beam search (test split, all users; the
 checkpoint best on validation when the run validated) plus SASRec, most-popular and the
@@ -32,7 +34,31 @@ flags.DEFINE_string("branch_from", None, "RUN_DIR@STEP (STEP a number or 'latest
                     "MODEL_DIR as a copy of that run at that checkpoint (data, Semantic IDs, "
                     "the checkpoint, best/ up to it, the clock), e.g. an 8-hour recipe from the "
                     "ladder row whose first hour it is; the record says so. A no-op on resume.")
+flags.DEFINE_integer("seed", None, "Train at this TrainerConfig.seed in MODEL_DIR_seed<N>, on "
+                     "the recipe's run's data and Semantic IDs (the seeds differ in the model's "
+                     "init, dropout and data order, not in the IDs); its --record goes to "
+                     "records/seeds/, where the README's table finds a row's other seeds.")
 FLAGS = flags.FLAGS
+
+
+def bind_seed(seed: int | None) -> str:
+  """--seed=N: TrainerConfig.seed = N, MODEL_DIR + '_seed<N>', and DATA_DIR / SEMANTIC_ID_DIR
+  the recipe's own run's folders unless the recipe names others. Returns the run folder."""
+  import gin
+  from tiger_jax.run_dir import RunDir
+  model_dir = gin.query_parameter("%MODEL_DIR")
+  if seed is None:
+    return model_dir
+  if seed < 0:
+    raise SystemExit(f"error: --seed={seed}: a seed is a number >= 0")
+  shared = RunDir(model_dir)
+  with gin.unlock_config():
+    gin.bind_parameter("TrainerConfig.seed", seed)
+    gin.bind_parameter("MODEL_DIR/macro.value", f"{model_dir}_seed{seed}")
+    for macro, folder in (("DATA_DIR", shared.data), ("SEMANTIC_ID_DIR", shared.semantic_ids)):
+      if gin.query_parameter(f"%{macro}") is None:
+        gin.bind_parameter(f"{macro}/macro.value", folder)
+  return f"{model_dir}_seed{seed}"
 
 
 def latest_step(spec: str) -> str:
@@ -91,7 +117,7 @@ def main():
   with gin.unlock_config():
     gin.bind_parameter("pipeline.source_dir", os.path.join(SHARED, category))
   pipeline = configurables.PipelineConfig()
-  model_dir = gin.query_parameter("%MODEL_DIR")
+  model_dir = bind_seed(FLAGS.seed)
   if FLAGS.branch_from:
     learning_curve.branch(latest_step(FLAGS.branch_from), model_dir)
   rows = main_lib.run_pipeline(pipeline)

@@ -189,3 +189,27 @@ def test_pairs_by_group_split_the_users_by_their_test_example():
   assert rows["all users"]["ndcg@10"]["difference"] == pytest.approx(0.75 - 0.5)
   with pytest.raises(SystemExit, match="--by=nope: choose one of target_popularity"):
     pair_by_group.user_groups(seqs, "nope")
+
+
+def test_a_second_seed_trains_in_its_own_folder_on_the_recipes_data_and_ids():
+  """studies.reproduce --seed=N: TrainerConfig.seed N in MODEL_DIR_seed<N>, reading the recipe's
+  run's data and Semantic IDs (one set of IDs for every seed); no --seed leaves the recipe."""
+  import gin
+  import pytest
+  from studies import reproduce
+  from tiger_jax import cli, configurables
+  recipe = "gin_configs/recipes/beauty_item_head.gin"
+  try:
+    cli.parse_config([recipe], [])
+    assert reproduce.bind_seed(None) == "runs/beauty_item_head"
+    assert configurables.TrainerConfig().seed == 0
+    assert reproduce.bind_seed(2) == "runs/beauty_item_head_seed2"
+    pipeline = configurables.PipelineConfig()
+    assert configurables.TrainerConfig().seed == 2
+    assert (pipeline.model_dir, pipeline.data_dir, pipeline.semantic_id_dir) == (
+        "runs/beauty_item_head_seed2", "runs/beauty_item_head/data",
+        "runs/beauty_item_head/semantic_ids")
+    with pytest.raises(SystemExit, match=r"^error: --seed=-1: a seed is a number >= 0$"):
+      reproduce.bind_seed(-1)
+  finally:
+    gin.clear_config()
