@@ -104,6 +104,20 @@ def validation_floors(model_dir: str) -> dict:
           "validation_lines": {k: v for k, v in lines.items() if k != "SASRec"}}
 
 
+def configure(seed: int | None):
+  """The parsed recipe's PipelineConfig: its category's shared data, and --seed's folders
+  (`bind_seed`) bound before the config is built."""
+  import gin
+  from tiger_jax import configurables
+  category = gin.query_parameter("pipeline.category")
+  if category not in PAPER:
+    raise SystemExit(f"error: pipeline.category={category!r}: the paper reports {sorted(PAPER)}")
+  with gin.unlock_config():
+    gin.bind_parameter("pipeline.source_dir", os.path.join(SHARED, category))
+  bind_seed(seed)
+  return configurables.PipelineConfig()
+
+
 def main():
   import gin
   from tiger_jax import configurables, evaluation as evaluate_lib, io_utils, main as main_lib
@@ -111,13 +125,8 @@ def main():
   from tiger_jax.run_dir import RunDir
   from studies import learning_curve
   start = time.time()
-  category = gin.query_parameter("pipeline.category")
-  if category not in PAPER:
-    raise SystemExit(f"error: pipeline.category={category!r}: the paper reports {sorted(PAPER)}")
-  with gin.unlock_config():
-    gin.bind_parameter("pipeline.source_dir", os.path.join(SHARED, category))
-  pipeline = configurables.PipelineConfig()
-  model_dir = bind_seed(FLAGS.seed)
+  pipeline = configure(FLAGS.seed)
+  category, model_dir = pipeline.category, pipeline.model_dir
   if FLAGS.branch_from:
     learning_curve.branch(latest_step(FLAGS.branch_from), model_dir)
   rows = main_lib.run_pipeline(pipeline)

@@ -201,10 +201,9 @@ def test_a_second_seed_trains_in_its_own_folder_on_the_recipes_data_and_ids():
   recipe = "gin_configs/recipes/beauty_item_head.gin"
   try:
     cli.parse_config([recipe], [])
-    assert reproduce.bind_seed(None) == "runs/beauty_item_head"
+    assert reproduce.configure(None).model_dir == "runs/beauty_item_head"
     assert configurables.TrainerConfig().seed == 0
-    assert reproduce.bind_seed(2) == "runs/beauty_item_head_seed2"
-    pipeline = configurables.PipelineConfig()
+    pipeline = reproduce.configure(2)  # what studies.reproduce runs
     assert configurables.TrainerConfig().seed == 2
     assert (pipeline.model_dir, pipeline.data_dir, pipeline.semantic_id_dir) == (
         "runs/beauty_item_head_seed2", "runs/beauty_item_head/data",
