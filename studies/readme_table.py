@@ -133,9 +133,9 @@ def _ids_note(record: dict) -> str:
 
 
 def _seeds_note(record: dict, seeds: list[dict]) -> str:
-  """The record's TIGER row at its other seeds: the same recipe, dataset and protocol at another
-  TrainerConfig.seed, each paired over users against it (`studies.pair_records`), and the
-  mean over all its seeds."""
+  """The record's TIGER row (and its SASRec row, where both ran it) at its other seeds: the same
+  recipe, dataset and protocol at another seed (`studies.reproduce --seed`), each paired over
+  users against it (`studies.pair_records`), and the mean over all its seeds."""
   from studies import pair_records
   others = sorted((s for s in seeds if s["recipe"] == record["recipe"]
                    and s["dataset"] == record["dataset"] and s["seed"] != record["seed"]
@@ -143,17 +143,21 @@ def _seeds_note(record: dict, seeds: list[dict]) -> str:
                   key=lambda s: s["seed"])
   if not others:
     return ""
+  keys = ("recall@10", "ndcg@10")
   parts = []
   for s in others:
-    t = s["rows"]["TIGER"]
-    d = pair_records.pair((s, "TIGER"), (record, "TIGER"))
-    parts.append(f"seed {s['seed']} (`{s['path']}`, step {t['checkpoint_step']:,}): R@10 "
-                 f"{t['recall@10']:.4f}, N@10 {t['ndcg@10']:.4f}, minus seed {record['seed']} "
-                 + ", ".join(f"{d[m]['difference']:+.4f} (z {d[m]['z']:+.1f})"
-                             for m in ("recall@10", "ndcg@10")))
+    models = []
+    for model in ("TIGER", "SASRec"):
+      if model in s["rows"] and model in record["rows"]:
+        t, d = s["rows"][model], pair_records.pair((s, model), (record, model))
+        models.append(f"{model} R@10 {t['recall@10']:.4f}, N@10 {t['ndcg@10']:.4f}, minus seed "
+                      f"{record['seed']} " + ", ".join(
+                          f"{d[m]['difference']:+.4f} (z {d[m]['z']:+.1f})" for m in keys))
+    parts.append(f"seed {s['seed']} (`{s['path']}`, step {s['rows']['TIGER']['checkpoint_step']:,}"
+                 f"): {'; '.join(models)}")
   mean = {m: sum(r["rows"]["TIGER"][m] for r in [record, *others]) / (1 + len(others))
-          for m in ("recall@10", "ndcg@10")}
-  return (f" Other seeds: {'; '.join(parts)}; the mean of {1 + len(others)} seeds: R@10 "
+          for m in keys}
+  return (f" Other seeds: {'; '.join(parts)}; TIGER's mean over {1 + len(others)} seeds: R@10 "
           f"{mean['recall@10']:.4f}, N@10 {mean['ndcg@10']:.4f}.")
 
 

@@ -34,7 +34,8 @@ flags.DEFINE_string("branch_from", None, "RUN_DIR@STEP (STEP a number or 'latest
                     "MODEL_DIR as a copy of that run at that checkpoint (data, Semantic IDs, "
                     "the checkpoint, best/ up to it, the clock), e.g. an 8-hour recipe from the "
                     "ladder row whose first hour it is; the record says so. A no-op on resume.")
-flags.DEFINE_integer("seed", None, "Train at this TrainerConfig.seed in MODEL_DIR_seed<N>, on "
+flags.DEFINE_integer("seed", None, "Train TIGER (and SASRec, where the recipe runs it) at this "
+                     "seed in MODEL_DIR_seed<N>, on "
                      "the recipe's run's data and Semantic IDs (the seeds differ in the model's "
                      "init, dropout and data order, not in the IDs); its --record goes to "
                      "records/seeds/, where the README's table finds a row's other seeds.")
@@ -42,8 +43,9 @@ FLAGS = flags.FLAGS
 
 
 def bind_seed(seed: int | None) -> str:
-  """--seed=N: TrainerConfig.seed = N, MODEL_DIR + '_seed<N>', and DATA_DIR / SEMANTIC_ID_DIR
-  the recipe's own run's folders unless the recipe names others. Returns the run folder."""
+  """--seed=N: TrainerConfig.seed and SASRecConfig.seed = N, MODEL_DIR + '_seed<N>', and
+  DATA_DIR / SEMANTIC_ID_DIR the recipe's own run's folders unless the recipe names others.
+  Returns the run folder."""
   import gin
   from tiger_jax.run_dir import RunDir
   model_dir = gin.query_parameter("%MODEL_DIR")
@@ -54,6 +56,7 @@ def bind_seed(seed: int | None) -> str:
   shared = RunDir(model_dir)
   with gin.unlock_config():
     gin.bind_parameter("TrainerConfig.seed", seed)
+    gin.bind_parameter("SASRecConfig.seed", seed)  # where the recipe runs SASRec: its seed too
     gin.bind_parameter("MODEL_DIR/macro.value", f"{model_dir}_seed{seed}")
     for macro, folder in (("DATA_DIR", shared.data), ("SEMANTIC_ID_DIR", shared.semantic_ids)):
       if gin.query_parameter(f"%{macro}") is None:

@@ -192,7 +192,7 @@ def test_pairs_by_group_split_the_users_by_their_test_example():
 
 
 def test_a_second_seed_trains_in_its_own_folder_on_the_recipes_data_and_ids():
-  """studies.reproduce --seed=N: TrainerConfig.seed N in MODEL_DIR_seed<N>, reading the recipe's
+  """studies.reproduce --seed=N: TIGER's and SASRec's seed N in MODEL_DIR_seed<N>, reading the recipe's
   run's data and Semantic IDs (one set of IDs for every seed); no --seed leaves the recipe."""
   import gin
   import pytest
@@ -204,7 +204,7 @@ def test_a_second_seed_trains_in_its_own_folder_on_the_recipes_data_and_ids():
     assert reproduce.configure(None).model_dir == "runs/beauty_item_head"
     assert configurables.TrainerConfig().seed == 0
     pipeline = reproduce.configure(2)  # what studies.reproduce runs
-    assert configurables.TrainerConfig().seed == 2
+    assert configurables.TrainerConfig().seed == 2 and configurables.SASRecConfig().seed == 2
     assert (pipeline.model_dir, pipeline.data_dir, pipeline.semantic_id_dir) == (
         "runs/beauty_item_head_seed2", "runs/beauty_item_head/data",
         "runs/beauty_item_head/semantic_ids")

@@ -122,26 +122,33 @@ def test_a_rows_other_seeds_follow_its_note_paired_with_it_and_averaged():
   targets = np.arange(40)
   lists = np.full((40, 20), 99)
 
-  def record(seed, hit_users, recipe="gin_configs/recipes/x.gin", exclude=False):
-    ranked = lists.copy()
-    ranked[:hit_users, 0] = targets[:hit_users]  # the first users' targets at rank 1
-    hits = results.user_hits({"TIGER": ranked}, targets)
-    tiger = {"recall@5": hit_users / 40, "recall@10": hit_users / 40, "ndcg@5": hit_users / 40,
-             "ndcg@10": hit_users / 40, "checkpoint_step": 10 * (seed + 1), "train_seconds": 60}
+  def record(seed, hit_users, recipe="gin_configs/recipes/x.gin", exclude=False, sasrec=True):
+    rows, lists_of = {}, {}
+    for model, hit in (("TIGER", hit_users), ("SASRec", 40 - hit_users))[:1 + sasrec]:
+      ranked = lists.copy()
+      ranked[:hit, 0] = targets[:hit]  # the first users' targets at rank 1
+      lists_of[model] = ranked
+      rows[model] = {"recall@5": hit / 40, "recall@10": hit / 40, "ndcg@5": hit / 40,
+                     "ndcg@10": hit / 40, "checkpoint_step": 10 * (seed + 1), "train_seconds": 60}
     return {"dataset": "beauty", "label": "x", "recipe": recipe, "train_steps": 10,
-            "rows": {"TIGER": tiger}, "path": f"records/s{seed}.json", "command": "c",
-            "batch_size": 8, "seed": seed, "hardware": "cpu", "user_hits": hits,
-            "exclude_history": exclude}
+            "rows": rows, "path": f"records/s{seed}.json", "command": "c",
+            "batch_size": 8, "seed": seed, "hardware": "cpu",
+            "user_hits": results.user_hits(lists_of, targets), "exclude_history": exclude}
 
   main = record(0, 10)
-  seeds = [record(1, 6), record(2, 20, recipe="gin_configs/recipes/y.gin"), record(3, 4, exclude=True)]
+  seeds = [record(1, 6), record(2, 20, recipe="gin_configs/recipes/y.gin"),
+           record(3, 4, exclude=True), record(4, 2, sasrec=False)]
   text = readme_table.table([main], seeds)
   note = [l for l in text.splitlines() if l.startswith("- Beauty, `records/s0.json`")][0]
-  se = np.std(np.r_[np.zeros(6), -np.ones(4), np.zeros(30)], ddof=1) / np.sqrt(40)
+  z = lambda lost: -lost / 40 / (np.std(np.r_[-np.ones(lost), np.zeros(40 - lost)], ddof=1)
+                                 / np.sqrt(40))
   assert note.endswith(
-      f" Other seeds: seed 1 (`records/s1.json`, step 20): R@10 0.1500, N@10 0.1500, minus seed"
-      f" 0 -0.1000 (z {-0.1 / se:+.1f}), -0.1000 (z {-0.1 / se:+.1f}); the mean of 2 seeds: "
-      f"R@10 0.2000, N@10 0.2000."), note
+      f" Other seeds: seed 1 (`records/s1.json`, step 20): TIGER R@10 0.1500, N@10 0.1500, "
+      f"minus seed 0 -0.1000 (z {z(4):+.1f}), -0.1000 (z {z(4):+.1f}); SASRec R@10 0.8500, N@10 "
+      f"0.8500, minus seed 0 +0.1000 (z {-z(4):+.1f}), +0.1000 (z {-z(4):+.1f}); seed 4 "
+      f"(`records/s4.json`, step 50): TIGER R@10 0.0500, N@10 0.0500, minus seed 0 -0.2000 (z "
+      f"{z(8):+.1f}), -0.2000 (z {z(8):+.1f}); TIGER's mean over 3 seeds: R@10 0.1500, N@10 "
+      f"0.1500."), note
   assert "s2.json" not in text and "s3.json" not in text  # another recipe, another protocol
   assert "Other seeds" not in readme_table.table([main])
 
