@@ -8,8 +8,8 @@ one recipe's test rows on one dataset: TIGER, SASRec, the item-transition floors
 most-popular. Per dataset the table shows the records' TIGER rows, then the first record's
 baselines, then the paper's figures, and under it the command, hardware, seed and Semantic IDs
 (checksum and quality) of each record; rows standing on different IDs are flagged; a record's
-other seeds (records/seeds/*.json: the same recipe at another `TrainerConfig.seed`) follow its
-note, each paired with it over users, and the mean over its seeds. A second
+other seeds (records/seeds/*.json: the same recipe at another seed, `studies.reproduce --seed`)
+follow its note, each paired with it over users, and the mean over its seeds. A second
 block, the Semantic-ID table, comes from records/semantic_ids/*.json
 (`bench/semantic_id_seeds.py --record=...`), and a third, the cold-start table, from
 records/cold_start/beauty.json. `tests/test_repo.py` fails when the README's block differs from what this prints.

@@ -35,10 +35,10 @@ flags.DEFINE_string("branch_from", None, "RUN_DIR@STEP (STEP a number or 'latest
                     "the checkpoint, best/ up to it, the clock), e.g. an 8-hour recipe from the "
                     "ladder row whose first hour it is; the record says so. A no-op on resume.")
 flags.DEFINE_integer("seed", None, "Train TIGER (and SASRec, where the recipe runs it) at this "
-                     "seed in MODEL_DIR_seed<N>, on "
-                     "the recipe's run's data and Semantic IDs (the seeds differ in the model's "
-                     "init, dropout and data order, not in the IDs); its --record goes to "
-                     "records/seeds/, where the README's table finds a row's other seeds.")
+                     "seed in MODEL_DIR_seed<N>, on the recipe's run's data and Semantic IDs "
+                     "(the seeds differ in the models' init, dropout and data order, not in the "
+                     "IDs); its --record goes to records/seeds/, where the README's table finds "
+                     "a row's other seeds.")
 FLAGS = flags.FLAGS
 
 
