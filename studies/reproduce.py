@@ -42,17 +42,16 @@ flags.DEFINE_integer("seed", None, "Train TIGER (and SASRec, where the recipe ru
 FLAGS = flags.FLAGS
 
 
-def bind_seed(seed: int | None) -> str:
+def bind_seed(seed: int | None) -> None:
   """--seed=N: TrainerConfig.seed and SASRecConfig.seed = N, MODEL_DIR + '_seed<N>', and
-  DATA_DIR / SEMANTIC_ID_DIR the recipe's own run's folders unless the recipe names others.
-  Returns the run folder."""
+  DATA_DIR / SEMANTIC_ID_DIR the recipe's own run's folders unless the recipe names others."""
   import gin
   from tiger_jax.run_dir import RunDir
-  model_dir = gin.query_parameter("%MODEL_DIR")
   if seed is None:
-    return model_dir
+    return
   if seed < 0:
     raise SystemExit(f"error: --seed={seed}: a seed is a number >= 0")
+  model_dir = gin.query_parameter("%MODEL_DIR")
   shared = RunDir(model_dir)
   with gin.unlock_config():
     gin.bind_parameter("TrainerConfig.seed", seed)
@@ -61,7 +60,6 @@ def bind_seed(seed: int | None) -> str:
     for macro, folder in (("DATA_DIR", shared.data), ("SEMANTIC_ID_DIR", shared.semantic_ids)):
       if gin.query_parameter(f"%{macro}") is None:
         gin.bind_parameter(f"{macro}/macro.value", folder)
-  return f"{model_dir}_seed{seed}"
 
 
 def latest_step(spec: str) -> str:
