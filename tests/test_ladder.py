@@ -212,3 +212,39 @@ def test_a_second_seed_trains_in_its_own_folder_on_the_recipes_data_and_ids():
       reproduce.bind_seed(-1)
   finally:
     gin.clear_config()
+
+
+def test_the_curve_slope_recovers_a_known_curve_and_moves_the_target_by_the_test_ratio(tmp_path,
+                                                                                     capsys):
+  """A curve that is exactly 0.01 + 0.005 ln(hours) on validation, with test at 0.8 of the chosen
+  validation point: the log fit finds a and b, and the paper's 0.0384 on test is 0.048 on the
+  validation scale, reached at exp((0.048 - 0.01) / 0.005) hours. The straight line through the
+  last 2 points finds their slope; a flat curve never reaches the target."""
+  import json
+  import math
+  from studies import curve_slope
+  hours = [0.5, 1.0, 2.0, 4.0, 8.0]
+  curve = [{"step": 1000 * (i + 1), "hours": h, "ndcg@10": 0.01 + 0.005 * math.log(h),
+            "recall@10": 0.03} for i, h in enumerate(hours)]
+  chosen = curve[-1]
+  record = {"recipe": "r.gin", "dataset": "beauty", "hardware": "cpu", "validation_users": 4096,
+            "validation_curve": curve,
+            "rows": {"TIGER": {"checkpoint_step": chosen["step"],
+                               "ndcg@10": 0.8 * chosen["ndcg@10"], "recall@10": 0.024}}}
+  out = curve_slope.analyse(record, {"ndcg@10": 0.0384, "recall@10": 0.0648}, 1.0, 2)
+  n = out["metrics"]["ndcg@10"]
+  assert out["points"] == 4 and out["from_hours"] == 1.0
+  assert n["test_over_validation"] == pytest.approx(0.8)
+  assert n["target_validation"] == pytest.approx(0.048)
+  assert n["log_fit"]["a"] == pytest.approx(0.01) and n["log_fit"]["b"] == pytest.approx(0.005)
+  assert n["log_fit"]["hours_to_target"] == pytest.approx(math.exp(0.038 / 0.005))
+  assert n["last_fit"]["per_hour"] == pytest.approx(0.005 * math.log(2) / 4)  # from 4 h to 8 h
+  assert math.isinf(out["metrics"]["recall@10"]["log_fit"]["hours_to_target"])
+  path = tmp_path / "rec.json"
+  path.write_text(json.dumps(record))
+  curve_slope.main([f"--record={path}", f"--out={tmp_path / 'slope.md'}"])
+  text = (tmp_path / "slope.md").read_text()
+  assert "| ndcg@10 | " in text and "never" in text
+  assert json.loads((tmp_path / "slope.json").read_text())["metrics"]["ndcg@10"]["target_test"] == 0.0384
+  with pytest.raises(SystemExit, match="from_hours=9.0 leaves 0 points"):
+    curve_slope.main([f"--record={path}", "--from_hours=9"])
