@@ -79,7 +79,7 @@ def table(records: list[dict], seeds: list[dict] = ()) -> str:
     name = dataset.capitalize()
     for r in mine:
       t = r["rows"]["TIGER"]
-      budget = (f"a {r['max_train_hours']:g} h budget" if r.get("max_train_hours")
+      budget = (f"its {r['max_train_hours']:g} h budget" if r.get("max_train_hours")
                 else f"{r['train_steps']:,}")
       label = (f"{r['label']} (`{os.path.basename(r['recipe'])}`; step {t['checkpoint_step']:,} "
                f"of {budget}, best on validation)")

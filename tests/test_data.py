@@ -459,3 +459,23 @@ def test_a_kill_during_the_tfds_build_leaves_the_stage_undone(tmp_path, monkeypa
   with pytest.raises(KeyboardInterrupt):
     prepare_lib.prepare("synthetic", str(out), content_source="attributes", synthetic_config=config)
   assert not (out / "manifest.json").exists()
+
+
+def test_a_prepared_folders_command_holds_no_machine_path(tmp_path, monkeypatch):
+  """The manifest keeps the absolute source path the pipeline resolved; the command a record
+  quotes writes it as typed from the working directory (the repository root), and a path
+  elsewhere as it is."""
+  import json
+  from tiger_jax.data import dataset as dataset_lib
+  repo = tmp_path / "repo"
+  (repo / "prepared").mkdir(parents=True)
+  monkeypatch.chdir(repo)
+  shared = os.path.join(str(repo), "..", "shared", "data", "beauty")
+  config = {"source": "interactions", "interactions": shared, "items": "/elsewhere/items.jsonl",
+            "category": "beauty"}
+  (repo / "prepared" / "manifest.json").write_text(json.dumps({"config": config}))
+  command = dataset_lib.prepare_command("prepared")["command"]
+  assert command == ("python -m tiger_jax.data --source=interactions --category=beauty "
+                     "--interactions=../shared/data/beauty --items=/elsewhere/items.jsonl "
+                     "--out_dir=DATA_DIR")
+  assert str(tmp_path) not in command
