@@ -14,7 +14,9 @@ points from --from_hours on (the warm-up left out):
 The target is the paper's test figure (`studies.common.PAPER`, or --target=METRIC:VALUE,...)
 moved onto the validation scale by the record's own test / validation ratio (its test figure
 over the chosen checkpoint's validation figure), so "hours to reach" reads: the trainer hours
-at which this curve, continued by the fit, would score the target on test. An extrapolation,
+at which this curve, continued by the fit, would score the target on test. Beside it, the
+test figure minus the target with its standard error over users (the record's per-user hits;
+the paper's figure is taken as exact). The fits are an extrapolation,
 not a measurement: the curve is noisy (4,096 users) and a fit's continuation is a guess; the
 table states the points it rests on.
 """
@@ -68,6 +70,21 @@ def chosen_point(curve: list[dict], step: int) -> dict:
   raise ValueError(f"the validation curve holds no point at step {step}, the decoded checkpoint")
 
 
+def test_gap(record: dict, key: str, target: float) -> dict | None:
+  """The record's test figure minus `target` with its standard error over users (from the
+  record's per-user hits; None without them): {'diff', 'se', 'z'}."""
+  hits = record.get("user_hits")
+  if not hits or "TIGER" not in hits:
+    return None
+  from tiger_jax import metrics, results
+  name, k = key.split("@")
+  fn = metrics.recall_from_ranks if name == "recall" else metrics.ndcg_from_ranks
+  per_user = np.asarray(fn(results.hit_ranks(hits, "TIGER"), int(k)), np.float64)
+  se = float(per_user.std(ddof=1) / np.sqrt(len(per_user)))
+  diff = float(per_user.mean()) - target
+  return {"diff": diff, "se": se, "z": diff / se if se else math.inf}
+
+
 def analyse(record: dict, targets: dict[str, float], from_hours: float, last: int) -> dict:
   """Per metric: test, chosen validation, their ratio, the target on the validation scale, both
   fits and the hours each needs to reach it."""
@@ -89,6 +106,7 @@ def analyse(record: dict, targets: dict[str, float], from_hours: float, last: in
     out["metrics"][key] = {
         "test": tiger[key], "validation": chosen[key], "test_over_validation": ratio,
         "target_test": targets[key], "target_validation": on_val,
+        "test_minus_target": test_gap(record, key, targets[key]),
         "log_fit": {"a": a, "b": b, "per_doubling": b * math.log(2),
                     "hours_to_target": hours_to_reach(a, b, on_val, log=True)},
         "last_fit": {"points": min(last, len(kept)), "per_hour": lb,
@@ -109,13 +127,17 @@ def table(record: dict, result: dict, source: str) -> list[str]:
            f"{source}, moved onto the validation scale by the record's own test / validation "
            "ratio. Hours are the trainer's clock on the record's hardware; the fits extrapolate.",
            "",
-           "| metric | test | target (test) | test / validation | target (validation) | "
-           "log fit: gain per doubling of hours | log fit: hours to target | last points: gain "
-           "per hour | last points: hours to target |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| metric | test | target (test) | test minus target (SE over users) | test / "
+           "validation | target (validation) | log fit: gain per doubling of hours | log fit: "
+           "hours to target | last points: gain per hour | last points: hours to target |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for key, m in result["metrics"].items():
+    gap = m["test_minus_target"]
+    gap = (f"{gap['diff']:+.4f} ± {gap['se']:.4f} (z {gap['z']:+.1f})" if gap
+           else "- (no per-user hits)")
     lines.append(
-        f"| {key} | {m['test']:.4f} | {m['target_test']:.4f} | {m['test_over_validation']:.2f} | "
+        f"| {key} | {m['test']:.4f} | {m['target_test']:.4f} | {gap} | "
+        f"{m['test_over_validation']:.2f} | "
         f"{m['target_validation']:.4f} | {m['log_fit']['per_doubling']:+.4f} | "
         f"{_h(m['log_fit']['hours_to_target'])} | {m['last_fit']['per_hour']:+.4f} "
         f"({m['last_fit']['points']} points) | {_h(m['last_fit']['hours_to_target'])} |")

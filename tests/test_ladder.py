@@ -240,6 +240,14 @@ def test_the_curve_slope_recovers_a_known_curve_and_moves_the_target_by_the_test
   assert n["log_fit"]["hours_to_target"] == pytest.approx(math.exp(0.038 / 0.005))
   assert n["last_fit"]["per_hour"] == pytest.approx(0.005 * math.log(2) / 4)  # from 4 h to 8 h
   assert math.isinf(out["metrics"]["recall@10"]["log_fit"]["hours_to_target"])
+  assert n["test_minus_target"] is None  # no per-user hits in the record
+  # Per-user hits: 4 users, two hit at rank 0 (R@10 0.5): minus a target of 0.4 is +0.1, with
+  # the standard error of the 4 users' 1, 1, 0, 0 (sd 0.577 / 2).
+  from tiger_jax import metrics
+  record["user_hits"] = {"users": 4, "depth": 20,
+                         "TIGER": metrics.encode_hits(np.array([0, 0, -1, 12]))}
+  gap = curve_slope.test_gap(record, "recall@10", 0.4)
+  assert gap["diff"] == pytest.approx(0.1) and gap["se"] == pytest.approx(np.sqrt(1 / 3) / 2)
   path = tmp_path / "rec.json"
   path.write_text(json.dumps(record))
   curve_slope.main([f"--record={path}", f"--out={tmp_path / 'slope.md'}"])
