@@ -178,7 +178,8 @@ def main(argv=None):
   for i, f in enumerate(found):
     if f is not None:
       machines.setdefault(f["hardware"], []).append(str(i + 1))
-  lines += ["", "trained on: " + "; ".join(f"rows {', '.join(r)}: {h}" for h, r in machines.items())
+  lines += ["", "trained on: " + "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {h}"
+                                          for h, r in machines.items())
             + " (trainer hours are not comparable across machines)" * (len(machines) > 1)]
   if any(f is not None and "user_hits" not in f for f in found):
     lines += ["", "† its record predates per-user hits (`results.user_hits`): rerun the row to "
