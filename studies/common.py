@@ -28,9 +28,8 @@ PAPER = {  # the TIGER paper's Table: test Recall/NDCG@5/10 after 200k steps on 
 def relative(path: str) -> str:
   """`path` relative to the repository root when it lies in the repository or beside it
   (../shared/...), so that records and printed commands hold no machine's absolute path."""
-  full = os.path.abspath(path)
-  near = full.startswith(os.path.dirname(REPO) + os.sep)
-  return os.path.relpath(full, REPO) if near else path
+  from tiger_jax import io_utils
+  return io_utils.near_relpath(path, REPO)
 
 
 def command_line() -> str:

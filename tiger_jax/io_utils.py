@@ -103,6 +103,16 @@ def abspath(path: str) -> str:
   return path if is_remote(path) else os.path.abspath(path)
 
 
+def near_relpath(path: str, base: str) -> str:
+  """`path` relative to the folder `base` when it lies under base's parent (the repository
+  and the data beside it: /x/repo/../shared/d -> ../shared/d), else `path` as it is: how a
+  command or record names a file without a machine's absolute path."""
+  if is_remote(path):
+    return path
+  full, base = os.path.abspath(path), os.path.abspath(base)
+  return os.path.relpath(full, base) if full.startswith(os.path.dirname(base) + os.sep) else path
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[io.IOBase]:
   """Opens a temporary file beside `path`; renames it onto `path` on success."""

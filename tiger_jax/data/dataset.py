@@ -202,16 +202,6 @@ def as_sequences(rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
   return [np.asarray(r, np.int32) for r in rows]
 
 
-def _typed_path(path: str) -> str:
-  """An absolute path under the working directory's parent as typed from the working
-  directory (/x/repo/../shared/data -> ../shared/data); any other path as it is."""
-  if not os.path.isabs(path):
-    return path
-  here = os.getcwd()
-  full = os.path.normpath(path)
-  return os.path.relpath(full, here) if full.startswith(os.path.dirname(here) + os.sep) else path
-
-
 def prepare_command(prepared_dir: str) -> dict:
   """How a prepared folder was made, from its manifest, with the folder written DATA_DIR and
   the sources as typed from the working directory (no machine path in a record): {'command',
@@ -224,7 +214,7 @@ def prepare_command(prepared_dir: str) -> dict:
   made = ["python", "-m", "tiger_jax.data", f"--source={config['source']}"]
   for key in ("category", "data_dir", "interactions", "items"):
     if config.get(key):
-      value = _typed_path(config[key]) if key != "category" else config[key]
+      value = io_utils.near_relpath(config[key], os.getcwd()) if key != "category" else config[key]
       made.append(f"--{key}={value}")
   return {"command": shlex.join(made + ["--out_dir=DATA_DIR"]),
           "placeholder_titles": config.get("read_report", {}).get("item_meta", {}).get(
