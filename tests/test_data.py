@@ -479,3 +479,6 @@ def test_a_prepared_folders_command_holds_no_machine_path(tmp_path, monkeypatch)
                      "--interactions=../shared/data/beauty --items=/elsewhere/items.jsonl "
                      "--out_dir=DATA_DIR")
   assert str(tmp_path) not in command
+  from tiger_jax import io_utils
+  assert io_utils.near_relpath("gs://bucket/runs/x", str(repo)) == "gs://bucket/runs/x"
+  assert io_utils.near_relpath("prepared", str(repo)) == "prepared"
