@@ -35,20 +35,17 @@ from studies.common import PAPER, command_line, relative
 KEYS = ("recall@10", "ndcg@10")
 
 
-def fit_log(hours: np.ndarray, values: np.ndarray) -> tuple[float, float]:
-  """Least squares of values = a + b ln(hours): (a, b)."""
-  if len(hours) < 2:
-    raise ValueError("a fit needs at least 2 points")
-  b, a = np.polyfit(np.log(hours), values, 1)
-  return float(a), float(b)
-
-
 def fit_line(hours: np.ndarray, values: np.ndarray) -> tuple[float, float]:
   """Least squares of values = a + b hours: (a, b)."""
   if len(hours) < 2:
     raise ValueError("a fit needs at least 2 points")
   b, a = np.polyfit(hours, values, 1)
   return float(a), float(b)
+
+
+def fit_log(hours: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+  """Least squares of values = a + b ln(hours): (a, b)."""
+  return fit_line(np.log(hours), values)
 
 
 def hours_to_reach(a: float, b: float, target: float, log: bool) -> float:
@@ -79,10 +76,9 @@ def test_gap(record: dict, key: str, target: float) -> dict | None:
   from tiger_jax import metrics, results
   name, k = key.split("@")
   fn = metrics.recall_from_ranks if name == "recall" else metrics.ndcg_from_ranks
-  per_user = np.asarray(fn(results.hit_ranks(hits, "TIGER"), int(k)), np.float64)
-  se = float(per_user.std(ddof=1) / np.sqrt(len(per_user)))
-  diff = float(per_user.mean()) - target
-  return {"diff": diff, "se": se, "z": diff / se if se else math.inf}
+  per_user = fn(results.hit_ranks(hits, "TIGER"), int(k))
+  d = metrics.paired_difference(per_user, np.full(len(per_user), target))
+  return {"diff": d["difference"], "se": d["se"], "z": d["z"]}
 
 
 def analyse(record: dict, targets: dict[str, float], from_hours: float, last: int) -> dict:
@@ -196,8 +192,8 @@ def main(argv=None) -> None:
     with io_utils.atomic_open(args.out) as f:
       f.write("\n".join(lines) + "\n")
     io_utils.write_json(os.path.splitext(args.out)[0] + ".json",
-                        {"record": relative(os.path.abspath(args.record)), **result})
-    print(f"wrote {relative(os.path.abspath(args.out))}")
+                        {"record": relative(args.record), **result})
+    print(f"wrote {relative(args.out)}")
 
 
 if __name__ == "__main__":
