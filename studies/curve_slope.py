@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from studies.common import PAPER, command_line, relative
+from studies.common import PAPER, command_line, gap_to_figure, relative
 
 KEYS = ("recall@10", "ndcg@10")
 
@@ -67,20 +67,6 @@ def chosen_point(curve: list[dict], step: int) -> dict:
   raise ValueError(f"the validation curve holds no point at step {step}, the decoded checkpoint")
 
 
-def test_gap(record: dict, key: str, target: float) -> dict | None:
-  """The record's test figure minus `target` with its standard error over users (from the
-  record's per-user hits; None without them): {'diff', 'se', 'z'}."""
-  hits = record.get("user_hits")
-  if not hits or "TIGER" not in hits:
-    return None
-  from tiger_jax import metrics, results
-  name, k = key.split("@")
-  fn = metrics.recall_from_ranks if name == "recall" else metrics.ndcg_from_ranks
-  per_user = fn(results.hit_ranks(hits, "TIGER"), int(k))
-  d = metrics.paired_difference(per_user, np.full(len(per_user), target))
-  return {"diff": d["difference"], "se": d["se"], "z": d["z"]}
-
-
 def analyse(record: dict, targets: dict[str, float], from_hours: float, last: int) -> dict:
   """Per metric: test, chosen validation, their ratio, the target on the validation scale, both
   fits and the hours each needs to reach it."""
@@ -102,7 +88,7 @@ def analyse(record: dict, targets: dict[str, float], from_hours: float, last: in
     out["metrics"][key] = {
         "test": tiger[key], "validation": chosen[key], "test_over_validation": ratio,
         "target_test": targets[key], "target_validation": on_val,
-        "test_minus_target": test_gap(record, key, targets[key]),
+        "test_minus_target": gap_to_figure(record, "TIGER", key, targets[key]),
         "log_fit": {"a": a, "b": b, "per_doubling": b * math.log(2),
                     "hours_to_target": hours_to_reach(a, b, on_val, log=True)},
         "last_fit": {"points": min(last, len(kept)), "per_hour": lb,

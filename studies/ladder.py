@@ -53,6 +53,19 @@ def title(recipe: str) -> str:
     return f.readline().lstrip("# ").rstrip().rstrip(".")
 
 
+def _ids_sha(record: dict) -> str:
+  return (record["rows"]["TIGER"].get("semantic_ids") or {}).get("sha1", "unknown")
+
+
+def redrawn_ids(recipe_above: str, above: dict | None, recipe: str, record: dict) -> bool:
+  """Whether a row stands on other Semantic IDs than the row above although both recipes bind
+  the same Semantic-ID configuration: its difference then mixes the mechanism with the IDs."""
+  if above is None:
+    return False
+  binds = lambda p: {l.strip() for l in open(p) if l.startswith("SemanticIdConfig")}
+  return binds(recipe_above) == binds(recipe) and _ids_sha(above) != _ids_sha(record)
+
+
 def paired(a: np.ndarray, b: np.ndarray, k: int = K) -> dict:
   """{'recall@k', 'ndcg@k': A minus B paired over users} from two models' per-user hit ranks
   (`metrics.paired_difference`, with `measurable`: |z| >= 2)."""
@@ -145,6 +158,9 @@ def main(argv=None):
     diffs = [_diff(row.get(f"vs_above_{m}")) for m in (f"recall@{K}", f"ndcg@{K}")]
     if "user_hits" not in f:
       row["name"] += " †"
+    if i and redrawn_ids(paths[i - 1], found[i - 1], recipe, f):
+      row["name"] += " ‡"
+      row["ids_differ_from_above"] = True
     lines.append(f"| {i + 1}. {row['name']} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS)
                  + f" | {hours:.2f} ({row['checkpoint_step']}) | {diffs[0]} | {diffs[1]} |")
   below = {name: {m: r[m] for m in METRICS} for name, r in done[-1]["rows"].items()
@@ -181,6 +197,16 @@ def main(argv=None):
   lines += ["", "trained on: " + "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {h}"
                                           for h, r in machines.items())
             + " (trainer hours are not comparable across machines)" * (len(machines) > 1)]
+  ids = {}
+  for i, f in enumerate(found):
+    if f is not None:
+      ids.setdefault(_ids_sha(f)[:10], []).append(str(i + 1))
+  lines += ["", "Semantic IDs (sha1): " + "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {h}"
+                                                  for h, r in ids.items())]
+  if any(r.get("ids_differ_from_above") for r in rows):
+    lines += ["", "‡ the same Semantic-ID recipe as the row above, another build of it (built "
+              "on another machine, say), so its difference against the row above includes the "
+              "change of IDs"]
   if any(f is not None and "user_hits" not in f for f in found):
     lines += ["", "† its record predates per-user hits (`results.user_hits`): rerun the row to "
               "pair it with its neighbours"]

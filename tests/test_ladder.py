@@ -90,6 +90,18 @@ def test_the_table_reads_committed_records_and_marks_rows_it_cannot_pair(tmp_pat
       record = json.load(open(ladder.row_record("beauty", recipe)))
       assert row["ndcg@10"] == record["rows"]["TIGER"]["ndcg@10"]
       assert row["per_user_hits"] == ("user_hits" in record) == (" †" not in row["name"])
+  # Row 2 changes the Semantic-ID recipe (collaborative); rows 3-7 keep it, so a row whose IDs
+  # differ from the row above's is another build of the same recipe, and says so.
+  p = lambda i: paths[i]
+  rec = lambda sha: {"rows": {"TIGER": {"semantic_ids": {"sha1": sha}}}}
+  assert not ladder.redrawn_ids(p(0), rec("a"), p(1), rec("b"))  # a new ID recipe
+  assert ladder.redrawn_ids(p(2), rec("b"), p(3), rec("c"))
+  assert not ladder.redrawn_ids(p(2), rec("b"), p(3), rec("b")) and not ladder.redrawn_ids(
+      p(2), None, p(3), rec("c"))
+  for row, above, recipe, recipe_above in zip(table["rows"][1:], table["rows"], paths[1:], paths):
+    if "semantic_ids" in row and "semantic_ids" in above:
+      assert (" ‡" in row["name"]) == ladder.redrawn_ids(
+          recipe_above, {"rows": {"TIGER": above}}, recipe, {"rows": {"TIGER": row}})
   # Below the rows, the last row that ran is paired against each floor (and SASRec) whose
   # record keeps hits: its paired difference is the difference of the two rows' metrics.
   last = max(i for i, r in enumerate(table["rows"]) if "ndcg@10" in r)
@@ -246,7 +258,8 @@ def test_the_curve_slope_recovers_a_known_curve_and_moves_the_target_by_the_test
   from tiger_jax import metrics
   record["user_hits"] = {"users": 4, "depth": 20,
                          "TIGER": metrics.encode_hits(np.array([0, 0, -1, 12]))}
-  gap = curve_slope.test_gap(record, "recall@10", 0.4)
+  from studies.common import gap_to_figure
+  gap = gap_to_figure(record, "TIGER", "recall@10", 0.4)
   assert gap["diff"] == pytest.approx(0.1) and gap["se"] == pytest.approx(np.sqrt(1 / 3) / 2)
   path = tmp_path / "rec.json"
   path.write_text(json.dumps(record))
@@ -256,3 +269,57 @@ def test_the_curve_slope_recovers_a_known_curve_and_moves_the_target_by_the_test
   assert json.loads((tmp_path / "slope.json").read_text())["metrics"]["ndcg@10"]["target_test"] == 0.0384
   with pytest.raises(SystemExit, match="from_hours=9.0 leaves 0 points"):
     curve_slope.main([f"--record={path}", "--from_hours=9"])
+
+
+def test_our_sasrec_beside_the_public_figures_under_both_history_protocols(tmp_path, capsys):
+  """Two records of 4 users each, one keeping history items in the ranked list, one leaving them
+  out: each protocol's SASRec minus every public figure of its dataset, from the per-user hits
+  (R@10 of hits at ranks 0, 0, miss, 12 is 0.5); a record given on the wrong side is one error
+  line."""
+  import json
+  from studies import sasrec_public
+  from studies.common import PUBLIC_SASREC
+  from tiger_jax import metrics
+
+  def record(ranks, exclude):
+    hits = metrics.encode_hits(np.array(ranks))
+    return {"dataset": "toys", "exclude_history": exclude, "command": "c", "hardware": "cpu",
+            "rows": {"SASRec": {"recall@10": float(np.mean([0 <= r < 10 for r in ranks])),
+                                "ndcg@10": 0.1}},
+            "user_hits": {"users": 4, "depth": 20, "SASRec": hits}}
+  kept, left = tmp_path / "kept.json", tmp_path / "left.json"
+  kept.write_text(json.dumps(record([0, 0, -1, 12], False)))
+  left.write_text(json.dumps(record([0, 0, 3, 12], True)))
+  out = tmp_path / "sasrec.md"
+  sasrec_public.main([f"--record=toys:{kept},{left}", f"--out={out}"])
+  saved = json.loads((tmp_path / "sasrec.json").read_text())["results"]["toys"]
+  (name, public), = PUBLIC_SASREC["toys"].items()
+  assert saved["kept"]["ours"]["recall@10"] == 0.5 and saved["left_out"]["ours"]["recall@10"] == 0.75
+  gap = saved["left_out"]["against"][name]["recall@10"]
+  assert gap["diff"] == pytest.approx(0.75 - public["recall@10"])
+  assert gap["se"] == pytest.approx(0.5 / 2)  # sd of 1, 1, 1, 0 over sqrt(4)
+  assert f"| toys | {name} |" in out.read_text()
+  with pytest.raises(SystemExit, match="give the kept record first"):
+    sasrec_public.main([f"--record=toys:{left},{kept}"])
+  with pytest.raises(SystemExit, match="DATASET one of"):
+    sasrec_public.main([f"--record=sports:{kept},{left}"])
+
+
+def test_sasrec_seeds_are_the_tuning_variants_that_train_the_default_config(tmp_path):
+  """Of a `studies.sasrec_tune` record, the variants whose config is `SASRecConfig`'s default
+  but for the seed and stopping knobs are the pipeline SASRec's seeds; a tuned-away variant
+  (another dropout) is not."""
+  import dataclasses
+  import json
+  from studies import sasrec_public
+  from tiger_jax import sasrec
+  default = dataclasses.asdict(sasrec.SASRecConfig())
+  test = {"recall@10": 0.1, "ndcg@10": 0.05, "nohistory": {"recall@10": 0.11, "ndcg@10": 0.06}}
+  variants = {"s1": {"config": {**default, "seed": 1, "patience": 3}, "test": test, "best_epoch": 9},
+              "drop": {"config": {**default, "dropout_rate": 0.2}, "test": test, "best_epoch": 5}}
+  path = tmp_path / "toys_seed1.json"
+  path.write_text(json.dumps({"dataset": "toys", "hardware": "cpu", "variants": variants}))
+  seeds = sasrec_public.default_config_seeds([str(path)])
+  assert [s["seed"] for s in seeds["toys"]] == [1] and seeds["toys"][0]["best_epoch"] == 9
+  assert "| toys | 1 | 0.1000 | 0.0500 | 0.1100 | 0.0600 | 9 |" in "\n".join(
+      sasrec_public.seeds_table(seeds))

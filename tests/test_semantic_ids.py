@@ -292,6 +292,7 @@ def test_ids_from_copies_a_runs_ids_whole_and_refuses_other_data(tiny_run, tmp_p
   assert got["sha1"] == pipeline.checksum(want) == json_report(sid_dir)["sha1"]
   assert got == pipeline.summary(sid_dir) and got["largest_group"] >= 1
   vectors = np.load(os.path.join(data_dir, "item_vectors.npy"))
+  assert got["vectors_sha1"] == pipeline.checksum(vectors)  # the input the IDs were fit on
   _assert_assigned_back(pipeline.assign_codes(str(run / "semantic_ids"), vectors),
                         want[:, :-1], json_report(sid_dir))
   again = pipeline.copy_ids(str(run), str(tmp_path / "again"), data_dir)  # a run folder

@@ -60,7 +60,10 @@ def run(data_dir: str, out_dir: str, config: methods.SemanticIdConfig) -> dict:
   codes, learned = methods.compute_codes(vectors, config, os.path.join(out_dir, "checkpoints"),
                                          blocks, fit)
   ids = collisions.make_unique(codes)
-  extra = {"method": config.method, "sha1": checksum(ids), "item_vectors": vector_info,
+  # The input's checksum beside the output's: where two machines' IDs differ, it tells whether
+  # the item vectors (the text encoder's floats) or the quantizer's training differ.
+  extra = {"method": config.method, "sha1": checksum(ids), "vectors_sha1": checksum(vectors),
+           "item_vectors": vector_info,
            "seconds": round(time.time() - t0, 1)}
   for key in ("group_cap", "fit_items"):
     if key in learned:
@@ -97,10 +100,12 @@ def load_ids(semantic_id_dir: str) -> np.ndarray:
   return io_utils.load_array(path)
 
 
-def checksum(ids: np.ndarray) -> str:
-  """sha1 of the IDs [items, id_length] as int32: names the very IDs a result stood on."""
-  ids = np.ascontiguousarray(ids, np.int32)
-  return hashlib.sha1(f"{ids.shape}".encode() + ids.tobytes()).hexdigest()
+def checksum(array: np.ndarray) -> str:
+  """sha1 of the IDs [items, id_length] as int32 (names the very IDs a result stood on), or of
+  float item vectors as float32."""
+  dtype = np.float32 if np.issubdtype(np.asarray(array).dtype, np.floating) else np.int32
+  array = np.ascontiguousarray(array, dtype)
+  return hashlib.sha1(f"{array.shape}".encode() + array.tobytes()).hexdigest()
 
 
 def summary(semantic_id_dir: str) -> dict:
@@ -112,6 +117,8 @@ def summary(semantic_id_dir: str) -> dict:
     out.update(method=rep.get("method"),
                used_codewords=[level["used_codewords"] for level in rep["levels"]],
                items_in_collision=rep["items_in_collision"], largest_group=rep["largest_group"])
+    if "vectors_sha1" in rep:  # reports written before it have none
+      out["vectors_sha1"] = rep["vectors_sha1"]
   return out
 
 
