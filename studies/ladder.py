@@ -57,6 +57,20 @@ def _ids_sha(record: dict) -> str:
   return (record["rows"]["TIGER"].get("semantic_ids") or {}).get("sha1", "unknown")
 
 
+def _rows_by(found: list[dict | None], key) -> dict[str, list[str]]:
+  """The numbers of the rows that ran, grouped by key(record), in row order."""
+  groups: dict[str, list[str]] = {}
+  for i, f in enumerate(found):
+    if f is not None:
+      groups.setdefault(key(f), []).append(str(i + 1))
+  return groups
+
+
+def _rows_text(groups: dict[str, list[str]]) -> str:
+  """'rows 1, 2: A; row 3: B'."""
+  return "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {k}" for k, r in groups.items())
+
+
 def redrawn_ids(recipe_above: str, above: dict | None, recipe: str, record: dict) -> bool:
   """Whether a row stands on other Semantic IDs than the row above although both recipes bind
   the same Semantic-ID configuration: its difference then mixes the mechanism with the IDs."""
@@ -190,19 +204,10 @@ def main(argv=None):
     diffs = " | |" if vs is None else "".join(
         f" | row {vs['row']} {_diff(vs[m])}" for m in (f"recall@{K}", f"ndcg@{K}"))
     lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + f" |{diffs} |")
-  machines = {}
-  for i, f in enumerate(found):
-    if f is not None:
-      machines.setdefault(f["hardware"], []).append(str(i + 1))
-  lines += ["", "trained on: " + "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {h}"
-                                          for h, r in machines.items())
+  machines = _rows_by(found, lambda f: f["hardware"])
+  lines += ["", "trained on: " + _rows_text(machines)
             + " (trainer hours are not comparable across machines)" * (len(machines) > 1)]
-  ids = {}
-  for i, f in enumerate(found):
-    if f is not None:
-      ids.setdefault(_ids_sha(f)[:10], []).append(str(i + 1))
-  lines += ["", "Semantic IDs (sha1): " + "; ".join(f"row{'s' * (len(r) > 1)} {', '.join(r)}: {h}"
-                                                  for h, r in ids.items())]
+  lines += ["", "Semantic IDs (sha1): " + _rows_text(_rows_by(found, lambda f: _ids_sha(f)[:10]))]
   if any(r.get("ids_differ_from_above") for r in rows):
     lines += ["", "‡ the same Semantic-ID recipe as the row above, another build of it (built "
               "on another machine, say), so its difference against the row above includes the "

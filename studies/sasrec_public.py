@@ -17,10 +17,12 @@ records/sasrec/ holds (`studies.sasrec_tune --variant=NAME:seed=N`): the seed-to
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import glob
 import json
 import os
 
-from studies.common import PUBLIC_SASREC, command_line, gap_to_figure, relative
+from studies.common import PUBLIC_SASREC, REPO, command_line, gap_to_figure, relative
 
 KEYS = ("recall@10", "ndcg@10")
 PROTOCOLS = {"kept": "history kept", "left_out": "history left out"}
@@ -94,7 +96,6 @@ def default_config_seeds(paths: list[str]) -> dict[str, list[dict]]:
   """Per dataset, the `studies.sasrec_tune` variants that train `SASRecConfig`'s defaults (the
   pipeline's SASRec) but for the seed and the stopping knobs: {seed, test, record, hardware}."""
   from tiger_jax import sasrec
-  import dataclasses
   default = {k: v for k, v in dataclasses.asdict(sasrec.SASRecConfig()).items()
              if k not in _RUN_FIELDS}
   out: dict[str, list[dict]] = {}
@@ -154,9 +155,7 @@ def main(argv=None) -> None:
                          f"{record.get('exclude_history')} given as {dataset}, "
                          f"{PROTOCOLS[protocol]}; give the kept record first")
     results[dataset] = compare(records)
-    sources[dataset] = {"kept": (kept, records["kept"]), "left_out": (left_out, records["left_out"])}
-  import glob
-  from studies.common import REPO
+    sources[dataset] = {p: (path, records[p]) for p, path in (("kept", kept), ("left_out", left_out))}
   seeds = default_config_seeds(sorted(glob.glob(os.path.join(REPO, "records", "sasrec", "*.json"))))
   seeds = {d: v for d, v in seeds.items() if d in results}
   lines = table(results, sources)
