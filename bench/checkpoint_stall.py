@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 def main() -> None:
   import gin
   import jax
-  from tiger_jax import configurables, input_pipeline
+  from tiger_jax import configurables, input_pipeline, partitioning
   from tiger_jax.partitioning import hardware
   from tiger_jax.checkpoints import Checkpoints
   from tiger_jax.trainer import Trainer
@@ -60,7 +60,7 @@ def main() -> None:
     def step(state):
       t0 = time.time()
       state, _ = trainer.train_step(
-          state, input_pipeline.global_array(next(batches), trainer.batch_sharding))
+          state, partitioning.global_array(next(batches), trainer.batch_sharding))
       jax.block_until_ready(state)
       return state, time.time() - t0
 

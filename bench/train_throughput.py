@@ -19,7 +19,7 @@ import jax
 jax.config.update("jax_default_prng_impl", "rbg")  # as the training CLI does
 
 from common import hardware, paper_experiment, parser
-from tiger_jax import input_pipeline
+from tiger_jax import input_pipeline, partitioning
 from tiger_jax.trainer import Trainer, TrainerConfig
 
 
@@ -29,7 +29,7 @@ def measure(trainer, state, batches, steps):
   while done < steps:
     batch = next(batches)
     shape = batch["inputs"].shape
-    arrays = input_pipeline.global_array(batch, trainer.batch_sharding)
+    arrays = partitioning.global_array(batch, trainer.batch_sharding)
     t = time.perf_counter()
     state, metrics = trainer.train_step(state, arrays)
     jax.block_until_ready(metrics["loss"])

@@ -37,7 +37,7 @@ import numpy as np
 jax.config.update("jax_default_prng_impl", "rbg")  # as the training CLI does
 
 from common import hardware, paper_experiment, parser  # noqa: E402
-from tiger_jax import input_pipeline, network, retrieval  # noqa: E402
+from tiger_jax import input_pipeline, network, partitioning, retrieval  # noqa: E402
 from tiger_jax.trainer import Trainer, TrainerConfig  # noqa: E402
 
 
@@ -135,7 +135,7 @@ def main():
 
     def ours(batch):
       nonlocal state
-      state, m = trainer.train_step(state, input_pipeline.global_array(batch, trainer.batch_sharding))
+      state, m = trainer.train_step(state, partitioning.global_array(batch, trainer.batch_sharding))
       jax.block_until_ready(m["loss"])
 
     theirs = lambda batch: hf_step(model, opt, batch, autocast)

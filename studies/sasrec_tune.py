@@ -14,7 +14,8 @@ without a better NDCG@10, and scored on every user's last item (history: all ite
 before it), full ranking over every item. Each finished variant is kept in
 --work_dir/<dataset>/<name>.json and reused when its config is the same (a killed sweep
 goes on where it stopped; the chosen epoch's parameters beside it, <name>_params.npz,
-`load_params`); --record collects them, with the hardware and this command. Every figure
+`load_params`), and a variant killed mid-training (SIGTERM, or a lost session) resumes from
+the state saved at its last validation pass, <name>_state.msgpack); --record collects them, with the hardware and this command. Every figure
 is given both ways: every item ranked (the paper's protocol) and the user's last 20
 history items left out of the list (`nohistory`; the pipeline's EXCLUDE_HISTORY).
 """
@@ -25,13 +26,13 @@ import argparse
 import dataclasses
 import logging
 import os
-import time
+import sys
 
 import jax
 import numpy as np
 
 from studies.common import REPO, command_line, hardware
-from tiger_jax import data as data_lib, io_utils, metrics as metrics_lib, sasrec
+from tiger_jax import data as data_lib, io_utils, metrics as metrics_lib, preemption, sasrec
 from tiger_jax.results import reuse_or_run
 
 
@@ -99,17 +100,19 @@ def load_params(path: str):
   return traverse_util.unflatten_dict(arrays, sep="/")
 
 
-def run_variant(data, num_items: int, config: sasrec.SASRecConfig, params_path: str) -> dict:
-  curve = []
+def run_variant(data, num_items: int, config: sasrec.SASRecConfig, stem: str) -> dict:
+  """Trains one variant, resumable from <stem>_state.msgpack (saved at every validation pass
+  and on SIGTERM); keeps the chosen epoch's parameters in <stem>_params.npz."""
+  curve, info = [], {}
   validate = lambda model, params: scored(model, params, *data["validation"])["ndcg@10"]
-  t = time.time()
-  model, params = sasrec.train(data["train"], num_items, config, validate=validate, curve=curve)
-  wall = time.time() - t
+  state_path = stem + "_state.msgpack"
+  model, params = sasrec.train(data["train"], num_items, config, validate=validate,
+                               curve=curve, state_path=state_path, info=info)
   best = max(curve, key=lambda c: c["score"])
-  save_params(params_path, params)
+  save_params(stem + "_params.npz", params)
   return {"best_epoch": best["epoch"], "train_seconds": best["seconds"],
           "epochs_run": curve[-1]["epoch"], "train_seconds_all": curve[-1]["seconds"],
-          "wall_seconds": round(wall, 1),
+          "wall_seconds": info["wall_seconds"],
           "validation": scored(model, params, *data["validation"]),
           "test": scored(model, params, *data["test"]), "curve": curve}
 
@@ -142,7 +145,7 @@ def main(argv=None) -> None:
     key = {**reuse_key(config), "num_items": dataset.num_items, "users": len(data["test"][1])}
     rows[name] = {"config": dataclasses.asdict(config),
                   **reuse_or_run(path, key, lambda: run_variant(
-                      data, dataset.num_items, config, path[:-len(".json")] + "_params.npz"))}
+                      data, dataset.num_items, config, path[:-len(".json")]))}
     r = rows[name]
     print(f"{name}: best epoch {r['best_epoch']} ({r['train_seconds']:.0f}s) validation "
           f"R@10 {r['validation']['recall@10']:.4f} N@10 {r['validation']['ndcg@10']:.4f}; "
@@ -159,4 +162,8 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except preemption.Preempted as e:  # one line: where the state is; the same command goes on
+    logging.warning("%s", str(e).splitlines()[0])
+    sys.exit(preemption.EXIT_CODE)

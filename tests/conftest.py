@@ -119,7 +119,7 @@ SLOWEST_FIRST = ("test_main_job_writes_results", "test_the_cold_start_study_repo
                  "test_sigterm_saves_its_step_and_kill_9",
                  "test_restore_uses_the_runs_own_trainer_config",
                  "test_sharded_on_8_devices", "test_two_processes_train_to_identical_parameters",
-                 "test_cli_prepares_shared_beauty",
+                 "test_cli_writes_ids_report_and_plot",
                  "test_an_installed_package_ships_and_finds_its_gin_configs",
                  "test_an_unexpected_error_is_one_line", "test_bad_gin_input_is_one_error_line")
 

@@ -22,7 +22,7 @@ jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes, pro
 
 import numpy as np  # noqa: E402
 
-from tiger_jax import input_pipeline, network, partitioning  # noqa: E402
+from tiger_jax import network, partitioning  # noqa: E402
 from tiger_jax.models import EncoderDecoderModel  # noqa: E402
 from tiger_jax.trainer import Trainer, TrainerConfig  # noqa: E402
 
@@ -40,7 +40,7 @@ for step in range(5):
            "targets": rng.integers(2, 64, (global_batch, 5)).astype(np.int32)}
   rows = slice(process_id * global_batch // num_processes, (process_id + 1) * global_batch // num_processes)
   local = {k: v[rows] for k, v in batch.items()}
-  state, metrics = trainer.train_step(state, input_pipeline.global_array(local, trainer.batch_sharding))
+  state, metrics = trainer.train_step(state, partitioning.global_array(local, trainer.batch_sharding))
 params = jax.tree.map(lambda x: np.asarray(jax.experimental.multihost_utils.process_allgather(x, tiled=True)),
                       state.params)
 flat = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)}

@@ -199,6 +199,19 @@ def test_data_out_dir_that_is_a_file_or_read_only(tmp_path):
         else f"{locked} {message}; pass a writable folder")
 
 
+def test_the_trainer_and_the_semantic_ids_binary_load_without_tensorflow():
+  """TensorFlow (seqio's, TFDS', clu's summary writers) takes 10 s of CPU to import on a
+  2-core machine: only what reads the task's data or writes summaries loads it, so that the
+  Semantic-ID stage, the train binary's flags and a multi-host trainer start without it."""
+  code = ("import sys, tiger_jax.configurables, tiger_jax.trainer, tiger_jax.experiment, "
+          "tiger_jax.semantic_ids.__main__\n"
+          "print(sorted(m for m in ('tensorflow', 'seqio', 'tensorflow_datasets') "
+          "if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       check=True, timeout=120).stdout
+  assert out.strip() == "[]"
+
+
 def test_an_installed_package_ships_and_finds_its_gin_configs(tmp_path):
   """`pip install .` (not -e): the wheel carries gin_configs/, and a command run from any
   folder finds a config and its includes there."""

@@ -100,13 +100,22 @@ def test_meta_is_parsed_safely(tmp_path):
 
 # --- preprocessed (S3-Rec / P5) folders --------------------------------------
 
-@pytest.mark.parametrize("category, users, items, interactions", [
-    ("beauty", 22363, 12101, 198502), ("toys", 19412, 11924, 167597)])
-def test_shared_preprocessed_counts(category, users, items, interactions):
+@pytest.mark.parametrize("category, users, items, interactions, placeholders", [
+    ("beauty", 22363, 12101, 198502, 7), ("toys", 19412, 11924, 167597, 59)])
+def test_shared_preprocessed_counts(category, users, items, interactions, placeholders):
+  """The shared folders as `python -m tiger_jax.data --source=preprocessed` reads them (the
+  CLI itself: test_cli_reports_bad_input_without_traceback and tests/test_interactions.py):
+  counts, the item_meta.jsonl report, attribute vectors."""
   ds = preprocessed.read(shared_dir(category))
   assert (ds.num_users, ds.num_items, ds.num_interactions) == (users, items, interactions)
   assert ds.item_ids[0].startswith("B") or ds.item_ids[0][0].isdigit()  # ASINs from datamaps
   assert len(ds.item_attributes) == items
+  meta = ds.read_report["item_meta"]
+  assert (meta["lines"], meta["items_without_text"], meta["placeholder_titles"],
+          meta["unknown_asins"], meta["repeated_asins"]) == (items, 0, placeholders, 0, 0)
+  from tiger_jax import content
+  vectors, info = content.item_vectors(ds, "attributes", attribute_dim=64)
+  assert vectors.shape == (items, 64) and info["source"] == "attributes"
 
 
 def test_preprocessed_reader_errors(tmp_path):
@@ -320,17 +329,6 @@ def test_tfds_builder_matches_split_rules(tmp_path):
 
 
 # --- the CLI -------------------------------------------------------------------
-
-def test_cli_prepares_shared_beauty(tmp_path):
-  data_dir = shared_dir("beauty")
-  out = subprocess.run([sys.executable, "-m", "tiger_jax.data", "--source=preprocessed",
-                        f"--data_dir={data_dir}", f"--out_dir={tmp_path}", "--content=attributes"],
-                       capture_output=True, text=True, cwd=REPO, check=True).stdout
-  assert "22,363 users, 12,101 items, 198,502 interactions" in out
-  assert ("12,101 lines, 0 items without text, 7 placeholder titles (read as no title), 0 unknown "
-          "and 0 repeated ASINs") in out
-  assert np.load(tmp_path / "item_vectors.npy").shape == (12101, 64)
-
 
 def test_cli_reports_bad_input_without_traceback(tmp_path):
   (tmp_path / "sequences.txt").write_text("1 2 3\n2 4 ?\n")

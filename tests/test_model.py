@@ -257,10 +257,12 @@ def test_a_trained_run_evaluates_every_user_as_the_direct_pass_does(tiny_run, tm
   assert scores.shape == (80, 20) and np.isfinite(scores).all() and (scores <= 0).all()
   assert (np.diff(scores, axis=1) <= 1e-6).all()
   # A partial evaluation, or one at another beam, writes its own file: test.json stays.
-  part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
-                                          batch_size=16, max_examples=16)
+  # (The same beam and batch as above: no new compile.)
+  part = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", batch_size=32,
+                                          max_examples=16)
   assert part["users"] == 16 and json.load(open(tmp_path / "a" / "results" / "test.json")) == written
-  assert json.load(open(tmp_path / "a" / "results" / "test_beam3_first16users.json"))["users"] == 16
+  assert json.load(open(tmp_path / "a" / "results" / "test_first16users.json"))["users"] == 16
+  assert evaluate_lib.result_name("test", 3, 16) == "test_beam3_first16users"
   with pytest.raises(ValueError, match=rf"beam size 2000 must be in 1\.\.{len(exp.ids)} "):
     evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=2000)
   clock = json.load(open(tmp_path / "a" / "train_clock.json"))["steps"]  # resumed at step 3
@@ -390,12 +392,13 @@ def test_ema_of_parameters_follows_its_formula_and_validation_uses_it(tmp_path):
   assert tags["validation_raw/ndcg@10"] == pytest.approx(np.abs(jax.tree.leaves(seen[1])[0]).sum())
 
 
-def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_path):
+def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_path,
+                                                                  monkeypatch):
   """An AdamW run with parameter averaging restores (optimizer state and average as saved) and
   evaluates with the average; a run that turns averaging on at a plain checkpoint starts it
   there."""
   from tiger_jax import evaluation as evaluate_lib, experiment as experiment_lib, retrieval
-  from tiger_jax import input_pipeline, trainer as trainer_lib
+  from tiger_jax import trainer as trainer_lib
   data_dir, sid_dir = tiny_run
   exp = experiment_lib.experiment("tiger_ema_test", None, data_dir, sid_dir,
                                   network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
@@ -407,11 +410,20 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
   assert isinstance(state, trainer_lib.EmaTrainState) and int(state.step) == 4
   for a, b in zip(jax.tree.leaves(trained.ema_params), jax.tree.leaves(state.eval_params)):
     np.testing.assert_array_equal(a, b)
+  # The evaluation decodes with the average: the parameters every beam search receives.
+  # (That the evaluation gives the direct pass's lists: test_a_trained_run_evaluates_...)
+  decoded_with = []
+  tokens = retrieval.Retriever.tokens
+  monkeypatch.setattr(retrieval.Retriever, "tokens", lambda self, params, inputs: (
+      decoded_with.append(params), tokens(self, params, inputs))[1])
   result = evaluate_lib.evaluate_checkpoint(exp, str(tmp_path / "a"), "test", beam_size=3,
                                             batch_size=16, max_examples=16)
-  batches = lambda: input_pipeline.eval_batches(exp.task, exp.feature_lengths, "test", 16, 16)
-  retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, 3)
-  assert result["ndcg@10"] == retrieval.evaluate(retriever, state.ema_params, batches())["ndcg@10"]
+  assert result["users"] == 16 and decoded_with
+  for params in decoded_with:
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.ema_params)):
+      np.testing.assert_array_equal(a, b)
+  assert not all(np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, (
+      state.ema_params, state.params))))  # (the average is not the raw parameters)
   # Averaging turned on at step 2 of a plain run: resumes there, the average starts from it.
   trainer_lib.train(str(tmp_path / "b"), 2, 8, exp, plain)
   _, at2 = experiment_lib.restore(exp, str(tmp_path / "b"))

@@ -109,7 +109,8 @@ def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
   import jax
   import numpy as np
   from conftest import TINY_MODEL
-  from tiger_jax import experiment as experiment_lib, network, trainer as trainer_lib
+  from tiger_jax import experiment as experiment_lib, input_pipeline, network
+  from tiger_jax import trainer as trainer_lib
   data_dir, sid_dir = tiny_run
   exp = experiment_lib.experiment("tiger_clock_test", None, data_dir, sid_dir,
                                   network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
@@ -117,7 +118,7 @@ def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
                                    keep_checkpoints=100)
 
   def batches(start):
-    return trainer_lib.input_pipeline.train_batches(
+    return input_pipeline.train_batches(
         exp.task, exp.feature_lengths, 8, seed=0, num_buckets=1, id_length=exp.layout.id_length,
         start_step=start)
 

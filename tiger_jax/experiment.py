@@ -16,7 +16,6 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-import tasks
 from tiger_jax import baselines, io_utils, network, partitioning
 from tiger_jax.network import followers, item_head
 from tiger_jax import data as data_lib
@@ -65,6 +64,7 @@ def experiment(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int
   if not io_utils.isdir(os.path.join(data_dir, "tfds")):
     raise DataError(f"{data_dir}/tfds: no TFDS dataset here; prepare the data with "
                     f"`python -m tiger_jax.data --out_dir={data_dir} ...` first")
+  import tasks  # (seqio and TensorFlow: loaded when a run builds its task)
   task = tasks.register_task(mixture_or_task_name, data_dir, semantic_id_dir)
   item_tokens, _, layout = tasks.token_tables(data_dir, semantic_id_dir)
   ids = layout.tokens_to_ids(item_tokens)

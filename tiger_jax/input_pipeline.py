@@ -15,6 +15,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from tiger_jax.data import TRAIN_HISTORIES
+
 Batch = dict[str, np.ndarray]
 
 
@@ -33,8 +35,6 @@ def bucket_width(bounds: Sequence[int], length: int) -> int:
   """The smallest bucket bound an input of `length` tokens fits (its padded width)."""
   return min(b for b in bounds if b >= length)
 
-
-TRAIN_HISTORIES = ("prefixes", "subsequences")
 
 
 def shuffle_buffer_size(task: seqio.Task, num_shards: int = 1) -> int | None:
@@ -140,8 +140,3 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
       batch = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
                for k, v in batch.items()}
     yield batch
-
-
-def global_array(batch: Batch, sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
-  """This host's rows -> global arrays split over the mesh's 'data' axis."""
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

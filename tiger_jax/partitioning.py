@@ -100,3 +100,9 @@ def hardware() -> str:
   xla_flags = os.environ.get("XLA_FLAGS", "").strip()  # e.g. another XLA:CPU dot library
   return (f"{jax.device_count()} x {d.device_kind} ({d.platform}), {cores}, {cpu_model()}"
           + (f", XLA_FLAGS={xla_flags}" if xla_flags else ""))
+
+
+def global_array(batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding
+                 ) -> dict[str, jax.Array]:
+  """This host's rows -> global arrays split over the mesh's 'data' axis."""
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

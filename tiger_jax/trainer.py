@@ -18,11 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from clu import metric_writers
 from jax.sharding import Mesh
 
-from tiger_jax import input_pipeline, io_utils, metrics as metrics_lib, partitioning, preemption
+# (input_pipeline and clu's metric writers import TensorFlow: they are imported where a run
+# reads its data or writes summaries, so that Trainer and its steps load without it.)
+from tiger_jax import io_utils, metrics as metrics_lib, partitioning, preemption
 from tiger_jax import retrieval
+from tiger_jax.data import TRAIN_HISTORIES
 from tiger_jax.checkpoints import Checkpoints, TrainClock
 from tiger_jax.errors import ConfigError
 from tiger_jax.models import EncoderDecoderModel, unbox
@@ -70,9 +72,9 @@ class TrainerConfig:
       raise ConfigError(f"TrainerConfig.optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
       raise ConfigError(f"TrainerConfig.schedule={self.schedule!r}; expected one of {SCHEDULES}")
-    if self.train_histories not in input_pipeline.TRAIN_HISTORIES:
+    if self.train_histories not in TRAIN_HISTORIES:
       raise ConfigError(f"TrainerConfig.train_histories={self.train_histories!r}; expected one "
-                        f"of {input_pipeline.TRAIN_HISTORIES}")
+                        f"of {TRAIN_HISTORIES}")
     if self.best_metric not in metrics_lib.METRIC_NAMES:
       raise ConfigError(f"TrainerConfig.best_metric={self.best_metric!r}; expected one of "
                         f"{metrics_lib.METRIC_NAMES}")
@@ -345,6 +347,7 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
                  config.max_train_hours, start)
     checkpoints.close()
     return state
+  from clu import metric_writers
   writer = metric_writers.create_default_writer(
       RunDir(model_dir).train_logs, just_logging=jax.process_index() > 0)
   batches = batches_fn(start)
@@ -357,7 +360,7 @@ def train_loop(trainer: Trainer, batches_fn: Callable[[int], Iterator[dict]], tr
     # runtime watches SIGTERM and every host stops at the same step (reached_preemption).
     with preemption.SignalWatch(enabled=jax.process_count() == 1) as watch:
       for step in range(start + 1, train_steps + 1):
-        batch = input_pipeline.global_array(next(batches), trainer.batch_sharding)
+        batch = partitioning.global_array(next(batches), trainer.batch_sharding)
         examples += batch["inputs"].shape[0]
         state, metrics = trainer.train_step(state, batch)
         for k, v in metrics.items():
@@ -429,6 +432,7 @@ def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: 
                  exclude_history: bool = False) -> Callable[[Any, int], dict[str, float]]:
   """The validation pass: constrained beam search over the first max_examples users
   (exclude_history: returning none of the user's own history items)."""
+  from tiger_jax import input_pipeline
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size,
                                   exclude_history=exclude_history)
 
@@ -467,6 +471,7 @@ def train(model_dir: str, train_steps: int, batch_size: int, exp,
         "usable_cpu_cores": partitioning.usable_cpu_cores()})
 
   def batches_fn(start_step):
+    from tiger_jax import input_pipeline
     return input_pipeline.train_batches(
         exp.task, exp.feature_lengths, batch_size, seed=trainer_config.seed,
         num_buckets=trainer_config.num_buckets, id_length=exp.layout.id_length,

@@ -23,7 +23,7 @@ from flax import traverse_util
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tiger_jax import cli, configurables, input_pipeline, io_utils, retrieval  # noqa: E402
+from tiger_jax import cli, configurables, input_pipeline, io_utils, partitioning, retrieval  # noqa: E402
 from tiger_jax.trainer import Trainer  # noqa: E402
 
 flags.DEFINE_string("record", None, "The record's JSON path (written if absent, else compared).",
@@ -67,7 +67,7 @@ def run(exp, trainer_config, batch_size: int, init_path: str) -> dict:
       histories=trainer_config.train_histories)
   losses = []
   for _ in range(FLAGS.steps):
-    batch = input_pipeline.global_array(next(batches), trainer.batch_sharding)
+    batch = partitioning.global_array(next(batches), trainer.batch_sharding)
     state, metrics = trainer.train_step(state, batch)
     losses.append(float(metrics["loss"]))
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, configurables.beam_size())

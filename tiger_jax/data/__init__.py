@@ -1,8 +1,8 @@
 """Stage 1: Amazon 2014 readers (raw and preprocessed), the synthetic default,
 leave-one-out splits, and the prepared-dataset files."""
 
-from tiger_jax.data.dataset import (MAX_HISTORY, SPLITS, Dataset, DataError, Example,
-                                    choose_cold_items, iter_examples, load, save,
+from tiger_jax.data.dataset import (MAX_HISTORY, SPLITS, TRAIN_HISTORIES, Dataset, DataError,
+                                    Example, choose_cold_items, iter_examples, load, save,
                                     split_examples, training_sequences, unseen_items)
 
 SOURCES = ("preprocessed", "raw", "synthetic", "interactions")

@@ -19,6 +19,9 @@ from tiger_jax import io_utils
 MAX_HISTORY = 20
 MIN_INTERACTIONS = 3
 SPLITS = ("train", "validation", "test")
+# The training examples a sequence gives: every prefix -> the next item, or every contiguous
+# sub-sequence -> the item after it (`TrainerConfig.train_histories`).
+TRAIN_HISTORIES = ("prefixes", "subsequences")
 
 
 class DataError(ValueError):
