@@ -14,8 +14,9 @@ without a better NDCG@10, and scored on every user's last item (history: all ite
 before it), full ranking over every item. Each finished variant is kept in
 --work_dir/<dataset>/<name>.json and reused when its config is the same (a killed sweep
 goes on where it stopped; the chosen epoch's parameters beside it, <name>_params.npz,
-`load_params`), and a variant killed mid-training (SIGTERM, or a lost session) resumes from
-the state saved at its last validation pass, <name>_state.msgpack); --record collects them, with the hardware and this command. Every figure
+`load_params`; a variant killed mid-training, by SIGTERM or a lost session, resumes from
+the state saved at its last validation pass, <name>_state.msgpack); --record collects them,
+with the hardware and this command. Every figure
 is given both ways: every item ranked (the paper's protocol) and the user's last 20
 history items left out of the list (`nohistory`; the pipeline's EXCLUDE_HISTORY).
 """
