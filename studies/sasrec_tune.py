@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import sys
 
 import jax
 import numpy as np
@@ -163,8 +162,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  try:
-    main()
-  except preemption.Preempted as e:  # one line: where the state is; the same command goes on
-    logging.warning("%s", str(e).splitlines()[0])
-    sys.exit(preemption.EXIT_CODE)
+  preemption.exit_when_preempted(main)

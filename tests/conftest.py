@@ -98,16 +98,27 @@ def small_model(vocab=50, **kw):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-  """A small synthetic run: prepared data + TFDS + Semantic IDs (RQ-KMeans, fast)."""
+  """A small synthetic run: prepared data + TFDS + Semantic IDs (RQ-KMeans, fast). Read-only
+  for the tests; built once for the whole session: pytest-xdist's workers share it (the first
+  to take the lock builds it, the others wait and read)."""
+  import fcntl
   from tiger_jax.data import synthetic
   from tiger_jax.data.prepare import prepare
   from tiger_jax.semantic_ids import SemanticIdConfig, pipeline
-  root = tmp_path_factory.mktemp("tiny_run")
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # this session's folder, above each worker's own
+  root = root / "tiny_run_shared"
   data_dir, sid_dir = str(root / "data"), str(root / "semantic_ids")
-  prepare("synthetic", data_dir, content_source="attributes",
-          synthetic_config=synthetic.SyntheticConfig(num_items=120, num_users=80, seed=3))
-  pipeline.run(data_dir, sid_dir, SemanticIdConfig(method="rq_kmeans", codebook_size=8,
-                                                   kmeans_iters=10))
+  with open(str(root) + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if not (root / "complete").exists():
+      shutil.rmtree(root, ignore_errors=True)  # a build that failed part-way
+      prepare("synthetic", data_dir, content_source="attributes",
+              synthetic_config=synthetic.SyntheticConfig(num_items=120, num_users=80, seed=3))
+      pipeline.run(data_dir, sid_dir, SemanticIdConfig(method="rq_kmeans", codebook_size=8,
+                                                       kmeans_iters=10))
+      (root / "complete").touch()
   return data_dir, sid_dir
 
 

@@ -157,8 +157,9 @@ def test_expanded_first_position_gives_the_same_search():
       return jnp.repeat(v, beams, 0)
     return jax.tree_util.tree_map_with_path(repeat, cache)
 
-  expanded = decoding.beam_search(step, model.init_cache(params, enc, x), 4, beams,
-                                  layout.level_offsets, layout.level_sizes, trie, expand)
+  expanded = jax.jit(lambda cache: decoding.beam_search(  # (jit: one compile, not one per op)
+      step, cache, 4, beams, layout.level_offsets, layout.level_sizes, trie, expand))(
+          model.init_cache(params, enc, x))
   assert copied == [4] * 2 * model.config.num_decoder_layers  # position 0's keys and values
   np.testing.assert_array_equal(np.asarray(expanded[2]), np.asarray(shared[2]))
   np.testing.assert_allclose(np.asarray(expanded[1]), np.asarray(shared[1]), atol=1e-5)

@@ -70,19 +70,24 @@ def test_follower_prior_decodes_incrementally_as_teacher_forced(beams, sources, 
   # Each hypothesis decodes some item's tokens: prefixes that the followers match.
   y = jnp.asarray(np.concatenate([tokens[np.arange(2 * beams) % 4], np.ones((2 * beams, 1),
                                                                             int)], 1))
-  full = model.module.apply(model.variables(params), jnp.repeat(x, beams, 0), shift_right(y))
-  without = model.module.apply(model.variables(_without_prior(params)), jnp.repeat(x, beams, 0),
-                               shift_right(y))
+  # (Each under jit, as the trainer and the search run them: one compile each, not one per op.)
+  apply = jax.jit(lambda p: model.module.apply(model.variables(p), jnp.repeat(x, beams, 0),
+                                               shift_right(y)))
+  full, without = apply(params), apply(_without_prior(params))
   assert np.abs(full - without)[:, :3].min(-1).max() > 0.1  # the prior moves the logits
   np.testing.assert_allclose(full[:, 3:], without[:, 3:], atol=1e-5)  # no bias at eos
-  encoded = model.encode(params, x)
-  cache = model.init_cache(params, encoded, x)
-  prev, steps = jnp.zeros((2 * beams,), jnp.int32), []
-  for t in range(y.shape[1]):
-    logits, cache = model.decode_step(params, cache, encoded, x, prev, t)
-    steps.append(logits)
-    prev = y[:, t]
-  np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
+
+  @jax.jit
+  def incremental(p):  # the decoding loop, step by step from the cache
+    encoded = model.encode(p, x)
+    cache = model.init_cache(p, encoded, x)
+    prev, steps = jnp.zeros((2 * beams,), jnp.int32), []
+    for t in range(y.shape[1]):
+      logits, cache = model.decode_step(p, cache, encoded, x, prev, t)
+      steps.append(logits)
+      prev = y[:, t]
+    return jnp.stack(steps, 1)
+  np.testing.assert_allclose(incremental(params), full, atol=1e-4)
 
 
 def _hand_counts(tokens, sequences, history, target, p, sources):

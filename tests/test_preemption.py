@@ -61,6 +61,19 @@ def _losses(model_dir):
   return out
 
 
+class _SignalAt(logging.Handler):
+  """Sends this process `sig` once a log message contains `text` (as a scheduler would)."""
+
+  def __init__(self, text, sig):
+    super().__init__()
+    self.text, self.sig, self.sent = text, sig, False
+
+  def emit(self, record):
+    if not self.sent and self.text in record.getMessage():
+      self.sent = True
+      os.kill(os.getpid(), self.sig)
+
+
 def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one(tiny_run,
                                                                                 tmp_path, caplog):
   from tiger_jax import preemption
@@ -72,27 +85,36 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   same = lambda losses: {s: set(v) for s, v in losses.items()} == {
       s: {v} for s, v in reference.items()}
 
-  # SIGTERM at step 3 (not a multiple of checkpoint_every=100): that step is saved, the log
-  # says how to go on, the exit code says preempted.
+  # SIGTERM at step 3 (not a multiple of checkpoint_every=100), in this process (the
+  # trainer's signal handling is the same in a binary; its exit: exit_when_preempted, as
+  # cli.run wraps every binary): that step is saved, one log line says how to go on, the
+  # exit code says preempted.
   run = str(tmp_path / "run")
-  code, log = run_until_logged(_command(run, data_dir, sid_dir), f"step 3/{STEPS}:",
-                               signal.SIGTERM)
-  assert code == preemption.EXIT_CODE, log[-2000:]
-  line = next(x for x in log.splitlines() if "preempted at step" in x)
-  step = int(line.split("preempted at step ")[1].split(":")[0])
-  assert 3 <= step < 6 and "run the same command to continue" in line
-  assert "In call to configurable" not in log  # one line, without gin's call-site lines
+  caplog.set_level(logging.INFO)  # the trainer logs through the standard logging module
+  term = _SignalAt(f"step 3/{STEPS}:", signal.SIGTERM)
+  logging.getLogger().addHandler(term)
+  try:
+    with pytest.raises(SystemExit) as exit_:
+      preemption.exit_when_preempted(lambda: _train_in_process(run, data_dir, sid_dir))
+  finally:
+    logging.getLogger().removeHandler(term)
+  assert term.sent and exit_.value.code == preemption.EXIT_CODE
+  lines = [r.getMessage() for r in caplog.records if "preempted at step" in r.getMessage()]
+  assert len(lines) == 1 and "\n" not in lines[0]  # without gin's "In call to" lines
+  step = int(lines[0].split("preempted at step ")[1].split(":")[0])
+  assert 3 <= step < 6 and "run the same command to continue" in lines[0]
   assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [str(step)]
-  # The same command goes on, now writing a checkpoint at every step (asynchronously, so a
-  # write is in flight at any moment), and is killed with kill -9 at step 7: the next run
-  # restores the newest complete step, never a half-written one, and trains to the end.
+  # The same command goes on as a process of its own, now writing a checkpoint at every step
+  # (asynchronously, so a write is in flight at any moment), and is killed with kill -9 at
+  # step 7: the next run restores the newest complete step, never a half-written one, and
+  # trains to the end.
   every = "--gin.TrainerConfig.checkpoint_every=1"
   code, log = run_until_logged(_command(run, data_dir, sid_dir, every), f"step 7/{STEPS}:",
                                signal.SIGKILL)
-  assert code == -signal.SIGKILL and f"resumed from step {step}" in log
+  assert code == -signal.SIGKILL and f"resumed from step {step}" in log, log[-2000:]
   done = [int(n) for n in os.listdir(os.path.join(run, "checkpoints")) if n.isdigit()]
   assert done and step < max(done) <= 7
-  caplog.set_level(logging.INFO)  # the trainer logs through the standard logging module
+  caplog.clear()
   _train_in_process(run, data_dir, sid_dir, every.removeprefix("--gin."))  # (that command)
   resumed = [r.getMessage() for r in caplog.records if "resumed from step" in r.getMessage()]
   resumed_from = int(resumed[-1].split("resumed from step ")[1].split()[0])
@@ -100,6 +122,7 @@ def test_sigterm_saves_its_step_and_kill_9_mid_write_keeps_the_last_complete_one
   # Every step, however often trained again after a stop, gave the uninterrupted run's loss:
   # the same data order and the same dropout draws.
   assert same(_losses(run))
+
 
 def test_checkpoints_by_the_clock_and_asynchronous_writes(tiny_run, tmp_path):
   """checkpoint_every_minutes saves at steps no step interval names, once that much time has
@@ -176,3 +199,20 @@ def test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_restored():
   assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
   with preemption.SignalWatch(enabled=False) as off:  # several hosts: JAX's runtime listens
     assert signal.getsignal(signal.SIGTERM) == before[0] and off.requested is None
+
+
+def test_a_preempted_binary_logs_one_line_and_exits_75(caplog):
+  """What every training binary (the trainer's CLI, studies.sasrec_tune) does with Preempted."""
+  from tiger_jax import preemption
+
+  def stopped():
+    raise preemption.Preempted(4, "/runs/x/state.msgpack", unit="epoch")
+
+  caplog.set_level(logging.WARNING)
+  with pytest.raises(SystemExit) as exit_:
+    preemption.exit_when_preempted(stopped)
+  assert exit_.value.code == preemption.EXIT_CODE == 75
+  assert [r.getMessage() for r in caplog.records] == [
+      "preempted at epoch 4: checkpoint saved in /runs/x/state.msgpack; run the same command to "
+      "continue"]
+  assert preemption.exit_when_preempted(lambda: 3) == 3

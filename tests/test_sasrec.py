@@ -106,7 +106,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, caplog):
                           info=whole_info)
   state = str(tmp_path / "sasrec" / "state.msgpack")
   stop_after = lambda n: lambda epoch, *_: epoch == n and os.kill(os.getpid(), signal.SIGTERM)
-  with pytest.raises(preemption.Preempted, match="at step 3: .*run the same command"):
+  with pytest.raises(preemption.Preempted, match="at epoch 3: .*run the same command"):
     sasrec.train(seqs, 25, config, validate=validate, state_path=state, on_epoch=stop_after(3))
   assert os.listdir(tmp_path / "sasrec") == ["state.msgpack"]  # written whole, then renamed
   caplog.set_level(logging.INFO)

@@ -236,13 +236,9 @@ def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
     jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
     parse_config(FLAGS.gin_file, FLAGS.gin_bindings + extra, calls)
     try:
-      main()
+      preemption.exit_when_preempted(main)
     except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
       raise SystemExit(f"error: {str(e).splitlines()[0]}") from None
-    except preemption.Preempted as e:
-      # one line: where the checkpoint is, and how to go on (not gin's "In call to" lines)
-      logging.warning("%s", str(e).splitlines()[0])
-      sys.exit(preemption.EXIT_CODE)
     except Exception as e:  # pylint: disable=broad-except
       _report_crash(e)
 

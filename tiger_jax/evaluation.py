@@ -3,7 +3,8 @@
 `evaluate_checkpoint` writes MODEL_DIR/results/<name>.json (`result_name`): recall@5/10,
 ndcg@5/10, invalid_rate, users, beam, checkpoint step, wall time; and <name>_ranked.npz. The
 metrics come from `seqio.Evaluator` running the task's own metric_fns, with the constrained
-beam search as its predict function (`seqio_predict_fn`).
+beam search as its predict function (`seqio_predict_fn`). seqio and TensorFlow load when an
+evaluation reads its split, so that a command that stops at its flags stops at once.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from typing import Sequence
 
 import jax
 import numpy as np
-import seqio
 
-import tasks
-from tiger_jax import experiment as experiment_lib, input_pipeline, io_utils
+from tiger_jax import experiment as experiment_lib, io_utils
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
 from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax import checkpoints as checkpoints_lib
@@ -60,6 +59,8 @@ def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
   Semantic-ID tokens [beam, id_length])]. Users are decoded sorted by history length, each
   batch trimmed to the smallest bucket bound its longest input fits (the trimmed positions
   are padding, masked: the beams do not change), so short histories are not decoded at 81."""
+  from tiger_jax import input_pipeline
+
   def predict_fn(ds) -> list[tuple[int, list]]:
     rows = [(int(i), f["encoder_input_tokens"]) for i, f in ds.as_numpy_iterator()]
     lengths = np.array([int(np.flatnonzero(x).max(initial=0)) + 1 for _, x in rows])
@@ -83,6 +84,9 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
   """The task's own metric_fns over `split` through `seqio.Evaluator`, with the constrained
   beam search as its predict function; plus the invalid rate and speed. ranked_out, when
   given, receives 'ranked' items [users, beam], 'targets' and 'users' in split order."""
+  import seqio
+  import tasks
+  from tiger_jax import input_pipeline
   evaluator = seqio.Evaluator(exp.task.name, seqio.EncDecFeatureConverter(pack=False),
                               eval_split=split, sequence_length=exp.feature_lengths,
                               num_examples=max_examples, async_compute_metrics=False)
@@ -151,6 +155,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
       result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
                                    max_examples, ranked)
     else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
+      from tiger_jax import input_pipeline
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                             max_examples, jax.process_index(), jax.process_count())
       result = retrieval.evaluate(retriever, state.eval_params, batches, ranked)

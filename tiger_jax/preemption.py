@@ -12,18 +12,33 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 EXIT_CODE = 75  # EX_TEMPFAIL: the run stopped early and resumes when the same command reruns
 
 
 class Preempted(Exception):
-  """Training stopped at `step` after saving it in `directory`."""
+  """Training stopped at `step` (an epoch where `unit` says so) after saving it in
+  `directory`."""
 
-  def __init__(self, step: int, directory: str):
-    super().__init__(f"preempted at step {step}: checkpoint saved in {directory}; run the same "
-                     "command to continue")
-    self.step, self.directory = step, directory
+  def __init__(self, step: int, directory: str, unit: str = "step"):
+    super().__init__(f"preempted at {unit} {step}: checkpoint saved in {directory}; run the "
+                     "same command to continue")
+    self.step, self.directory, self.unit = step, directory, unit
+
+
+def exit_when_preempted(main: Callable[[], T]) -> T:
+  """Runs `main()`; a `Preempted` becomes one warning line (where the state is, how to go on;
+  not gin's "In call to" lines) and exit code EXIT_CODE. Every binary that trains uses it."""
+  try:
+    return main()
+  except Preempted as e:
+    logging.warning("%s", str(e).splitlines()[0])
+    sys.exit(EXIT_CODE)
 
 
 class SignalWatch:

@@ -293,7 +293,7 @@ def train(train_sequences: Sequence[np.ndarray], num_items: int, config: SASRecC
                          or len(saved_curve) and saved_curve[-1]["epoch"] == epoch + 1):
         save(epoch + 1)
         if watch.requested is not None:
-          raise preemption.Preempted(epoch + 1, state_path)
+          raise preemption.Preempted(epoch + 1, state_path, unit="epoch")
   if curve is not None:
     curve[:] = saved_curve
   if info is not None:
