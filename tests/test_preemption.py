@@ -216,3 +216,20 @@ def test_a_preempted_binary_logs_one_line_and_exits_75(caplog):
       "preempted at epoch 4: checkpoint saved in /runs/x/state.msgpack; run the same command to "
       "continue"]
   assert preemption.exit_when_preempted(lambda: 3) == 3
+
+
+def test_the_command_line_exits_75_with_the_one_line():
+  """cli.run, which every binary runs its main through, ends a preempted main that way (the
+  SIGTERM test above stops the trainer in-process)."""
+  import subprocess
+  from conftest import REPO
+  code = ("from tiger_jax import cli, preemption\n"
+          "def main():\n  raise preemption.Preempted(3, 'runs/x/checkpoints')\n"
+          "cli.run(main)\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 75, proc.stderr[-2000:]
+  lines = [x for x in proc.stderr.splitlines() if "preempted" in x]
+  assert len(lines) == 1 and lines[0].endswith(
+      "preempted at step 3: checkpoint saved in runs/x/checkpoints; run the same command to "
+      "continue")
