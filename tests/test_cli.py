@@ -206,7 +206,7 @@ def test_the_binaries_load_without_tensorflow():
   mistyped flag of the main job stops in 4 s, not 12)."""
   code = ("import sys, tiger_jax.configurables, tiger_jax.trainer, tiger_jax.experiment, "
           "tiger_jax.semantic_ids.__main__, tiger_jax.main, tiger_jax.evaluation, "
-          "tiger_jax.recommender\n"  # (one binary a process: each defines its flags)
+          "tiger_jax.recommender, tiger_jax.buckets\n"  # (one binary a process: each defines its flags)
           "print(sorted(m for m in ('tensorflow', 'seqio', 'tensorflow_datasets') "
           "if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,

@@ -6,11 +6,12 @@ import glob
 import logging
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
 
-from conftest import run_until_logged
+from conftest import REPO, run_until_logged
 
 STEPS = 10
 
@@ -221,8 +222,6 @@ def test_a_preempted_binary_logs_one_line_and_exits_75(caplog):
 def test_the_command_line_exits_75_with_the_one_line():
   """cli.run, which every binary runs its main through, ends a preempted main that way (the
   SIGTERM test above stops the trainer in-process)."""
-  import subprocess
-  from conftest import REPO
   code = ("from tiger_jax import cli, preemption\n"
           "def main():\n  raise preemption.Preempted(3, 'runs/x/checkpoints')\n"
           "cli.run(main)\n")

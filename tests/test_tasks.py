@@ -118,6 +118,19 @@ def test_tasks_register_on_the_run_folders_when_asked(tiny_run, tmp_path):
   seqio.TaskRegistry.remove("tiger_lazy_test")
 
 
+def test_bucket_bounds_are_whole_item_lengths_and_an_input_gets_the_smallest_that_fits():
+  from tiger_jax import buckets
+  assert buckets.bucket_boundaries(81, 4, 5) == [17, 33, 49, 65, 81]
+  assert buckets.bucket_boundaries(9, 4, 5) == [5, 9]  # 2 items: buckets merge, none empty
+  for input_length, id_length, n in [(81, 4, 5), (61, 3, 4), (13, 4, 1), (101, 5, 7)]:
+    bounds = buckets.bucket_boundaries(input_length, id_length, n)
+    assert bounds[-1] == input_length and bounds == sorted(set(bounds)) and len(bounds) <= n
+    assert all((b - 1) % id_length == 0 for b in bounds)
+    for length in range(1, input_length + 1):
+      width = buckets.bucket_width(bounds, length)
+      assert width >= length and not any(length <= b < width for b in bounds)
+
+
 def test_eval_batches_cover_each_user_once_in_length_buckets(tiny_run):
   import tasks
   from tiger_jax import input_pipeline

@@ -16,7 +16,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from tiger_jax import experiment as experiment_lib, io_utils
+from tiger_jax import buckets, experiment as experiment_lib, io_utils
 from tiger_jax.semantic_ids import pipeline as sid_pipeline
 from tiger_jax import metrics as metrics_lib, retrieval
 from tiger_jax import checkpoints as checkpoints_lib
@@ -59,7 +59,6 @@ def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
   Semantic-ID tokens [beam, id_length])]. Users are decoded sorted by history length, each
   batch trimmed to the smallest bucket bound its longest input fits (the trimmed positions
   are padding, masked: the beams do not change), so short histories are not decoded at 81."""
-  from tiger_jax import input_pipeline
 
   def predict_fn(ds) -> list[tuple[int, list]]:
     rows = [(int(i), f["encoder_input_tokens"]) for i, f in ds.as_numpy_iterator()]
@@ -68,7 +67,7 @@ def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
     out = []
     for start in range(0, len(order), batch_size):
       chunk = order[start:start + batch_size]
-      width = input_pipeline.bucket_width(bucket_bounds, lengths[chunk].max())
+      width = buckets.bucket_width(bucket_bounds, lengths[chunk].max())
       inputs = np.zeros((batch_size, width), np.int32)
       for r, i in enumerate(chunk):
         inputs[r] = rows[i][1][:width]
@@ -86,11 +85,10 @@ def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Ret
   given, receives 'ranked' items [users, beam], 'targets' and 'users' in split order."""
   import seqio
   import tasks
-  from tiger_jax import input_pipeline
   evaluator = seqio.Evaluator(exp.task.name, seqio.EncDecFeatureConverter(pack=False),
                               eval_split=split, sequence_length=exp.feature_lengths,
                               num_examples=max_examples, async_compute_metrics=False)
-  bounds = input_pipeline.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
+  bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
   start = time.time()
   metrics_future, outputs = evaluator.evaluate(
       compute_metrics=True, predict_fn=seqio_predict_fn(retriever, params, batch_size, bounds))
@@ -155,7 +153,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
       result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
                                    max_examples, ranked)
     else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
-      from tiger_jax import input_pipeline
+      from tiger_jax import input_pipeline  # TensorFlow: loaded only where it is used
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                             max_examples, jax.process_index(), jax.process_count())
       result = retrieval.evaluate(retriever, state.eval_params, batches, ranked)

@@ -15,6 +15,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from tiger_jax.buckets import bucket_boundaries, bucket_width
 from tiger_jax.data import TRAIN_HISTORIES
 
 Batch = dict[str, np.ndarray]
@@ -22,19 +23,6 @@ Batch = dict[str, np.ndarray]
 
 def _pad_to(x: tf.Tensor, length: int) -> tf.Tensor:
   return tf.pad(x[:length], [[0, length - tf.minimum(tf.shape(x)[0], length)]])
-
-
-def bucket_boundaries(input_length: int, id_length: int, num_buckets: int) -> list[int]:
-  """Input lengths (user token + whole item IDs) at which buckets end, the last = input_length."""
-  items = (input_length - 1) // id_length
-  ends = sorted({max(1, round(items * (b + 1) / num_buckets)) for b in range(num_buckets)})
-  return [1 + e * id_length for e in ends]
-
-
-def bucket_width(bounds: Sequence[int], length: int) -> int:
-  """The smallest bucket bound an input of `length` tokens fits (its padded width)."""
-  return min(b for b in bounds if b >= length)
-
 
 
 def shuffle_buffer_size(task: seqio.Task, num_shards: int = 1) -> int | None:

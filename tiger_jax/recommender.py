@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tiger_jax import data as data_lib
+from tiger_jax import buckets, data as data_lib
 from tiger_jax.data.item_meta import title_of
 from tiger_jax.run_dir import RunDir
 
@@ -75,15 +75,13 @@ class Recommender:
 
   def __init__(self, exp, params, dataset: data_lib.Dataset, beam_size: int, checkpoint: str,
                step: int, dtype: str | None = None):
-    from tiger_jax import input_pipeline  # (TensorFlow: imported when a run loads, not before)
     self.exp, self.params, self.dataset = exp, params, dataset
     self.beam_size, self.checkpoint, self.step, self.dtype = beam_size, checkpoint, step, dtype
     self.index = {item: i for i, item in enumerate(dataset.item_ids)}
     self.user_index = {user: u for u, user in enumerate(dataset.user_ids)}
     self.titles = [title_of(t) for t in dataset.item_text] if dataset.item_text else None
     self.max_items = (exp.feature_lengths["inputs"] - 1) // exp.layout.id_length
-    self.bounds = input_pipeline.bucket_boundaries(exp.feature_lengths["inputs"],
-                                                   exp.layout.id_length, 5)
+    self.bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
     self._item_tokens = exp.layout.item_tokens(exp.ids)
     self._retrievers = {}
     self.new_items = (np.zeros(0, np.int64) if dataset.cold_items is None
@@ -165,8 +163,7 @@ class Recommender:
     rows = [np.concatenate([self.exp.layout.user_tokens([u]),
                             self._item_tokens[np.asarray(h[-self.max_items:])].ravel()])
             for h, u in zip(histories, users)]
-    from tiger_jax.input_pipeline import bucket_width
-    width = bucket_width(self.bounds, max(len(r) for r in rows))
+    width = buckets.bucket_width(self.bounds, max(len(r) for r in rows))
     out = np.zeros((len(rows), width), np.int32)
     for r, row in enumerate(rows):
       out[r, :len(row)] = row
