@@ -154,6 +154,8 @@ def test_bad_gin_input_is_one_error_line(tmp_path):
                      main_calls)
     with pytest.raises(ConfigError, match="TrainerConfig.total_steps=0 must exceed warmup_steps=0"):
       configurables.TrainerConfig()  # the main job builds it first, before any stage
+    with pytest.raises(ConfigError, match="num_buckets=5, eval_buckets=0; each must be at least"):
+      configurables.TrainerConfig(schedule="rsqrt", eval_buckets=0)
   finally:
     gin.clear_config()
   proc = subprocess.run([sys.executable, "-m", "tiger_jax.main", "--gin.TRAIN_STEP=5"],

@@ -159,6 +159,7 @@ def test_the_own_data_recipe_goes_from_a_log_to_test_metrics(tmp_path):
               "T5Config.num_encoder_layers = 1", "T5Config.num_decoder_layers = 1",
               "T5Config.emb_dim = 16", "T5Config.num_heads = 2", "T5Config.head_dim = 8",
               "T5Config.mlp_dim = 32", "TrainerConfig.num_buckets = 1",
+              "TrainerConfig.eval_buckets = 1",
               "TrainerConfig.checkpoint_every = 4", "TrainerConfig.eval_every = 0",
               "SemanticIdConfig.method = 'rq_kmeans'", "SemanticIdConfig.codebook_size = 4",
               "pipeline.run_sasrec = False", "BEAM_SIZE = 5"]

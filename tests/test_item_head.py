@@ -173,7 +173,7 @@ def test_a_run_with_the_head_trains_decodes_and_records_its_blend(tiny_run, tmp_
       "tiger_item_head_run_test", None, data_dir, sid_dir,
       network.T5Config(**TINY_MODEL, item_head=head), mesh_shape=(1, 1))
   config = trainer_lib.TrainerConfig(optimizer="adamw", learning_rate=3e-3, checkpoint_every=3,
-                                     eval_every=0, num_buckets=1)
+                                     eval_every=0, num_buckets=1, eval_buckets=1)
   trainer_lib.train(str(tmp_path), 3, 16, exp, config)
   result = evaluation.evaluate_checkpoint(exp, str(tmp_path), "test", beam_size=5, batch_size=16)
   assert result["decoding"] == {"item_head": {"blend": 0.5, "candidates": 5}}

@@ -14,7 +14,8 @@ from conftest import REPO
 TINY = ["--gin.TRAIN_STEPS=12", "--gin.BATCH_SIZE=32", "--gin.RQVAEConfig.epochs=3",
         "--gin.SASRecConfig.epochs=1", "--gin.T5Config.num_encoder_layers=1",
         "--gin.T5Config.num_decoder_layers=1", "--gin.T5Config.mlp_dim=64",
-        "--gin.TrainerConfig.num_buckets=1", "--gin.TrainerConfig.checkpoint_every=12",
+        "--gin.TrainerConfig.num_buckets=1", "--gin.TrainerConfig.eval_buckets=1",
+        "--gin.TrainerConfig.checkpoint_every=12",
         "--gin.SyntheticConfig.num_items=200", "--gin.SyntheticConfig.num_users=200"]
 
 

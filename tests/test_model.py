@@ -240,15 +240,17 @@ def test_a_trained_run_evaluates_every_user_as_the_direct_pass_does(tiny_run, tm
   ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))["ranked"]
   assert ranked.shape == (80, 20) and (ranked >= 0).all() and (ranked < len(exp.ids)).all()
   assert results.train_seconds(str(tmp_path / "a")) > 0
-  # evaluate's numbers come from seqio.Evaluator and the task's metric_fns; the trainer's
-  # validation pass computes them directly: both give the same lists and metrics.
+  # evaluate's numbers come from seqio.Evaluator and the task's metric_fns, its users decoded
+  # in 5 length buckets (TrainerConfig.eval_buckets); the trainer's validation pass computes
+  # them directly, here with every user padded to the full length: the same lists and metrics.
   from tiger_jax import experiment as experiment_lib, input_pipeline, retrieval
   from tiger_jax.metrics import METRIC_NAMES
   _, state = experiment_lib.restore(exp, str(tmp_path / "a"))
   direct_ranked = {}
   direct = retrieval.evaluate(
       retrieval.Retriever(exp.model, exp.layout, exp.ids), state.params,
-      input_pipeline.eval_batches(exp.task, exp.feature_lengths, "test", 32), direct_ranked)
+      input_pipeline.eval_batches(exp.task, exp.feature_lengths, "test", 32, num_buckets=1),
+      direct_ranked)
   assert {k: direct[k] for k in METRIC_NAMES} == {k: result[k] for k in METRIC_NAMES}
   by_user = lambda z: z["ranked"][np.argsort(z["users"])]
   seqio_ranked = io_utils.load_arrays(str(tmp_path / "a" / "results" / "test_ranked.npz"))
@@ -403,7 +405,7 @@ def test_restore_uses_the_runs_own_trainer_config_and_its_average(tiny_run, tmp_
   exp = experiment_lib.experiment("tiger_ema_test", None, data_dir, sid_dir,
                                   network.T5Config(**TINY_MODEL), mesh_shape=(1, 1))
   plain = TrainerConfig(optimizer="adamw", learning_rate=3e-3, checkpoint_every=2, eval_every=0,
-                        num_buckets=1)
+                        num_buckets=1, eval_buckets=1)
   ema = dataclasses.replace(plain, ema_decay=0.5)
   trained = trainer_lib.train(str(tmp_path / "a"), 4, 8, exp, ema)
   _, state = experiment_lib.restore(exp, str(tmp_path / "a"))

@@ -79,16 +79,18 @@ def seqio_predict_fn(retriever: retrieval.Retriever, params, batch_size: int,
 
 def evaluate_with_seqio(exp: experiment_lib.Experiment, retriever: retrieval.Retriever, params,
                         split: str, batch_size: int, max_examples: int | None,
-                        ranked_out: dict | None = None) -> dict:
+                        ranked_out: dict | None = None, num_buckets: int = 5) -> dict:
   """The task's own metric_fns over `split` through `seqio.Evaluator`, with the constrained
-  beam search as its predict function; plus the invalid rate and speed. ranked_out, when
-  given, receives 'ranked' items [users, beam], 'targets' and 'users' in split order."""
+  beam search as its predict function (batches in `num_buckets` length buckets); plus the
+  invalid rate and speed. ranked_out, when given, receives 'ranked' items [users, beam],
+  'targets' and 'users' in split order."""
   import seqio
   import tasks
   evaluator = seqio.Evaluator(exp.task.name, seqio.EncDecFeatureConverter(pack=False),
                               eval_split=split, sequence_length=exp.feature_lengths,
                               num_examples=max_examples, async_compute_metrics=False)
-  bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
+  bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length,
+                                    num_buckets)
   start = time.time()
   metrics_future, outputs = evaluator.evaluate(
       compute_metrics=True, predict_fn=seqio_predict_fn(retriever, params, batch_size, bounds))
@@ -151,11 +153,12 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
   with trainer.context():
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
       result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
-                                   max_examples, ranked)
+                                   max_examples, ranked, trainer.config.eval_buckets)
     else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
       from tiger_jax import input_pipeline  # TensorFlow: loaded only where it is used
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
-                                            max_examples, jax.process_index(), jax.process_count())
+                                            max_examples, jax.process_index(), jax.process_count(),
+                                            trainer.config.eval_buckets, exp.layout.id_length)
       result = retrieval.evaluate(retriever, state.eval_params, batches, ranked)
   result.update(checkpoint=checkpoint, checkpoint_step=int(state.step),
                 wall_time=round(time.time() - start, 1), split=split, constrained=constrained,

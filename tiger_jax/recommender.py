@@ -74,14 +74,15 @@ class Recommender:
   """A trained run's model, ready to decode (see the module docstring)."""
 
   def __init__(self, exp, params, dataset: data_lib.Dataset, beam_size: int, checkpoint: str,
-               step: int, dtype: str | None = None):
+               step: int, dtype: str | None = None, num_buckets: int = 5):
     self.exp, self.params, self.dataset = exp, params, dataset
     self.beam_size, self.checkpoint, self.step, self.dtype = beam_size, checkpoint, step, dtype
     self.index = {item: i for i, item in enumerate(dataset.item_ids)}
     self.user_index = {user: u for u, user in enumerate(dataset.user_ids)}
     self.titles = [title_of(t) for t in dataset.item_text] if dataset.item_text else None
     self.max_items = (exp.feature_lengths["inputs"] - 1) // exp.layout.id_length
-    self.bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length, 5)
+    self.bounds = buckets.bucket_boundaries(exp.feature_lengths["inputs"], exp.layout.id_length,
+                                           num_buckets)  # the run's TrainerConfig.eval_buckets
     self._item_tokens = exp.layout.item_tokens(exp.ids)
     self._retrievers = {}
     self.new_items = (np.zeros(0, np.int64) if dataset.cold_items is None
@@ -113,11 +114,12 @@ class Recommender:
         gin.clear_config()
     if checkpoint is None:
       checkpoint = "best" if os.path.isdir(os.path.join(model_dir, "best")) else "latest"
-    _, state = experiment_lib.restore(exp, model_dir, checkpoint)
+    trainer, state = experiment_lib.restore(exp, model_dir, checkpoint)
     dataset = data_lib.load(exp.data_dir)
     logging.info("loaded %s (%s checkpoint, step %d) in %.1fs", model_dir, checkpoint,
                  int(state.step), time.time() - start)
-    rec = cls(exp, state.eval_params, dataset, beam_size, checkpoint, int(state.step), dtype)
+    rec = cls(exp, state.eval_params, dataset, beam_size, checkpoint, int(state.step), dtype,
+              trainer.config.eval_buckets)
     rec.model_dir = model_dir
     return rec
 

@@ -58,6 +58,10 @@ class TrainerConfig:
   keep_checkpoints: int = 3
   eval_every: int = 500
   num_buckets: int = 5  # length buckets of training batches; 1 = plain padding
+  # Length buckets of decoding batches (validation, evaluation, the recommender): one compiled
+  # beam search per bucket, short histories decoded at their bucket's width; 1 = every user
+  # padded to the full input length. The ranked lists are the same either way.
+  eval_buckets: int = 5
   train_histories: str = "prefixes"  # or 'subsequences' (input_pipeline.history_suffixes)
   best_metric: str = "ndcg@10"  # validation metric that picks best/ (as public reproductions do)
   # > 0: keep an exponential moving average of the parameters (Polyak averaging; see
@@ -75,6 +79,9 @@ class TrainerConfig:
     if self.train_histories not in TRAIN_HISTORIES:
       raise ConfigError(f"TrainerConfig.train_histories={self.train_histories!r}; expected one "
                         f"of {TRAIN_HISTORIES}")
+    if self.num_buckets < 1 or self.eval_buckets < 1:
+      raise ConfigError(f"TrainerConfig.num_buckets={self.num_buckets}, eval_buckets="
+                        f"{self.eval_buckets}; each must be at least 1")
     if self.best_metric not in metrics_lib.METRIC_NAMES:
       raise ConfigError(f"TrainerConfig.best_metric={self.best_metric!r}; expected one of "
                         f"{metrics_lib.METRIC_NAMES}")
@@ -440,7 +447,8 @@ def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: 
     del step
     with trainer.context():
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
-                                            max_examples, jax.process_index(), jax.process_count())
+                                            max_examples, jax.process_index(), jax.process_count(),
+                                            trainer.config.eval_buckets, exp.layout.id_length)
       result = retrieval.evaluate(retriever, params, batches)
     return {k: result[k] for k in metrics_lib.METRIC_NAMES}
 
