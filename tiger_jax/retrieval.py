@@ -6,6 +6,7 @@ there): the trainer's validation pass, `evaluate.py` and the benchmarks use it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any, Iterable, Mapping
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tiger_jax import decoding, io_utils, metrics as metrics_lib
+from tiger_jax import decoding, io_utils, metrics as metrics_lib, shared_jit
 from tiger_jax.network import item_head
 from tiger_jax.network.inputs import history_items
 from tiger_jax.models import EncoderDecoderModel
@@ -44,6 +45,7 @@ class Retriever:
                batch_sharding: jax.sharding.Sharding | None = None, block_softmax: bool = True,
                dtype: str | None = None, exclude_history: bool = False,
                item_head: bool = True):
+    base = model
     if dtype is not None and dtype != model.config.dtype:  # e.g. bfloat16 activations, f32 params
       model = model.with_dtype(dtype)
     self.model, self.layout, self.ids = model, layout, np.asarray(ids)
@@ -52,7 +54,13 @@ class Retriever:
     self.item_head = item_head and model.config.item_head is not None and constrained
     self.trie = decoding.Trie.build(self.ids) if constrained else None
     self._candidates_fn = None
-    self._fn = jax.jit(self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None)
+    # One trace per batch shape for every retriever of this model with these settings.
+    ids_digest = hashlib.sha1(np.ascontiguousarray(self.ids).tobytes()).hexdigest()
+    settings = (model.config.dtype, layout, self.ids.shape, str(self.ids.dtype), ids_digest,
+                beam_size, constrained, block_softmax, exclude_history, self.item_head,
+                batch_sharding)
+    self._fn = shared_jit.shared("retrieve", (base,), settings, lambda: jax.jit(
+        self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None))
 
   def _retrieve(self, params: Any, inputs: jax.Array):
     encoded, codes, scores, items = self._beams(params, inputs)

@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 # (input_pipeline and clu's metric writers import TensorFlow: they are imported where a run
 # reads its data or writes summaries, so that Trainer and its steps load without it.)
 from tiger_jax import io_utils, metrics as metrics_lib, partitioning, preemption
-from tiger_jax import retrieval
+from tiger_jax import retrieval, shared_jit
 from tiger_jax.data import TRAIN_HISTORIES
 from tiger_jax.checkpoints import Checkpoints, TrainClock
 from tiger_jax.errors import ConfigError
@@ -217,6 +217,12 @@ class Trainer:
     self._train_step = None
     self._eval_step = None
 
+  def _trace_settings(self) -> tuple:
+    """What besides the model decides this trainer's traces (`shared_jit`): the config
+    (seed, optimizer, averaging), mesh, logical rules and feature lengths."""
+    return (repr(self.config), self.mesh, tuple(map(tuple, self.rules)),
+            tuple(sorted(self.feature_lengths.items())))
+
   def context(self):
     """Mesh + logical rules, needed while tracing the steps."""
     stack = contextlib.ExitStack()
@@ -241,7 +247,9 @@ class Trainer:
       if abstract_only:
         return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                             abstract, shardings)
-      return jax.jit(init, out_shardings=shardings)(rng)
+      init_fn = shared_jit.shared("init_state", (self.model,), self._trace_settings(),
+                                  lambda: jax.jit(init, out_shardings=shardings))
+      return init_fn(rng)
 
   def abstract_state(self) -> TrainState:
     """The state's shapes, dtypes and shardings, computing nothing: what a restore needs
@@ -277,16 +285,21 @@ class Trainer:
         return state.replace(**new), metrics
 
       shardings = self.state_shardings(jax.eval_shape(lambda s: s, state))
-      self._train_step = jax.jit(step, in_shardings=(shardings, self.batch_sharding),
-                                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+      self._train_step = shared_jit.shared(
+          "train_step", (self.model,), (*self._trace_settings(), type(state).__name__),
+          lambda: jax.jit(step, in_shardings=(shardings, self.batch_sharding),
+                          out_shardings=(shardings, self.replicated), donate_argnums=0))
     with self.context():
       return self._train_step(state, batch)
 
   def eval_step(self, params: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     if self._eval_step is None:
-      self._eval_step = jax.jit(lambda p, b: self.model.loss_fn(p, b, None)[1],
-                                in_shardings=(self.param_shardings, self.batch_sharding),
-                                out_shardings=self.replicated)
+      model = self.model
+      self._eval_step = shared_jit.shared(
+          "eval_step", (model,), self._trace_settings()[1:],
+          lambda: jax.jit(lambda p, b: model.loss_fn(p, b, None)[1],
+                          in_shardings=(self.param_shardings, self.batch_sharding),
+                          out_shardings=self.replicated))
     with self.context():
       return self._eval_step(params, batch)
 
