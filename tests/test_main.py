@@ -116,10 +116,10 @@ def test_main_job_writes_results_and_a_self_sufficient_config(tmp_path, capsys, 
   assert result["users"] == 64 and result["exclude_history"] is True
   assert os.path.exists(os.path.join(model_dir, "results",
                                      "validation_nohistory_first64users.json"))
-  _check_recommend(model_dir)
+  _check_recommend(model_dir, monkeypatch)
 
 
-def _check_recommend(model_dir):
+def _check_recommend(model_dir, monkeypatch):
   """The recommend API on that run: a test user's history gives the user's ranked list in the
   run's results; titles come from the item text; bad requests are one line (the command:
   the cold-start test below)."""
@@ -143,6 +143,17 @@ def _check_recommend(model_dir):
             and np.allclose([r.score for r in a], [r.score for r in b], atol=1e-5))
   # One history alone decodes as in a batch; excluding the history leaves none of its items.
   assert same(rec.recommend(histories[:1], k=5, users=users[:1])[0], got[0][:5])
+  # Requests of 3 and 4 histories run one compiled shape (rows padded to a power of two), a
+  # request over MAX_BATCH goes in turns, and the lists stay the same.
+  from tiger_jax import recommender as recommender_lib
+  plain, batches = rec._retriever(False), []
+  with monkeypatch.context() as patch:
+    patch.setitem(rec._retrievers, False, lambda params, inputs: (
+        batches.append(len(inputs)), plain(params, inputs))[1])
+    patch.setattr(recommender_lib, "MAX_BATCH", 8)
+    for n in (3, 4, 11):
+      assert all(map(same, rec.recommend(histories[:n], k=20, users=users[:n]), got[:n]))
+  assert batches == [4, 4, 8, 4]
   excluded = rec.recommend(histories[:4], k=20, exclude_history=True, users=users[:4])
   assert all(not {r.item_id for r in recs} & set(h) for recs, h in zip(excluded, histories))
   # A history longer than the cap keeps its last items.

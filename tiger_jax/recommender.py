@@ -7,7 +7,9 @@
 It decodes with the run's own config (its config.gin), Semantic IDs, vocabulary and
 constrained beam search: `retrieval.Retriever`, the evaluation's predict function, on
 inputs built as the run's task builds them (user token, then the history's IDs, the last
-`MAX_HISTORY` items, padded to the evaluation's bucket widths). A test user's history
+`MAX_HISTORY` items, padded to the evaluation's bucket widths; a request's histories
+decoded in batches of a power of two rows, at most `MAX_BATCH`, so that requests of any size
+reuse a few compiled shapes). A test user's history
 with that user's id gives that user's ranked list in the run's results. Loading restores
 parameters only (no training step runs); JAX's persistent compilation cache (in
 `cache_dir`, default MODEL_DIR/jit_cache) makes a second process's first call fast.
@@ -28,6 +30,7 @@ from tiger_jax.data.item_meta import title_of
 from tiger_jax.run_dir import RunDir
 
 ANONYMOUS_USER = ""  # the user id whose hashed token a history without a user gets
+MAX_BATCH = 64  # histories decoded at once (the evaluation's batch); more go in turns
 
 
 class RecommendError(ValueError):
@@ -191,9 +194,8 @@ class Recommender:
     if len(users) != len(histories):
       raise RecommendError(f"{len(users)} users for {len(histories)} histories")
     item_histories = [self.item_indices(h, skip_unknown) for h in histories]
-    items, scores = self._retriever(exclude_history)(self.params,
-                                                     self.inputs(item_histories, users))
-    items, scores = np.asarray(items), np.asarray(scores, np.float64)
+    items, scores = self._decode(self._retriever(exclude_history),
+                                 self.inputs(item_histories, users))
     if include_new_items:
       items, scores = self._with_new_items(item_histories, items, scores, exclude_history)
     is_new = np.zeros(self.dataset.num_items, bool)
@@ -204,6 +206,20 @@ class Recommender:
                             new_item=bool(is_new[i]))
              for r, (i, s) in enumerate(zip(row[:k], row_scores[:k])) if i >= 0]
             for row, row_scores in zip(items, scores)]
+
+  def _decode(self, retriever, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Input rows -> (items, scores) per row: at most MAX_BATCH rows at a time, each batch
+    padded with empty rows to a power of two (a serving loop's requests of 3 and 4 histories
+    run one compiled search; the padding rows are decoded and dropped)."""
+    items, scores = [], []
+    for start in range(0, len(inputs), MAX_BATCH):
+      rows = inputs[start:start + MAX_BATCH]
+      batch = np.zeros((1 << (len(rows) - 1).bit_length(), rows.shape[1]), rows.dtype)
+      batch[:len(rows)] = rows
+      got_items, got_scores = retriever(self.params, batch)
+      items.append(np.asarray(got_items)[:len(rows)])
+      scores.append(np.asarray(got_scores, np.float64)[:len(rows)])
+    return np.concatenate(items), np.concatenate(scores)
 
   def _with_new_items(self, histories, items, scores, exclude_history):
     """Beams [n, w] and their scores -> lists with new items placed (scores NaN for them)."""
