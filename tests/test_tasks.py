@@ -122,10 +122,12 @@ def test_bucket_bounds_are_whole_item_lengths_and_an_input_gets_the_smallest_tha
   from tiger_jax import buckets
   assert buckets.bucket_boundaries(81, 4, 5) == [17, 33, 49, 65, 81]
   assert buckets.bucket_boundaries(9, 4, 5) == [5, 9]  # 2 items: buckets merge, none empty
+  assert buckets.bucket_boundaries(80, 4, 2) == [41, 80]  # a length that ends mid-ID
+  assert buckets.bucket_width([41, 80], 79) == 80
   for input_length, id_length, n in [(81, 4, 5), (61, 3, 4), (13, 4, 1), (101, 5, 7)]:
     bounds = buckets.bucket_boundaries(input_length, id_length, n)
     assert bounds[-1] == input_length and bounds == sorted(set(bounds)) and len(bounds) <= n
-    assert all((b - 1) % id_length == 0 for b in bounds)
+    assert all((b - 1) % id_length == 0 for b in bounds[:-1])
     for length in range(1, input_length + 1):
       width = buckets.bucket_width(bounds, length)
       assert width >= length and not any(length <= b < width for b in bounds)

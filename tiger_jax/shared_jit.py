@@ -2,9 +2,10 @@
 
 A `Trainer` or `Retriever` jits its steps over its own model and settings, and JAX keys its
 cache of traces on the jitted function: a second trainer of the same model (a resumed
-`train` call, the restore before an evaluation) or a second retriever with the same settings
-(the validation pass's, then the test evaluation's) would trace, lower and compile every
-shape again, seconds each. `shared` hands out one jitted function per key instead.
+`train` call in the same process) or a second retriever with the same settings (the
+evaluations of one checkpoint after another that a learning curve runs) would trace, lower
+and compile every shape again, seconds each. `shared` hands out one jitted function per key
+instead.
 
 A key names the objects it depends on by identity (`id`), the rest by value; the entry holds
 those objects, so that an id in a live key always means the same object. At most
