@@ -113,7 +113,7 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
                           "target_item": ex["target_item"], "user": ex["user"],
                           "mask": tf.constant(1, tf.int32)})
   shapes = {"inputs": [None], "targets": [tgt_len], "target_item": [], "user": [], "mask": []}
-  bounds = bucket_boundaries(in_len, id_length, num_buckets) if num_buckets > 1 else [in_len]
+  bounds = bucket_boundaries(in_len, id_length, num_buckets)  # [in_len] for one bucket
   if len(bounds) > 1:
     ds = ds.bucket_by_sequence_length(
         lambda ex: tf.shape(ex["inputs"])[0], bucket_boundaries=[b + 1 for b in bounds[:-1]],
