@@ -1,5 +1,7 @@
 """Launch scripts (dry runs, shellcheck) and a two-process jax.distributed run on CPU."""
 
+import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -132,15 +134,52 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_train_to_identical_parameters(tmp_path):
+def _worker():
+  spec = importlib.util.spec_from_file_location(
+      "multiprocess_check", os.path.join(REPO, "tests", "multiprocess_check.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_two_processes_train_to_identical_parameters_and_decode_every_user(tmp_path):
   port = str(_free_port())
   script = os.path.join(REPO, "tests", "multiprocess_check.py")
-  procs = [subprocess.Popen([sys.executable, script, str(i), "2", port, str(tmp_path / f"p{i}.npz")],
+  procs = [subprocess.Popen([sys.executable, script, str(i), "2", port, str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
            for i in range(2)]
   outs = [p.communicate(timeout=300)[0] for p in procs]
   assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outs)
-  a, b = (np.load(tmp_path / f"p{i}.npz") for i in range(2))
+  a, b = (np.load(tmp_path / f"params_{i}.npz") for i in range(2))
   assert len(a.files) > 10
   for k in a.files:
     np.testing.assert_array_equal(a[k], b[k])
+
+  # Decoding: both hosts got every user's lists, the same as one process decoding them all
+  # with the trained parameters.
+  import jax
+
+  from tiger_jax import metrics as metrics_lib, retrieval
+  worker = _worker()
+  model, layout, ids, trainer = worker.build()
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, _: a[jax.tree_util.keystr(path)], trainer.init_state().params)
+  batches = [bt for p in range(2) for bt in worker.host_batches(p, layout.vocab_size)]
+  keep = np.concatenate([bt["mask"] for bt in batches]) > 0
+  width = max(bt["inputs"].shape[1] for bt in batches)
+  inputs = np.concatenate([np.pad(bt["inputs"], ((0, 0), (0, width - bt["inputs"].shape[1])))
+                           for bt in batches])[keep]
+  users = np.concatenate([bt["user"] for bt in batches])[keep]
+  targets = np.concatenate([bt["target_item"] for bt in batches])[keep]
+  want, _ = retrieval.Retriever(model, layout, ids, worker.BEAM)(params, inputs)
+  assert len(users) == 10 and (want >= 0).all()
+  for p in range(2):
+    got = np.load(tmp_path / f"decoded_{p}.npz")
+    np.testing.assert_array_equal(got["users"], users)  # host 0's users first
+    np.testing.assert_array_equal(got["targets"], targets)
+    np.testing.assert_array_equal(got["ranked"], want)
+    with open(tmp_path / f"metrics_{p}.json") as f:
+      result = json.load(f)
+    assert result["users"] == 10
+    for name, value in metrics_lib.retrieval_metrics(want, targets).items():
+      assert result[name] == pytest.approx(value)

@@ -154,7 +154,8 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
     if jax.process_count() == 1:  # metrics from the task's metric_fns, as a t5x user runs it
       result = evaluate_with_seqio(exp, retriever, state.eval_params, split, batch_size,
                                    max_examples, ranked, trainer.config.eval_buckets)
-    else:  # each host decodes its shard of the users (seqio.Evaluator reads the whole split)
+    else:  # each host decodes its shard of the users, and all get all lists (seqio.Evaluator
+      # would read the whole split on every host)
       from tiger_jax import input_pipeline  # TensorFlow: loaded only where it is used
       batches = input_pipeline.eval_batches(exp.task, exp.feature_lengths, split, batch_size,
                                             max_examples, jax.process_index(), jax.process_count(),
@@ -167,6 +168,7 @@ def evaluate_checkpoint(exp: experiment_lib.Experiment, model_dir: str, split: s
                 hardware=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
                 semantic_ids=sid_pipeline.summary(exp.semantic_id_dir))
   name = result_name(split, beam_size, max_examples, constrained, checkpoint, exclude_history)
-  io_utils.write_json(RunDir(model_dir).result(name), result)
-  io_utils.write_npz(RunDir(model_dir).ranked(name), **ranked)
+  if jax.process_index() == 0:  # every host holds every user's lists (`retrieval.retrieve`)
+    io_utils.write_json(RunDir(model_dir).result(name), result)
+    io_utils.write_npz(RunDir(model_dir).ranked(name), **ranked)
   return result

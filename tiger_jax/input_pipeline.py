@@ -103,11 +103,12 @@ def eval_batches(task: seqio.Task, feature_lengths: Mapping[str, int], split: st
                  num_buckets: int = 5, id_length: int = 4) -> Iterator[Batch]:
   """Evaluation batches covering a split once, each with `batch_size` rows (padding rows
   have mask 0). With num_buckets > 1 users are grouped by history length, so short
-  histories are not padded to the longest (one compiled shape per bucket)."""
+  histories are not padded to the longest (one compiled shape per bucket). max_examples counts
+  over all shards: each takes its share."""
   ds = task.get_dataset(feature_lengths, split=split, shuffle=False,
                         shard_info=seqio.ShardInfo(shard_index, num_shards), num_epochs=1)
   if max_examples:
-    ds = ds.take(max_examples)
+    ds = ds.take(-(-max_examples // num_shards))
   in_len, tgt_len = feature_lengths["inputs"], feature_lengths["targets"]
   ds = ds.map(lambda ex: {"inputs": ex["inputs"], "targets": _pad_to(ex["targets"], tgt_len),
                           "target_item": ex["target_item"], "user": ex["user"],

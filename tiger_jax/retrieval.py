@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tiger_jax import decoding, io_utils, metrics as metrics_lib, shared_jit
+from tiger_jax import decoding, io_utils, metrics as metrics_lib, multihost, shared_jit
 from tiger_jax.network import item_head
 from tiger_jax.network.inputs import history_items
 from tiger_jax.models import EncoderDecoderModel
@@ -38,6 +38,10 @@ class Retriever:
 
   A model with an item head (T5Config.item_head) ranks the beams and the head's top items
   together (`blend_candidates`); `item_head=False` keeps the beams alone.
+
+  `batch_sharding` (the trainer's) splits a batch's rows over the mesh's 'data' axis. On
+  several hosts it is required: each host passes its own rows and gets its own rows back
+  (`multihost`), and all hosts call together with the same shapes.
   """
 
   def __init__(self, model: EncoderDecoderModel, layout: TokenLayout, ids: np.ndarray,
@@ -50,7 +54,9 @@ class Retriever:
       model = model.with_dtype(dtype)
     self.model, self.layout, self.ids = model, layout, np.asarray(ids)
     self.beam_size, self.constrained, self.block_softmax = beam_size, constrained, block_softmax
-    self.exclude_history = exclude_history
+    self.exclude_history, self.batch_sharding = exclude_history, batch_sharding
+    if batch_sharding is None and multihost.several():
+      raise ValueError("decoding on several hosts needs batch_sharding (the trainer's)")
     self.item_head = item_head and model.config.item_head is not None and constrained
     self.trie = decoding.Trie.build(self.ids) if constrained else None
     self._candidates_fn = None
@@ -59,8 +65,19 @@ class Retriever:
     settings = (model.config.dtype, layout, self.ids.shape, str(self.ids.dtype), ids_digest,
                 beam_size, constrained, block_softmax, exclude_history, self.item_head,
                 batch_sharding)
-    self._fn = shared_jit.shared("retrieve", (base,), settings, lambda: jax.jit(
-        self._retrieve, in_shardings=(None, batch_sharding) if batch_sharding else None))
+    self._fn = shared_jit.shared("retrieve", (base,), settings, lambda: self._jit(self._retrieve))
+
+  def _jit(self, fn):
+    if self.batch_sharding is None:
+      return jax.jit(fn)
+    return jax.jit(fn, in_shardings=(None, self.batch_sharding), out_shardings=self.batch_sharding)
+
+  def _run(self, fn, params: Any, inputs: np.ndarray):
+    """fn's outputs for this host's rows, as this host's numpy rows."""
+    if self.batch_sharding is None:
+      return jax.tree.map(np.asarray, fn(params, inputs))
+    return multihost.to_local(fn(params, multihost.to_global(inputs, self.batch_sharding)),
+                              self.batch_sharding)
 
   def _retrieve(self, params: Any, inputs: jax.Array):
     encoded, codes, scores, items = self._beams(params, inputs)
@@ -120,8 +137,8 @@ class Retriever:
       def fn(params, inputs):
         encoded, _, scores, items = self._beams(params, inputs)
         return self._head_candidates(params, encoded, inputs, scores, items)
-      self._candidates_fn = jax.jit(fn)
-    return tuple(np.asarray(x) for x in self._candidates_fn(params, inputs))
+      self._candidates_fn = self._jit(fn)
+    return tuple(self._run(self._candidates_fn, params, inputs))
 
   def settings(self) -> dict:
     """What, beyond beam, dtype and history, decides the lists (`decoding_settings`)."""
@@ -130,15 +147,15 @@ class Retriever:
   def tokens(self, params: Any, inputs: np.ndarray) -> np.ndarray:
     """inputs [batch, in_len] -> the beams' Semantic-ID tokens [batch, beam, id_length], best
     first (what a seqio predict_fn returns; the task's postprocess_fn maps them to items)."""
-    codes, _, _ = self._fn(params, inputs)
-    return np.asarray(codes) + np.asarray(self.layout.level_offsets)[:np.shape(codes)[-1]]
+    codes, _, _ = self._run(self._fn, params, inputs)
+    return codes + np.asarray(self.layout.level_offsets)[:codes.shape[-1]]
 
   def __call__(self, params: Any, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """inputs [batch, in_len] -> (items [batch, beam] best first, -1 = not an item; scores)."""
-    codes, scores, items = self._fn(params, inputs)
+    codes, scores, items = self._run(self._fn, params, inputs)
     if not self.constrained:
-      items = decoding.lookup_items(np.asarray(codes), self.ids)
-    return np.asarray(items), np.asarray(scores)
+      items = decoding.lookup_items(codes, self.ids)
+    return items, scores
 
 
 def decoding_settings(config, beam_size: int) -> dict:
@@ -175,10 +192,11 @@ def retrieve(retriever: Retriever, params: Any,
              batches: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """Ranked lists over batches with 'inputs', 'target_item', 'user', 'mask' (padding rows
   dropped): {'ranked' [users, beam], 'scores' [users, beam] (the beams' log-probabilities),
-  'targets' [users], 'users' [users], 'seconds'}, in batch order."""
+  'targets' [users], 'users' [users], 'seconds'}, in batch order. On several hosts each passes
+  its own batches, and each gets every host's users (host 0's first)."""
   got = {"ranked": [], "scores": [], "targets": [], "users": []}
   start = time.time()
-  for batch in batches:
+  for batch in (multihost.lockstep(batches) if multihost.several() else batches):
     items, scores = retriever(params, batch["inputs"])
     keep = batch["mask"] > 0
     for key, value in (("ranked", items), ("scores", scores), ("targets", batch["target_item"]),
@@ -188,7 +206,7 @@ def retrieve(retriever: Retriever, params: Any,
   empty = {"ranked": np.zeros((0, k), np.int32), "scores": np.zeros((0, k), np.float32),
            "targets": np.zeros((0,), np.int32), "users": np.zeros((0,), np.int32)}
   out = {key: np.concatenate(xs) if xs else empty[key] for key, xs in got.items()}
-  return {**out, "seconds": time.time() - start}
+  return {**multihost.gather_rows(out), "seconds": time.time() - start}
 
 
 def evaluate(retriever: Retriever, params: Any, batches: Iterable[Mapping[str, np.ndarray]],

@@ -454,6 +454,7 @@ def make_eval_fn(exp, trainer: Trainer, split: str, beam_size: int, batch_size: 
   (exclude_history: returning none of the user's own history items)."""
   from tiger_jax import input_pipeline
   retriever = retrieval.Retriever(exp.model, exp.layout, exp.ids, beam_size,
+                                  batch_sharding=trainer.batch_sharding,
                                   exclude_history=exclude_history)
 
   def eval_fn(params, step):
