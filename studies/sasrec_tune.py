@@ -15,7 +15,8 @@ before it), full ranking over every item. Each finished variant is kept in
 --work_dir/<dataset>/<name>.json and reused when its config is the same (a killed sweep
 goes on where it stopped; the chosen epoch's parameters beside it, <name>_params.npz,
 `load_params`; a variant killed mid-training, by SIGTERM or a lost session, resumes from
-the state saved at its last validation pass, <name>_state.msgpack); --record collects them,
+the state saved at its last validation pass, <name>_state.msgpack, removed once the variant is
+done); --record collects them,
 with the hardware and this command. Every figure
 is given both ways: every item ranked (the paper's protocol) and the user's last 20
 history items left out of the list (`nohistory`; the pipeline's EXCLUDE_HISTORY).
@@ -143,9 +144,12 @@ def main(argv=None) -> None:
   for name, config in variants.items():
     path = os.path.join(args.work_dir, dataset.name, f"{name}.json")
     key = {**reuse_key(config), "num_items": dataset.num_items, "users": len(data["test"][1])}
+    stem = path[:-len(".json")]
     rows[name] = {"config": dataclasses.asdict(config),
-                  **reuse_or_run(path, key, lambda: run_variant(
-                      data, dataset.num_items, config, path[:-len(".json")]))}
+                  **reuse_or_run(path, key, lambda: run_variant(data, dataset.num_items, config,
+                                                                stem))}
+    if os.path.exists(stem + "_state.msgpack"):  # the variant is done: its state only resumed it
+      os.remove(stem + "_state.msgpack")
     r = rows[name]
     print(f"{name}: best epoch {r['best_epoch']} ({r['train_seconds']:.0f}s) validation "
           f"R@10 {r['validation']['recall@10']:.4f} N@10 {r['validation']['ndcg@10']:.4f}; "
@@ -162,4 +166,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  preemption.exit_when_preempted(main)
+  preemption.exit_when_preempted(main, at_once=True)

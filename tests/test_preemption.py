@@ -222,8 +222,13 @@ def test_a_preempted_binary_logs_one_line_and_exits_75(caplog):
 def test_the_command_line_exits_75_with_the_one_line():
   """cli.run, which every binary runs its main through, ends a preempted main that way (the
   SIGTERM test above stops the trainer in-process)."""
-  code = ("from tiger_jax import cli, preemption\n"
-          "def main():\n  raise preemption.Preempted(3, 'runs/x/checkpoints')\n"
+  # main leaves a thread behind that the interpreter's teardown would wait 300 s for (as a
+  # tf.data training iterator's threads made it wait 35-75 s): the binary exits at once.
+  code = ("import threading, time\n"
+          "from tiger_jax import cli, preemption\n"
+          "def main():\n"
+          "  threading.Thread(target=time.sleep, args=(300,)).start()\n"
+          "  raise preemption.Preempted(3, 'runs/x/checkpoints')\n"
           "cli.run(main)\n")
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                         timeout=120)

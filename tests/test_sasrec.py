@@ -125,3 +125,30 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, caplog):
   other = dataclasses.replace(config, learning_rate=3e-3, epochs=2)
   sasrec.train(seqs, 25, other, validate=validate, state_path=state)
   assert any("another SASRec config" in r.getMessage() for r in caplog.records)
+
+
+def test_the_tuning_sweep_keeps_a_finished_variant_and_drops_its_resume_state(tmp_path):
+  """studies.sasrec_tune: a variant's row and chosen parameters stay, the state that would
+  resume it goes once the row is written, and a rerun reuses the row without training."""
+  import json
+  import os
+  from studies import sasrec_tune
+  from tiger_jax import data as data_lib
+  rng = np.random.default_rng(0)  # 40 items: each list scores 30 (k + MAX_HISTORY)
+  seqs = [rng.integers(0, 40, rng.integers(4, 9)).astype(np.int32) for _ in range(24)]
+  dataset = data_lib.Dataset(name="tiny", user_ids=[f"u{i}" for i in range(24)],
+                             item_ids=[f"i{i}" for i in range(40)], sequences=seqs,
+                             item_text=[f"item {i}" for i in range(40)])
+  data_dir, work = str(tmp_path / "data"), tmp_path / "work"
+  data_lib.dataset.save(dataset, data_dir, source="synthetic", config={"source": "synthetic"})
+  argv = [f"--data_dir={data_dir}", "--variant=small:emb_dim=8,max_len=6",
+          "--base=epochs=2,validate_every=1,patience=1,batch_size=4", f"--work_dir={work}",
+          f"--record={tmp_path / 'record.json'}"]
+  sasrec_tune.main(argv)
+  assert sorted(os.listdir(work / "tiny")) == ["small.json", "small_params.npz"]
+  row = json.load(open(tmp_path / "record.json"))["variants"]["small"]
+  assert row["config"]["emb_dim"] == 8 and 1 <= row["best_epoch"] <= 2
+  before = os.path.getmtime(work / "tiny" / "small_params.npz")
+  sasrec_tune.main(argv)
+  assert os.path.getmtime(work / "tiny" / "small_params.npz") == before
+  assert json.load(open(tmp_path / "record.json"))["variants"]["small"] == row

@@ -236,7 +236,7 @@ def run(main: Callable[[], None], calls: Sequence[str] | None = None) -> None:
     jax.config.update("jax_default_prng_impl", FLAGS.prng_impl)
     parse_config(FLAGS.gin_file, FLAGS.gin_bindings + extra, calls)
     try:
-      preemption.exit_when_preempted(main)
+      preemption.exit_when_preempted(main, at_once=True)
     except (DataError, ConfigError) as e:  # gin appends "In call to configurable ..." lines
       raise SystemExit(f"error: {str(e).splitlines()[0]}") from None
     except Exception as e:  # pylint: disable=broad-except
