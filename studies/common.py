@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 
 import numpy as np
@@ -57,6 +58,16 @@ def gap_to_figure(record: dict, row: str, key: str, target: float) -> dict | Non
   per_user = fn(results.hit_ranks(hits, row), int(k))
   d = metrics.paired_difference(per_user, np.full(len(per_user), target))
   return {"diff": d["difference"], "se": d["se"], "z": d["z"]}
+
+
+def declared(recipe: str, macro: str) -> str | None:
+  """A flat recipe's `MACRO = "..."` or `MACRO = '...'` line (its LABEL, its MODEL_DIR), read
+  without parsing the recipe; None without one."""
+  with open(os.path.join(REPO, recipe)) as f:
+    for line in f:
+      if match := re.fullmatch(rf"""{macro}\s*=\s*(["'])(.*)\1\s*""", line.rstrip("\n")):
+        return match.group(2)
+  return None
 
 
 def relative(path: str) -> str:

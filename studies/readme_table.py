@@ -21,10 +21,9 @@ import argparse
 import glob
 import json
 import os
-import re
 import sys
 
-from studies.common import PAPER, REPO
+from studies.common import PAPER, REPO, declared
 
 BEGIN, END = "<!-- readme_table:begin -->", "<!-- readme_table:end -->"
 KEYS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
@@ -36,13 +35,24 @@ PENDING = ("paper_cpu", "learned")
 
 
 def declared_label(recipe: str) -> str:
-  """The recipe's `LABEL = "..."` line (what `studies.reproduce` names its row), read without
-  parsing the recipe; else its file name."""
-  with open(os.path.join(REPO, recipe)) as f:
-    for line in f:
-      if match := re.fullmatch(r'LABEL\s*=\s*"(.*)"\s*', line.rstrip("\n")):
-        return match.group(1)
-  return os.path.splitext(os.path.basename(recipe))[0]
+  """The recipe's `LABEL = "..."` line (what `studies.reproduce` names its row); else its file
+  name."""
+  return declared(recipe, "LABEL") or os.path.splitext(os.path.basename(recipe))[0]
+
+
+def _progress(at: dict | None, recipe: str, dataset: str, stem: str) -> str:
+  """A pending recipe's row text: where its run stopped (validation only: test is decoded once,
+  when the run ends) and the command that goes on; or 'not run yet' and the command."""
+  go_on = f"python -m studies.reproduce --gin_file={recipe} --record=records/{dataset}_{stem}.json"
+  if at is None:
+    return f"not run yet, `{go_on}`"
+  text = (f"unfinished, stopped at step {at['step']:,} after {at['train_hours']:.2f} trainer "
+          "hours")
+  if at["validation_curve"]:
+    v = at["validation_curve"][-1]
+    text += (f"; validation R@10 {v['recall@10']:.4f}, N@10 {v['ndcg@10']:.4f} on "
+             f"{at['validation_users']:,} users at step {v['step']:,}")
+  return f"{text} (`{at['path']}`); go on: `{go_on}`"
 
 
 def _hours(seconds: float) -> str:
@@ -69,9 +79,10 @@ def load_records(paths: list[str]) -> list[dict]:
   return records
 
 
-def table(records: list[dict], seeds: list[dict] = ()) -> str:
+def table(records: list[dict], seeds: list[dict] = (), progress: list[dict] = ()) -> str:
   """Markdown: per dataset the TIGER rows, the baselines, the paper; then each record's source
-  and its other seeds among `seeds`."""
+  and its other seeds among `seeds`. A pending 8-hour recipe without a record says where its
+  run stands (its record among `progress`, `studies.progress`) or that it has not run."""
   lines = ["| data | model | R@5 | R@10 | N@5 | N@10 | training |", "|---|---|---|---|---|---|---|"]
   notes = []
   for dataset in PAPER:
@@ -87,9 +98,9 @@ def table(records: list[dict], seeds: list[dict] = ()) -> str:
     for stem in PENDING:
       recipe = f"gin_configs/recipes/{dataset}_{stem}.gin"
       if not any(r["recipe"] == recipe for r in mine):
+        at = next((p for p in progress if p["recipe"] == recipe), None)
         lines.append(f"| {name} | {declared_label(recipe)} (`{os.path.basename(recipe)}`, 8 "
-                     f"trainer hours): not run yet, `python -m studies.reproduce --gin_file={recipe} "
-                     f"--record=records/{dataset}_{stem}.json` | | | | | |")
+                     f"trainer hours): {_progress(at, recipe, dataset, stem)} | | | | | |")
     if mine:
       for model in BASELINES:
         if model in mine[0]["rows"]:
@@ -305,13 +316,19 @@ def default_seed_records() -> list[str]:
   return sorted(glob.glob(os.path.join(REPO, "records", "seeds", "*.json")))
 
 
+def default_progress_records() -> list[str]:
+  """records/progress/*.json: where unfinished runs of pending recipes stand."""
+  return sorted(glob.glob(os.path.join(REPO, "records", "progress", "*.json")))
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--records", default="", help="comma-separated record files (default: records/*.json)")
   p.add_argument("--readme", default="", help="rewrite this README's table in place")
   args = p.parse_args(argv)
   paths = [x for x in args.records.split(",") if x] or default_records()
-  text = table(load_records(paths), load_records(default_seed_records()))
+  text = table(load_records(paths), load_records(default_seed_records()),
+               load_records(default_progress_records()))
   sid_text = semantic_id_table(load_semantic_id_records(default_semantic_id_records()))
   cold_text = cold_start_table(load_cold_start_record())
   print(text)

@@ -149,6 +149,42 @@ def test_an_8_hour_recipe_branches_from_the_latest_checkpoint_of_its_ladder_row(
     reproduce.latest_step(f"{tmp_path / 'nothing'}@latest")
 
 
+def test_an_unfinished_8_hour_run_shows_where_it_stands_in_its_readme_row(tmp_path):
+  """studies.progress reads a run's newest checkpoint, trainer clock and validation curve (from
+  its event files); the README table's pending row shows them and the command that goes on."""
+  import json
+  import os
+  import tensorflow as tf
+  from studies import progress, readme_table
+  run = tmp_path / "run"
+  os.makedirs(run / "checkpoints" / "1500")
+  (run / "train_clock.json").write_text('{"steps": {"1000": 3600.0, "1500": 5400.0}}')
+  (run / "config.json").write_text(json.dumps({
+      "task": "tiger_toys", "trainer": {"max_train_hours": 8.0, "seed": 0}, "batch_size": 256,
+      "devices": ["cpu:0"], "usable_cpu_cores": 1}))
+  (run / "config.gin").write_text("train.eval_examples = 4096\n")
+  writer = tf.summary.create_file_writer(str(run / "train"))
+  with writer.as_default():
+    for step, hours, ndcg in ((500, 0.5, 0.011), (1000, 1.0, 0.0152)):
+      for tag, value in (("recall@10", 2 * ndcg), ("ndcg@10", ndcg), ("train_hours", hours)):
+        tf.summary.scalar(f"validation/{tag}", value, step=step)
+  writer.close()
+  recipe = "gin_configs/recipes/toys_paper_cpu.gin"
+  record = progress.progress(recipe, str(run))
+  assert (record["step"], record["train_hours"], record["max_train_hours"]) == (1500, 1.5, 8.0)
+  assert [p["step"] for p in record["validation_curve"]] == [500, 1000]
+  assert record["dataset"] == "toys" and record["validation_users"] == 4096
+  text = readme_table.table([], progress=[{**record, "path": "records/progress/x.json"}])
+  row = next(l for l in text.splitlines() if "toys_paper_cpu.gin" in l)
+  assert ("unfinished, stopped at step 1,500 after 1.50 trainer hours; validation R@10 0.0304, "
+          "N@10 0.0152 on 4,096 users at step 1,000 (`records/progress/x.json`); go on: "
+          f"`python -m studies.reproduce --gin_file={recipe} --record=records/toys_paper_cpu.json`"
+          ) in row
+  assert "not run yet" in next(l for l in text.splitlines() if "toys_learned.gin" in l)
+  with pytest.raises(SystemExit, match="no checkpoint"):
+    progress.progress(recipe, str(tmp_path / "nothing"))
+
+
 def test_two_record_rows_pair_by_their_hits_and_bad_sides_are_one_error_line(tmp_path, capsys):
   import json
   import pytest

@@ -81,7 +81,8 @@ def test_readme_table_is_what_the_records_generate():
   records = readme_table.load_records(readme_table.default_records())
   assert records, "no results records in records/"
   expected = readme_table.table(records,
-                                readme_table.load_records(readme_table.default_seed_records()))
+                                readme_table.load_records(readme_table.default_seed_records()),
+                                readme_table.load_records(readme_table.default_progress_records()))
   assert readme_table.block(readme) == expected, (
       "README.md's results block differs from the records: run "
       "`python -m studies.readme_table --readme=README.md`")
