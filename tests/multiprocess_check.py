@@ -3,12 +3,15 @@
   python tests/multiprocess_check.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR
 
 Each process has 2 fake CPU devices; together they form a data=4 mesh.
-- Training: each feeds its own half of every global batch; the trained parameters are saved
+- Training, through the trainer's own loop (`trainer.train_loop`): each feeds its own half of
+  every global batch; it validates and saves checkpoints/ and best/ every 3 steps, in
+  OUT_DIR/run, which both share. The trained parameters are saved
   (OUT_DIR/params_<process>.npz) so the test can check both ended with the same ones.
-- Decoding: each passes its own users (`host_batches`: other counts and widths per host, as
-  length buckets give) to `retrieval.evaluate`, as the validation pass and `evaluate` do on
-  several hosts; OUT_DIR/decoded_<process>.npz holds what it got back, to compare with one
-  process decoding every user.
+- Decoding, in validation and after training: each passes its own users (`host_batches`:
+  other counts and widths per host, as length buckets give) to `retrieval.evaluate`, as the
+  validation pass and `evaluate` do on several hosts; OUT_DIR/decoded_<process>.npz holds what
+  it got back after training, OUT_DIR/metrics_<process>.json its metrics and every
+  validation pass's, to compare with one process decoding every user.
 """
 
 import json
@@ -33,8 +36,9 @@ def build():
                             mlp_dim=32, num_encoder_layers=1, num_decoder_layers=1,
                             dropout_rate=0.1)
   model = EncoderDecoderModel(network.Transformer(config))
-  trainer = Trainer(model, TrainerConfig(optimizer="adamw", learning_rate=1e-2),
-                    partitioning.make_mesh(), {"inputs": 9, "targets": 5})
+  config = TrainerConfig(optimizer="adamw", learning_rate=1e-2, eval_every=3, checkpoint_every=3,
+                         log_every=3)
+  trainer = Trainer(model, config, partitioning.make_mesh(), {"inputs": 9, "targets": 5})
   return model, layout, ids, trainer
 
 
@@ -63,33 +67,42 @@ def main():
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes,
                              process_id=process_id)
-  from tiger_jax import partitioning, retrieval
+  from tiger_jax import metrics as metrics_lib, retrieval, trainer as trainer_lib
   assert jax.device_count() == 2 * num_processes and jax.local_device_count() == 2
   model, layout, ids, trainer = build()
-  state = trainer.init_state()
-  for step in range(5):
-    rng = np.random.default_rng(step)  # the same global batch on every host; each feeds its rows
-    batch = {"inputs": rng.integers(1, layout.vocab_size, (GLOBAL_BATCH, 9)).astype(np.int32),
-             "targets": rng.integers(2, layout.vocab_size, (GLOBAL_BATCH, 5)).astype(np.int32)}
-    rows = slice(process_id * GLOBAL_BATCH // num_processes,
-                 (process_id + 1) * GLOBAL_BATCH // num_processes)
-    local = {k: v[rows] for k, v in batch.items()}
-    state, metrics = trainer.train_step(state, partitioning.global_array(local, trainer.batch_sharding))
+  retriever = retrieval.Retriever(model, layout, ids, BEAM, batch_sharding=trainer.batch_sharding)
+  rows = slice(process_id * GLOBAL_BATCH // num_processes,
+               (process_id + 1) * GLOBAL_BATCH // num_processes)
+
+  def batches(start):
+    for step in range(start, 1000):  # the same global batch on every host; each feeds its rows
+      rng = np.random.default_rng(step)
+      yield {"inputs": rng.integers(1, layout.vocab_size, (GLOBAL_BATCH, 9)).astype(np.int32)[rows],
+             "targets": rng.integers(2, layout.vocab_size, (GLOBAL_BATCH, 5)).astype(np.int32)[rows]}
+
+  passes = []
+
+  def eval_fn(params, step):  # what trainer.make_eval_fn does, on this host's users
+    with trainer.context():
+      result = retrieval.evaluate(retriever, params, host_batches(process_id, layout.vocab_size))
+    passes.append({"step": step, **{k: result[k] for k in metrics_lib.METRIC_NAMES}})
+    return {k: result[k] for k in metrics_lib.METRIC_NAMES}
+
+  state = trainer_lib.train_loop(trainer, batches, 6, os.path.join(out, "run"), eval_fn)
   params = jax.tree.map(
       lambda x: np.asarray(jax.experimental.multihost_utils.process_allgather(x, tiled=True)),
       state.params)
   flat = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)}
-  np.savez(os.path.join(out, f"params_{process_id}.npz"), loss=float(metrics["loss"]), **flat)
+  np.savez(os.path.join(out, f"params_{process_id}.npz"), **flat)
 
-  retriever = retrieval.Retriever(model, layout, ids, BEAM, batch_sharding=trainer.batch_sharding)
   ranked = {}
   with trainer.context():
     result = retrieval.evaluate(retriever, state.params, host_batches(process_id, layout.vocab_size),
                                 ranked)
   np.savez(os.path.join(out, f"decoded_{process_id}.npz"), **ranked)
   with open(os.path.join(out, f"metrics_{process_id}.json"), "w") as f:
-    json.dump(result, f)
-  print("process", process_id, "loss", float(metrics["loss"]), "users", result["users"])
+    json.dump({**result, "validation": passes}, f)
+  print("process", process_id, "users", result["users"])
   jax.distributed.shutdown()
 
 

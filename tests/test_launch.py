@@ -154,6 +154,15 @@ def test_two_processes_train_to_identical_parameters_and_decode_every_user(tmp_p
   assert len(a.files) > 10
   for k in a.files:
     np.testing.assert_array_equal(a[k], b[k])
+  # The trainer's loop on two hosts: both validated at steps 3 and 6 with the same figures
+  # (every user's lists on each), and the shared run folder holds those steps, complete, in
+  # checkpoints/ and best/ (two managers saving one step: their barrier names,
+  # test_model.py).
+  passes = [json.load(open(tmp_path / f"metrics_{p}.json"))["validation"] for p in range(2)]
+  assert [v["step"] for v in passes[0]] == [3, 6] and passes[0] == passes[1]
+  assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["3", "6"]
+  assert len(os.listdir(tmp_path / "run" / "best")) == 1
+  assert os.listdir(tmp_path / "run" / "best")[0] in ("3", "6")
 
   # Decoding: both hosts got every user's lists, the same as one process decoding them all
   # with the trained parameters.

@@ -306,6 +306,19 @@ def test_train_clock_leaves_out_pauses_and_resumes_from_the_restored_step(tmp_pa
   assert TrainClock(str(tmp_path), 0).seconds == 0.0  # a fresh run
 
 
+def test_the_two_checkpoint_managers_sync_hosts_under_their_own_barrier_names(tmp_path):
+  """checkpoints/ and best/ save the same step at a validation step; on several hosts orbax
+  syncs each save with named barriers, which must be unique ("no process should wait on the
+  same barrier name multiple times"): each manager prefixes its own. (Two local processes
+  train through such steps in tests/test_launch.py; a clash there depends on timing.)"""
+  from tiger_jax.checkpoints import Checkpoints
+  ckpt = Checkpoints(str(tmp_path), keep=1)
+  prefixes = [m._options.multiprocessing_options.barrier_sync_key_prefix
+              for m in (ckpt.latest, ckpt.best)]
+  ckpt.close()
+  assert all(prefixes) and len(set(prefixes)) == 2
+
+
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
   import orbax.checkpoint as ocp
   from tiger_jax.checkpoints import Checkpoints

@@ -38,16 +38,22 @@ class Checkpoints:
     if every_minutes:
       policies.append(save_policy.ContinuousCheckpointingPolicy(
           minimum_interval_secs=max(1, int(round(every_minutes * 60)))))
+    # Each manager's cross-host barriers get their own key prefix: with a shared one, a save to
+    # checkpoints/ and one to best/ in flight together wait on each other's barriers until the
+    # timeout (seen with two processes; one process has no barriers).
+    barriers = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
     self.latest = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=async_,
-            save_decision_policy=save_policy.AnySavePolicy(policies)))
+            save_decision_policy=save_policy.AnySavePolicy(policies),
+            multiprocessing_options=barriers("latest")))
     self.best_metric = best_metric
     self.best = ocp.CheckpointManager(
         run.best,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode="max")
+            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode="max",
+            multiprocessing_options=barriers("best"))
     ) if best_metric else None
 
   def restore_latest(self, abstract_state: Any) -> Any | None:

@@ -4,6 +4,8 @@ r"""Evaluates a trained checkpoint on a split: the evaluate command.
       --gin.MODEL_DIR="'runs/beauty'" --split=test [--checkpoint=best]
 
 writes MODEL_DIR/results/<name>.json and <name>_ranked.npz (`evaluation.evaluate_checkpoint`).
+On several hosts (--multi_host, as `train`) each decodes its share of the users and process 0
+writes them all.
 Imports the experiment and the evaluation library, never the train binary.
 """
 
@@ -14,7 +16,7 @@ import json
 import gin
 from absl import flags
 
-from tiger_jax import cli, configurables
+from tiger_jax import cli, configurables, distributed
 from tiger_jax import experiment as experiment_lib
 from tiger_jax.evaluation import check_beam_size, evaluate_checkpoint
 from tiger_jax.retrieval import DEFAULT_BEAM
@@ -36,6 +38,7 @@ FLAGS = flags.FLAGS
 
 
 def main() -> None:
+  distributed.initialize()  # --multi_host: every host decodes its share of the users
   exp = configurables.experiment()
   model_dir = gin.query_parameter("%MODEL_DIR")
   beam_size = FLAGS.beam_size or configurables.beam_size()

@@ -11,24 +11,12 @@ only: `trainer.train` and `experiment.experiment` take plain arguments.
 from __future__ import annotations
 
 import gin
-import jax
-from absl import flags, logging
 
-from tiger_jax import cli, configurables
-
-flags.DEFINE_bool("multi_host", False, "Call jax.distributed.initialize() (multi-host runs); "
-                  "on TPU VMs and under SLURM it finds its peers by itself.")
-flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (plain multi-node).")
-flags.DEFINE_integer("num_processes", None, "Number of processes (plain multi-node).")
-flags.DEFINE_integer("process_id", None, "This process's index (plain multi-node).")
-FLAGS = flags.FLAGS
+from tiger_jax import cli, configurables, distributed
 
 
 def main() -> None:
-  if FLAGS.multi_host:
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  logging.info("devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
-               jax.process_count())
+  distributed.initialize()
   exp = configurables.experiment()
   configurables.write_config(gin.query_parameter("%MODEL_DIR"))
   configurables.train(exp=exp)
