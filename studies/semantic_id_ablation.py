@@ -92,7 +92,7 @@ def run_row(args, category: str, row_name: str) -> dict:
   from tiger_jax import io_utils, results
   content, bindings = ROWS[row_name]
   model_dir = os.path.join(args.run_dir, category, row_name)
-  result = RunDir(model_dir).result(f"test")
+  result = RunDir(model_dir).result("test")
   # Rows with text share one embedding cache: MiniLM runs once per category.
   cache = os.path.join(args.run_dir, category, "text_embedding_cache")
   if "text" in content and os.path.isdir(cache):

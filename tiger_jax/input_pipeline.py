@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping, Sequence
 
-import jax
 import numpy as np
 import seqio
 import tensorflow as tf
