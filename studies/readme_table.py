@@ -164,8 +164,11 @@ def _seeds_note(record: dict, seeds: list[dict]) -> str:
         models.append(f"{model} R@10 {t['recall@10']:.4f}, N@10 {t['ndcg@10']:.4f}, minus seed "
                       f"{record['seed']} " + ", ".join(
                           f"{d[m]['difference']:+.4f} (z {d[m]['z']:+.1f})" for m in keys))
+    ids, own = (r["rows"]["TIGER"].get("semantic_ids", {}).get("sha1") for r in (s, record))
+    other_ids = (f"; its own build of the recipe's Semantic IDs, sha1 {ids[:10]}, so the "
+                 "difference includes the IDs'" if ids and own and ids != own else "")
     parts.append(f"seed {s['seed']} (`{s['path']}`, step {s['rows']['TIGER']['checkpoint_step']:,}"
-                 f"): {'; '.join(models)}")
+                 f"{other_ids}): {'; '.join(models)}")
   mean = {m: sum(r["rows"]["TIGER"][m] for r in [record, *others]) / (1 + len(others))
           for m in keys}
   return (f" Other seeds: {'; '.join(parts)}; TIGER's mean over {1 + len(others)} seeds: R@10 "

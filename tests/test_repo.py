@@ -152,6 +152,12 @@ def test_a_rows_other_seeds_follow_its_note_paired_with_it_and_averaged():
       f"0.1500."), note
   assert "s2.json" not in text and "s3.json" not in text  # another recipe, another protocol
   assert "Other seeds" not in readme_table.table([main])
+  # A seed whose run built its own Semantic IDs (another machine) says so.
+  for r, sha in ((main, "a" * 40), (seeds[0], "b" * 40)):
+    r["rows"]["TIGER"]["semantic_ids"] = {"sha1": sha}
+  assert ("seed 1 (`records/s1.json`, step 20; its own build of the recipe's Semantic IDs, sha1 "
+          "bbbbbbbbbb, so the difference includes the IDs'): TIGER") in readme_table.table(
+              [main], seeds[:1])
 
 
 def test_the_cold_start_block_shows_knn_the_prefix_rule_and_the_mechanism_on_cold_targets():
