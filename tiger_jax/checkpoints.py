@@ -38,9 +38,10 @@ class Checkpoints:
     if every_minutes:
       policies.append(save_policy.ContinuousCheckpointingPolicy(
           minimum_interval_secs=max(1, int(round(every_minutes * 60)))))
-    # Each manager's cross-host barriers get their own key prefix: with a shared one, a save to
-    # checkpoints/ and one to best/ in flight together wait on each other's barriers until the
-    # timeout (seen with two processes; one process has no barriers).
+    # Each manager's cross-host barriers get their own key prefix: orbax's barrier names must be
+    # unique, and both managers save the same step at a validation step. With a shared prefix a
+    # two-process run once sat idle at two different barriers in close() until killed (one
+    # process has no barriers).
     barriers = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
     self.latest = ocp.CheckpointManager(
         self.directory,
